@@ -1,0 +1,617 @@
+import type Database from "better-sqlite3";
+import { v7 as uuidv7 } from "uuid";
+import { type Change, ChangeSchema } from "../core/change.ts";
+import { formatHlc, type Hlc, parseHlc, receiveHlc, tickHlc } from "../core/hlc.ts";
+import type { JsonObject, JsonValue } from "../core/json.ts";
+import { emptyReportState, mergeChange, type ReportState } from "../core/merge.ts";
+import type { Conflict, Report, SyncPage } from "../core/types.ts";
+import { CloudRequestError, type PushResult, SyncClient } from "./client.ts";
+import { openStore } from "./store.ts";
+
+/** A local command could not be done; `code` is stable for scripts. */
+export class EdgeAgentError extends Error {
+  override name = "EdgeAgentError";
+  constructor(
+    readonly code:
+      | "not_initialized"
+      | "not_found"
+      | "report_deleted"
+      | "invalid_change"
+      | "not_a_device",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type OutboxState = "pending" | "sent" | "applied" | "partial" | "superseded" | "rejected";
+
+export interface AgentStatus {
+  deviceId: string | null;
+  apiUrl: string | null;
+  pending: number;
+  sent: number;
+  applied: number;
+  partial: number;
+  superseded: number;
+  rejected: number;
+  conflicts: number;
+  lastSyncAt: string | null;
+  lastError: string | null;
+}
+
+export interface SyncProgress {
+  phase: "push" | "pull";
+  done: number;
+  total?: number;
+}
+
+export interface SyncSummary {
+  pushed: number;
+  rejected: number;
+  failed: number;
+  pulledReports: number;
+  acks: number;
+  conflicts: number;
+}
+
+export interface EdgeAgentOptions {
+  /** Wall clock in epoch milliseconds. */
+  now?: () => number;
+  /** A change sent but not acknowledged for this long is sent again. */
+  resendAfterMs?: number;
+  /** Per HTTP request. */
+  requestTimeoutMs?: number;
+  /** Push at most this many changes per request (the API allows 500). */
+  maxBatchChanges?: number;
+  pullPageSize?: number;
+}
+
+type ResolvedOptions = Required<EdgeAgentOptions>;
+
+const DEFAULTS: ResolvedOptions = {
+  now: Date.now,
+  resendAfterMs: 10 * 60_000,
+  requestTimeoutMs: 30_000,
+  maxBatchChanges: 500,
+  pullPageSize: 500,
+};
+/** Under the API's 5 MiB body limit with room for the envelope. */
+const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+/** Refresh a token this long before it expires. */
+const TOKEN_MARGIN_MS = 60_000;
+
+interface ReportRow {
+  id: string;
+  fields: string;
+  clocks: string;
+  deleted_hlc: string | null;
+  version: number;
+  created_at: string;
+  updated_at: string;
+  created_by: string | null;
+  updated_by: string | null;
+  server: string | null;
+}
+
+interface OutboxRow {
+  seq: number;
+  change_id: string;
+  report_id: string;
+  op: "upsert" | "delete";
+  hlc: string;
+  fields: string | null;
+  base: string | null;
+  state: OutboxState;
+}
+
+function toChange(row: OutboxRow): Change {
+  return row.op === "upsert"
+    ? {
+        changeId: row.change_id,
+        reportId: row.report_id,
+        op: "upsert",
+        hlc: row.hlc,
+        fields: JSON.parse(row.fields ?? "{}") as JsonObject,
+        base: JSON.parse(row.base ?? "{}") as Record<string, string | null>,
+      }
+    : { changeId: row.change_id, reportId: row.report_id, op: "delete", hlc: row.hlc };
+}
+
+function toReport(row: ReportRow): Report {
+  return {
+    id: row.id,
+    fields: JSON.parse(row.fields) as JsonObject,
+    clocks: JSON.parse(row.clocks) as Record<string, string>,
+    deleted: row.deleted_hlc !== null,
+    version: row.version,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    createdBy: row.created_by,
+    updatedBy: row.updated_by,
+  };
+}
+
+/** The server's view of a report as merge state (writers are the server's business). */
+function serverState(report: Report): ReportState {
+  return {
+    fields: report.fields,
+    clocks: report.clocks,
+    writers: {},
+    deletedHlc: report.deleted ? "" : null,
+  };
+}
+
+/**
+ * The edge agent: an offline-first store of reports in SQLite with a
+ * transactional outbox, and the sync round that pushes the outbox and pulls
+ * the merged state.
+ *
+ * @example
+ * const agent = EdgeAgent.open("site.db");
+ * const report = agent.create({ title: "Pump 3 leaking" });
+ * await agent.syncOnce();
+ */
+export class EdgeAgent {
+  private readonly options: ResolvedOptions;
+
+  private constructor(
+    private readonly db: Database.Database,
+    options: EdgeAgentOptions,
+  ) {
+    this.options = { ...DEFAULTS, ...options };
+  }
+
+  /** Opens or creates the agent's database file. */
+  static open(path: string, options: EdgeAgentOptions = {}): EdgeAgent {
+    return new EdgeAgent(openStore(path), options);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private meta(key: string): string | null {
+    const row = this.db.prepare("select value from meta where key = ?").get(key) as
+      | { value: string }
+      | undefined;
+    return row?.value ?? null;
+  }
+
+  private setMeta(key: string, value: string | null): void {
+    if (value === null) this.db.prepare("delete from meta where key = ?").run(key);
+    else
+      this.db
+        .prepare(
+          "insert into meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value",
+        )
+        .run(key, value);
+  }
+
+  private client(): SyncClient {
+    const apiUrl = this.meta("apiUrl");
+    if (!apiUrl) throw new EdgeAgentError("not_initialized", "Run `edge-agent init` first.");
+    return new SyncClient({ apiUrl, timeoutMs: this.options.requestTimeoutMs });
+  }
+
+  /**
+   * Stores the cloud's address and this device's credentials, and learns the
+   * device id from the cloud (the one command that needs the network).
+   */
+  async init(
+    apiUrl: string,
+    clientId: string,
+    clientSecret: string,
+  ): Promise<{ deviceId: string; projectId: string }> {
+    const client = new SyncClient({ apiUrl, timeoutMs: this.options.requestTimeoutMs });
+    const { accessToken, expiresIn } = await client.token(clientId, clientSecret);
+    const me = await client.me(accessToken);
+    if (me.role !== "device" || !me.project) {
+      throw new EdgeAgentError(
+        "not_a_device",
+        `These credentials are a ${me.role}'s, not a device's.`,
+      );
+    }
+    const previous = this.meta("deviceId");
+    if (previous && previous !== me.id) {
+      throw new EdgeAgentError(
+        "not_a_device",
+        `This database belongs to device ${previous}; use a new --db.`,
+      );
+    }
+    this.db.transaction(() => {
+      this.setMeta("apiUrl", apiUrl);
+      this.setMeta("clientId", clientId);
+      this.setMeta("clientSecret", clientSecret);
+      this.setMeta("deviceId", me.id);
+      this.setMeta("projectId", me.project);
+      this.setMeta("token", accessToken);
+      this.setMeta("tokenExpiresAt", String(this.options.now() + expiresIn * 1000));
+      if (!this.meta("hlc")) this.setMeta("hlc", formatHlc({ wall: 0, counter: 0, node: me.id }));
+    })();
+    return { deviceId: me.id, projectId: me.project };
+  }
+
+  private deviceId(): string {
+    const id = this.meta("deviceId");
+    if (!id) throw new EdgeAgentError("not_initialized", "Run `edge-agent init` first.");
+    return id;
+  }
+
+  private clock(): Hlc {
+    const text = this.meta("hlc");
+    return (text && parseHlc(text)) || { wall: 0, counter: 0, node: this.deviceId() };
+  }
+
+  private row(id: string): ReportRow | undefined {
+    return this.db.prepare("select * from reports where id = ?").get(id) as ReportRow | undefined;
+  }
+
+  private stateOf(row: ReportRow | undefined): ReportState {
+    if (!row) return emptyReportState();
+    return {
+      fields: JSON.parse(row.fields) as JsonObject,
+      clocks: JSON.parse(row.clocks) as Record<string, string>,
+      writers: {},
+      deletedHlc: row.deleted_hlc,
+    };
+  }
+
+  private write(reportId: string, op: "create" | "upsert" | "delete", fields?: JsonObject): Report {
+    return this.db
+      .transaction(() => {
+        const deviceId = this.deviceId();
+        const row = this.row(reportId);
+        if (op === "create" && row)
+          throw new EdgeAgentError("invalid_change", `Report ${reportId} already exists.`);
+        if (op !== "create" && !row)
+          throw new EdgeAgentError("not_found", `No report ${reportId}.`);
+        const state = this.stateOf(row);
+        if (state.deletedHlc !== null)
+          throw new EdgeAgentError("report_deleted", `Report ${reportId} is deleted.`);
+
+        const nowMs = this.options.now();
+        const hlc = formatHlc(tickHlc(this.clock(), nowMs));
+        const raw: Change =
+          op === "delete"
+            ? { changeId: uuidv7(), reportId, op: "delete", hlc }
+            : {
+                changeId: uuidv7(),
+                reportId,
+                op: "upsert",
+                hlc,
+                fields: fields ?? {},
+                // What this editor saw of each field it edits: the cloud
+                // detects concurrent edits from it.
+                base: Object.fromEntries(
+                  Object.keys(fields ?? {}).map((f) => [f, state.clocks[f] ?? null]),
+                ),
+              };
+        const parsed = ChangeSchema.safeParse(raw);
+        if (!parsed.success) {
+          throw new EdgeAgentError(
+            "invalid_change",
+            parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
+          );
+        }
+        const change = parsed.data;
+        const merged = mergeChange(state, change);
+        const at = new Date(nowMs).toISOString();
+        this.db
+          .prepare(
+            `insert into reports (id, fields, clocks, deleted_hlc, version, created_at, updated_at, created_by, updated_by)
+             values (@id, @fields, @clocks, @deleted, 0, @at, @at, @device, @device)
+             on conflict (id) do update set fields = @fields, clocks = @clocks, deleted_hlc = @deleted,
+               updated_at = @at, updated_by = @device`,
+          )
+          .run({
+            id: reportId,
+            fields: JSON.stringify(merged.state.fields),
+            clocks: JSON.stringify(merged.state.clocks),
+            deleted: merged.state.deletedHlc,
+            at,
+            device: deviceId,
+          });
+        this.db
+          .prepare(
+            `insert into outbox (change_id, report_id, op, hlc, fields, base, created_at)
+             values (?, ?, ?, ?, ?, ?, ?)`,
+          )
+          .run(
+            change.changeId,
+            reportId,
+            change.op,
+            change.hlc,
+            change.op === "upsert" ? JSON.stringify(change.fields) : null,
+            change.op === "upsert" && change.base ? JSON.stringify(change.base) : null,
+            at,
+          );
+        this.setMeta("hlc", hlc);
+        return toReport(this.row(reportId)!);
+      })
+      .immediate();
+  }
+
+  /** Creates a report (a new UUID unless `id` is given). Works offline. */
+  create(fields: JsonObject, id: string = crypto.randomUUID()): Report {
+    return this.write(id, "create", fields);
+  }
+
+  /** Sets fields (null clears one). Works offline. */
+  update(id: string, fields: JsonObject): Report {
+    return this.write(id, "upsert", fields);
+  }
+
+  /** Deletes a report (a tombstone that wins over later edits). Works offline. */
+  delete(id: string): Report {
+    return this.write(id, "delete");
+  }
+
+  get(id: string): Report | undefined {
+    const row = this.row(id);
+    return row ? toReport(row) : undefined;
+  }
+
+  /** Reports, newest first; `q` matches any string field value, case-insensitively. */
+  list(q?: string): Report[] {
+    const rows = this.db
+      .prepare("select * from reports order by updated_at desc, id")
+      .all() as ReportRow[];
+    const reports = rows.map(toReport);
+    if (!q) return reports;
+    const needle = q.toLowerCase();
+    return reports.filter((r) =>
+      Object.values(r.fields).some(
+        (v: JsonValue) => typeof v === "string" && v.toLowerCase().includes(needle),
+      ),
+    );
+  }
+
+  conflicts(): Conflict[] {
+    return (
+      this.db.prepare("select body from conflicts order by detected_at, id").all() as {
+        body: string;
+      }[]
+    ).map((r) => JSON.parse(r.body) as Conflict);
+  }
+
+  status(): AgentStatus {
+    const counts = Object.fromEntries(
+      (
+        this.db.prepare("select state, count(*) as n from outbox group by state").all() as {
+          state: OutboxState;
+          n: number;
+        }[]
+      ).map((r) => [r.state, r.n]),
+    ) as Partial<Record<OutboxState, number>>;
+    const conflicts = (
+      this.db.prepare("select count(*) as n from conflicts").get() as { n: number }
+    ).n;
+    return {
+      deviceId: this.meta("deviceId"),
+      apiUrl: this.meta("apiUrl"),
+      pending: counts.pending ?? 0,
+      sent: counts.sent ?? 0,
+      applied: counts.applied ?? 0,
+      partial: counts.partial ?? 0,
+      superseded: counts.superseded ?? 0,
+      rejected: counts.rejected ?? 0,
+      conflicts,
+      lastSyncAt: this.meta("lastSyncAt"),
+      lastError: this.meta("lastError"),
+    };
+  }
+
+  private async token(client: SyncClient, refresh = false): Promise<string> {
+    const token = this.meta("token");
+    const expiresAt = Number(this.meta("tokenExpiresAt") ?? 0);
+    if (!refresh && token && expiresAt - TOKEN_MARGIN_MS > this.options.now()) return token;
+    const { accessToken, expiresIn } = await client.token(
+      this.meta("clientId") ?? "",
+      this.meta("clientSecret") ?? "",
+    );
+    this.db.transaction(() => {
+      this.setMeta("token", accessToken);
+      this.setMeta("tokenExpiresAt", String(this.options.now() + expiresIn * 1000));
+    })();
+    return accessToken;
+  }
+
+  /** Runs `call` with a token; on 401 fetches a new token once and tries again. */
+  private async authorized<T>(client: SyncClient, call: (token: string) => Promise<T>): Promise<T> {
+    try {
+      return await call(await this.token(client));
+    } catch (error) {
+      if (!(error instanceof CloudRequestError && error.status === 401)) throw error;
+      return call(await this.token(client, true));
+    }
+  }
+
+  /** Outbox entries to send: pending ones, and sent ones unacknowledged for too long. */
+  private due(): OutboxRow[] {
+    const staleBefore = new Date(this.options.now() - this.options.resendAfterMs).toISOString();
+    return this.db
+      .prepare(
+        "select * from outbox where state = 'pending' or (state = 'sent' and sent_at < ?) order by seq",
+      )
+      .all(staleBefore) as OutboxRow[];
+  }
+
+  private batches(rows: OutboxRow[]): OutboxRow[][] {
+    const batches: OutboxRow[][] = [];
+    let current: OutboxRow[] = [];
+    let bytes = 0;
+    for (const row of rows) {
+      const size = Buffer.byteLength(JSON.stringify(toChange(row)));
+      if (
+        current.length >= this.options.maxBatchChanges ||
+        (current.length > 0 && bytes + size > MAX_BATCH_BYTES)
+      ) {
+        batches.push(current);
+        current = [];
+        bytes = 0;
+      }
+      current.push(row);
+      bytes += size + 1;
+    }
+    if (current.length) batches.push(current);
+    return batches;
+  }
+
+  private recordPush(result: PushResult): void {
+    const at = new Date(this.options.now()).toISOString();
+    const sent = this.db.prepare(
+      "update outbox set state = 'sent', sent_at = ?, attempts = attempts + 1 where change_id = ? and state in ('pending', 'sent')",
+    );
+    const rejected = this.db.prepare(
+      "update outbox set state = 'rejected', code = ?, message = ?, acked_at = ? where change_id = ? and state in ('pending', 'sent')",
+    );
+    const touched = new Set<string>();
+    this.db
+      .transaction(() => {
+        for (const id of result.accepted) sent.run(at, id);
+        for (const r of result.rejected) {
+          rejected.run(r.code, r.message, at, r.changeId);
+          touched.add(r.changeId);
+        }
+        for (const changeId of touched) {
+          const row = this.db
+            .prepare("select report_id from outbox where change_id = ?")
+            .get(changeId) as { report_id: string } | undefined;
+          if (row) this.rebuild(row.report_id);
+        }
+      })
+      .immediate();
+  }
+
+  /** Local view = last pulled server state + this device's unacknowledged changes, in order. */
+  private rebuild(reportId: string): void {
+    const row = this.row(reportId);
+    if (!row) return;
+    const server = row.server ? (JSON.parse(row.server) as Report) : undefined;
+    let state = server ? serverState(server) : emptyReportState();
+    const pending = this.db
+      .prepare(
+        "select * from outbox where report_id = ? and state in ('pending', 'sent') order by seq",
+      )
+      .all(reportId) as OutboxRow[];
+    for (const entry of pending) state = mergeChange(state, toChange(entry)).state;
+    if (!server && pending.length === 0) {
+      // Created here and rejected by the cloud: nothing of it exists anywhere.
+      this.db.prepare("delete from reports where id = ?").run(reportId);
+      return;
+    }
+    this.db
+      .prepare(
+        "update reports set fields = ?, clocks = ?, deleted_hlc = ?, version = ? where id = ?",
+      )
+      .run(
+        JSON.stringify(state.fields),
+        JSON.stringify(state.clocks),
+        state.deletedHlc,
+        server?.version ?? 0,
+        reportId,
+      );
+  }
+
+  private applyPage(page: SyncPage): void {
+    const upsertServer = this.db.prepare(
+      `insert into reports (id, fields, clocks, deleted_hlc, version, created_at, updated_at, created_by, updated_by, server)
+       values (@id, '{}', '{}', null, @version, @createdAt, @updatedAt, @createdBy, @updatedBy, @server)
+       on conflict (id) do update set server = @server, version = @version, created_at = @createdAt,
+         updated_at = @updatedAt, created_by = @createdBy, updated_by = @updatedBy`,
+    );
+    const ack = this.db.prepare(
+      "update outbox set state = ?, code = ?, message = ?, acked_at = ? where change_id = ? and state in ('pending', 'sent') returning report_id",
+    );
+    const conflict = this.db.prepare(
+      "insert into conflicts (id, report_id, detected_at, body) values (?, ?, ?, ?) on conflict (id) do nothing",
+    );
+    const at = new Date(this.options.now()).toISOString();
+    this.db
+      .transaction(() => {
+        const touched = new Set<string>();
+        for (const report of page.reports) {
+          upsertServer.run({ ...report, server: JSON.stringify(report) });
+          touched.add(report.id);
+        }
+        for (const a of page.acks) {
+          const row = ack.get(a.outcome, a.code ?? null, a.message ?? null, at, a.changeId) as
+            | { report_id: string }
+            | undefined;
+          if (row && a.outcome === "rejected") touched.add(row.report_id);
+        }
+        for (const c of page.conflicts)
+          conflict.run(c.id, c.reportId, c.detectedAt, JSON.stringify(c));
+        for (const id of touched) this.rebuild(id);
+        this.setMeta("cursor", page.cursor);
+        // Advance the clock past the server's, so a slow device clock catches up.
+        this.setMeta(
+          "hlc",
+          formatHlc(
+            receiveHlc(this.clock(), { wall: page.serverTime, counter: 0 }, this.options.now()),
+          ),
+        );
+      })
+      .immediate();
+  }
+
+  /**
+   * One sync round: push every due outbox entry, then pull pages until the
+   * cloud has nothing more. Throws `CloudUnreachableError` when the cloud
+   * cannot be reached (the changes stay queued); records the last error in
+   * `status()` either way.
+   */
+  async syncOnce(onProgress?: (p: SyncProgress) => void): Promise<SyncSummary> {
+    const client = this.client();
+    const summary: SyncSummary = {
+      pushed: 0,
+      rejected: 0,
+      failed: 0,
+      pulledReports: 0,
+      acks: 0,
+      conflicts: 0,
+    };
+    try {
+      const due = this.due();
+      for (const batch of this.batches(due)) {
+        const result = await this.authorized(client, (token) =>
+          client.push(token, batch.map(toChange)),
+        );
+        this.recordPush(result);
+        summary.pushed += result.accepted.length;
+        summary.rejected += result.rejected.length;
+        summary.failed += result.failed.length;
+        onProgress?.({
+          phase: "push",
+          done: summary.pushed + summary.rejected + summary.failed,
+          total: due.length,
+        });
+      }
+      let hasMore = true;
+      while (hasMore) {
+        const cursor = this.meta("cursor") ?? undefined;
+        const page = await this.authorized(client, (token) =>
+          client.pull(token, cursor, this.options.pullPageSize),
+        );
+        this.applyPage(page);
+        summary.pulledReports += page.reports.length;
+        summary.acks += page.acks.length;
+        summary.conflicts += page.conflicts.length;
+        hasMore = page.hasMore;
+        onProgress?.({ phase: "pull", done: summary.pulledReports });
+      }
+      this.db.transaction(() => {
+        this.setMeta("lastSyncAt", new Date(this.options.now()).toISOString());
+        this.setMeta(
+          "lastError",
+          summary.failed ? `${summary.failed} change(s) not queued by the cloud; will retry` : null,
+        );
+      })();
+      return summary;
+    } catch (error) {
+      this.setMeta("lastError", (error as Error).message);
+      throw error;
+    }
+  }
+}

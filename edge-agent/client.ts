@@ -1,0 +1,135 @@
+import type { Change } from "../core/change.ts";
+import type { SyncPage } from "../core/types.ts";
+
+/** The cloud could not be reached, or answered that it is unavailable: retry later. */
+export class CloudUnreachableError extends Error {
+  override name = "CloudUnreachableError";
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** The cloud refused the request itself (4xx): retrying the same request will not help. */
+export class CloudRequestError extends Error {
+  override name = "CloudRequestError";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface PushResult {
+  accepted: string[];
+  rejected: { changeId: string; code: string; message: string }[];
+  failed: { changeId: string; code: string; message: string }[];
+}
+
+export interface ClientOptions {
+  apiUrl: string;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+function retryAfterMs(response: Response): number | undefined {
+  const value = response.headers.get("retry-after");
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return seconds * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** The HTTP side of the agent: token, push, pull. Knows nothing of SQLite. */
+export class SyncClient {
+  constructor(private readonly options: ClientOptions) {}
+
+  private async request(path: string, init: RequestInit): Promise<unknown> {
+    const signal = AbortSignal.any([
+      AbortSignal.timeout(this.options.timeoutMs ?? 30_000),
+      ...(this.options.signal ? [this.options.signal] : []),
+    ]);
+    let response: Response;
+    try {
+      response = await fetch(new URL(path, this.options.apiUrl), { ...init, signal });
+    } catch (error) {
+      throw new CloudUnreachableError(
+        `cannot reach ${this.options.apiUrl}: ${(error as Error).message}`,
+        undefined,
+        {
+          cause: error,
+        },
+      );
+    }
+    const text = await response.text();
+    let body: unknown;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = undefined;
+    }
+    if (response.status >= 500 || response.status === 429) {
+      throw new CloudUnreachableError(
+        `the cloud answered ${response.status}`,
+        retryAfterMs(response),
+      );
+    }
+    if (response.status >= 400) {
+      const error = (body as { error?: unknown })?.error;
+      const code =
+        typeof error === "string" ? error : ((error as { code?: string })?.code ?? "http_error");
+      const message =
+        typeof error === "object" && error && "message" in error
+          ? String((error as { message: unknown }).message)
+          : ((body as { error_description?: string })?.error_description ??
+            `HTTP ${response.status}`);
+      throw new CloudRequestError(response.status, code, message);
+    }
+    return body;
+  }
+
+  async token(
+    clientId: string,
+    clientSecret: string,
+  ): Promise<{ accessToken: string; expiresIn: number }> {
+    const body = (await this.request("/v1/oauth/token", {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        grant_type: "client_credentials",
+        client_id: clientId,
+        client_secret: clientSecret,
+      }),
+    })) as { access_token: string; expires_in: number };
+    return { accessToken: body.access_token, expiresIn: body.expires_in };
+  }
+
+  async me(
+    token: string,
+  ): Promise<{ id: string; name: string; role: string; project: string | null }> {
+    return (await this.request("/v1/me", {
+      headers: { authorization: `Bearer ${token}` },
+    })) as never;
+  }
+
+  async push(token: string, changes: Change[]): Promise<PushResult> {
+    return (await this.request("/v1/changes", {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ changes }),
+    })) as PushResult;
+  }
+
+  async pull(token: string, cursor: string | undefined, limit = 500): Promise<SyncPage> {
+    const query = new URLSearchParams({ limit: String(limit), ...(cursor ? { cursor } : {}) });
+    return (await this.request(`/v1/sync?${query}`, {
+      headers: { authorization: `Bearer ${token}` },
+    })) as SyncPage;
+  }
+}

@@ -1,0 +1,54 @@
+import type { APIGatewayAuthorizerResult, APIGatewayTokenAuthorizerEvent } from "aws-lambda";
+import { UnauthorizedError } from "../core/errors.ts";
+import { verifyToken } from "./lib/auth/tokens.ts";
+import { type Deps, type Handler, lambdaHandler } from "./lib/deps.ts";
+
+/**
+ * `arn:aws:execute-api:region:account:api/stage/METHOD/path` → the same API
+ * and stage with every method and path. API Gateway caches the policy per
+ * token and applies it to every route, so it must not name one route.
+ */
+export function apiWildcardArn(methodArn: string): string {
+  const [apiArn, stage] = methodArn.split("/");
+  return `${apiArn}/${stage}/*/*`;
+}
+
+/**
+ * REST API TOKEN authorizer: verifies the bearer JWT and passes `sub`,
+ * `project` and `role` to the handlers. Throwing `Unauthorized` is how a
+ * Lambda authorizer makes API Gateway answer 401.
+ */
+export const create =
+  (deps: Deps): Handler<APIGatewayTokenAuthorizerEvent, APIGatewayAuthorizerResult> =>
+  async (event) => {
+    const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(
+      event.authorizationToken ?? "",
+    );
+    if (!match) throw new Error("Unauthorized");
+    try {
+      const principal = await verifyToken(
+        deps.keys,
+        { issuer: deps.config.issuer, audience: deps.config.audience },
+        match[1]!,
+      );
+      return {
+        principalId: principal.sub,
+        policyDocument: {
+          Version: "2012-10-17",
+          Statement: [
+            {
+              Action: "execute-api:Invoke",
+              Effect: "Allow",
+              Resource: apiWildcardArn(event.methodArn),
+            },
+          ],
+        },
+        context: { sub: principal.sub, project: principal.project ?? "", role: principal.role },
+      };
+    } catch (error) {
+      if (error instanceof UnauthorizedError) throw new Error("Unauthorized");
+      throw error;
+    }
+  };
+
+export const handler = lambdaHandler(create);

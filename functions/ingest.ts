@@ -1,0 +1,100 @@
+import middy from "@middy/core";
+import type { APIGatewayProxyResult } from "aws-lambda";
+import { z } from "zod";
+import {
+  type ChangeMessage,
+  checkChange,
+  MAX_CHANGES_PER_REQUEST,
+  type Rejection,
+  readableChangeId,
+} from "../core/change.ts";
+import { ValidationError } from "../core/errors.ts";
+import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import {
+  type ApiEvent,
+  authorize,
+  httpErrors,
+  json,
+  jsonBody,
+  principalOf,
+  projectOf,
+} from "./lib/http.ts";
+import type { EnqueueFailure } from "./lib/queue.ts";
+
+const BatchSchema = z.strictObject({
+  changes: z.array(z.unknown()).min(1).max(MAX_CHANGES_PER_REQUEST),
+});
+
+export interface IngestResult {
+  accepted: string[];
+  rejected: Rejection[];
+  failed: EnqueueFailure[];
+}
+
+/**
+ * `POST /v1/changes`: validates each change and puts the valid ones on the
+ * FIFO queue. 202 means SQS holds them; the outcome arrives later on pull.
+ */
+export const create = (deps: Deps) =>
+  middy<ApiEvent, APIGatewayProxyResult>()
+    .use(httpErrors(deps.logger))
+    .use(authorize())
+    .use(jsonBody())
+    .handler(async (event) => {
+      const principal = principalOf(event);
+      const projectId = projectOf(principal);
+      const batch = BatchSchema.safeParse(event.parsedBody);
+      if (!batch.success) {
+        throw new ValidationError(
+          `The body must be {"changes": [...]} with 1 to ${MAX_CHANGES_PER_REQUEST} changes.`,
+        );
+      }
+      const ids = batch.data.changes.map(readableChangeId);
+      const unreadable = ids.indexOf(undefined);
+      if (unreadable >= 0) {
+        throw new ValidationError(`changes[${unreadable}] has no readable changeId (a UUID).`, {
+          index: unreadable,
+        });
+      }
+
+      const nowMs = deps.now();
+      const receivedAt = new Date(nowMs).toISOString();
+      const context = {
+        deviceId: principal.sub,
+        serverNowMs: nowMs,
+        maxClockSkewMs: deps.config.maxClockSkewMs,
+      };
+      const seen = new Set<string>();
+      const rejected: Rejection[] = [];
+      const messages: ChangeMessage[] = [];
+      batch.data.changes.forEach((raw, index) => {
+        const changeId = ids[index]!;
+        if (seen.has(changeId)) {
+          rejected.push({
+            changeId,
+            code: "duplicate_in_batch",
+            message: "this changeId appears earlier in the batch",
+          });
+          return;
+        }
+        seen.add(changeId);
+        const checked = checkChange(raw, changeId, context);
+        if ("rejection" in checked) rejected.push(checked.rejection);
+        else
+          messages.push({ projectId, deviceId: principal.sub, receivedAt, change: checked.change });
+      });
+
+      const { accepted, failed } = messages.length
+        ? await deps.queue.enqueue(messages)
+        : { accepted: [], failed: [] };
+      deps.logger.info("changes received", {
+        deviceId: principal.sub,
+        accepted: accepted.length,
+        rejected: rejected.length,
+        failed: failed.length,
+      });
+      const result: IngestResult = { accepted, rejected, failed };
+      return json(202, result);
+    });
+
+export const handler = lambdaHandler(create);

@@ -1,0 +1,67 @@
+import pg from "pg";
+import type { Db, Queryable } from "./db.ts";
+
+// int8 (count(*), bigserial) as number: every value we store fits in 2^53.
+const types = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === 20
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+export interface PostgresOptions {
+  connectionString: string;
+  /** Schema to use instead of `public` (test isolation on a shared server). */
+  schema?: string;
+  max?: number;
+}
+
+function queryable(client: pg.Pool | pg.PoolClient): Queryable {
+  return {
+    async query<R>(sql: string, params?: readonly unknown[]) {
+      const result = await client.query(sql, params as unknown[] | undefined);
+      return result.rows as R[];
+    },
+    async exec(sql: string) {
+      await client.query(sql);
+    },
+  };
+}
+
+/** node-postgres adapter: one pool per cold start. */
+export function createPostgresDb({ connectionString, schema, max = 10 }: PostgresOptions): Db {
+  const pool = new pg.Pool({
+    connectionString,
+    max,
+    types,
+    options: schema ? `-c search_path=${schema}` : undefined,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle client losing its connection must not crash the process; the
+  // next query gets a fresh one.
+  pool.on("error", () => {});
+  return {
+    kind: "postgres",
+    ...queryable(pool),
+    async transaction(fn) {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query("BEGIN");
+        const result = await fn(queryable(client));
+        await client.query("COMMIT");
+        return result;
+      } catch (error) {
+        await client.query("ROLLBACK").catch((rollbackError: Error) => {
+          broken = rollbackError;
+        });
+        throw error;
+      } finally {
+        // A client whose rollback failed is unusable; release(err) discards it.
+        client.release(broken);
+      }
+    },
+    close: () => pool.end(),
+  };
+}

@@ -1,0 +1,60 @@
+import { join } from "node:path";
+import type { Logger } from "@aws-lambda-powertools/logger";
+import type { Context } from "aws-lambda";
+import { type KeyRing, keyRingFrom, loadOrCreateKeyFile } from "./auth/keys.ts";
+import { type Config, loadConfig } from "./config.ts";
+import type { Db } from "./db/db.ts";
+import { createPgliteDb } from "./db/pglite.ts";
+import { createPostgresDb } from "./db/postgres.ts";
+import { createLogger } from "./logger.ts";
+import { type ChangeQueue, createSqsClient, createSqsQueue } from "./queue.ts";
+
+/** The ports every handler is built from; tests and the local cloud pass their own. */
+export interface Deps {
+  config: Config;
+  db: Db;
+  queue: ChangeQueue;
+  keys: KeyRing;
+  logger: Logger;
+  /** Wall clock in epoch milliseconds. */
+  now: () => number;
+}
+
+/** Opens the database the configuration names: `DATABASE_URL`, else PGlite in `DATA_DIR`. */
+export async function openDb(config: Config): Promise<Db> {
+  return config.databaseUrl
+    ? createPostgresDb({ connectionString: config.databaseUrl })
+    : createPgliteDb(join(config.dataDir, "pgdata"));
+}
+
+/** Builds the ports from the environment, as a Lambda cold start does. */
+export async function depsFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Deps> {
+  const config = loadConfig(env);
+  const client = createSqsClient(config.region, config.sqsEndpoint);
+  return {
+    config,
+    db: await openDb(config),
+    queue: createSqsQueue({ client, queueUrl: config.queueUrl, dlqUrl: config.dlqUrl }),
+    keys: await keyRingFrom(await loadOrCreateKeyFile(config.keysFile)),
+    logger: createLogger(),
+    now: Date.now,
+  };
+}
+
+export type Handler<E, R> = (event: E, context: Context) => Promise<R>;
+
+/**
+ * Wraps a handler factory into a Lambda handler: the ports are built once per
+ * cold start, on the first invocation, and reused after.
+ *
+ * @example
+ * export const create = (deps: Deps) => middy().handler(...);
+ * export const handler = lambdaHandler(create);
+ */
+export function lambdaHandler<E, R>(create: (deps: Deps) => Handler<E, R>): Handler<E, R> {
+  let built: Promise<Handler<E, R>> | undefined;
+  return async (event, context) => {
+    built ??= depsFromEnv().then(create);
+    return (await built)(event, context);
+  };
+}

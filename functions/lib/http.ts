@@ -1,0 +1,151 @@
+import type { Logger } from "@aws-lambda-powertools/logger";
+import type { MiddlewareObj } from "@middy/core";
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
+import {
+  EdgeSyncError,
+  ForbiddenError,
+  NotFoundError,
+  UnauthorizedError,
+} from "../../core/errors.ts";
+import type { Principal, Role } from "../../core/types.ts";
+import { routeOf } from "../routes.ts";
+
+/** A REST proxy event after the body middleware has parsed its JSON. */
+export type ApiEvent = APIGatewayProxyEvent & { parsedBody?: unknown };
+type Middleware = MiddlewareObj<ApiEvent, APIGatewayProxyResult>;
+
+/** Sent with every API response. */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  "cache-control": "no-store",
+  "strict-transport-security": "max-age=63072000; includeSubDomains",
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "no-referrer",
+};
+
+export function json(
+  statusCode: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): APIGatewayProxyResult {
+  return {
+    statusCode,
+    headers: { ...SECURITY_HEADERS, "content-type": "application/json; charset=utf-8", ...headers },
+    body: JSON.stringify(body),
+  };
+}
+
+export function errorResponse(
+  statusCode: number,
+  code: string,
+  message: string,
+  details?: unknown,
+) {
+  return json(statusCode, {
+    error: { code, message, ...(details === undefined ? {} : { details }) },
+  });
+}
+
+/** Case-insensitive header lookup (API Gateway keeps the client's casing). */
+export function header(event: APIGatewayProxyEvent, name: string): string | undefined {
+  const wanted = name.toLowerCase();
+  for (const [key, value] of Object.entries(event.headers ?? {})) {
+    if (key.toLowerCase() === wanted && value !== undefined) return value;
+  }
+  return undefined;
+}
+
+/**
+ * Turns every error into the API's error shape. Errors below 500 are shown as
+ * they are; anything else is logged and becomes a generic `internal` (or
+ * `unavailable`), never echoing stack traces or SQL.
+ */
+export function httpErrors(logger: Logger): Middleware {
+  return {
+    onError: async (request) => {
+      const error = request.error;
+      if (error instanceof EdgeSyncError && error.statusCode < 500) {
+        request.response = errorResponse(
+          error.statusCode,
+          error.code,
+          error.message,
+          error.details,
+        );
+        return;
+      }
+      if (error instanceof EdgeSyncError && error.statusCode === 503) {
+        logger.warn("dependency unavailable", { error });
+        request.response = errorResponse(503, "unavailable", error.message);
+        return;
+      }
+      logger.error("unhandled error", { error });
+      request.response = errorResponse(500, "internal", "Something went wrong on our side.");
+    },
+  };
+}
+
+const DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024;
+
+/** Requires a JSON body of bounded size and parses it into `event.parsedBody`. */
+export function jsonBody(maxBytes = DEFAULT_MAX_BODY_BYTES): Middleware {
+  return {
+    before: async ({ event }) => {
+      const type = header(event, "content-type") ?? "";
+      if (!/^application\/json\s*(;|$)/i.test(type)) {
+        throw new EdgeSyncError(
+          "unsupported_media_type",
+          "Send the body as application/json.",
+          415,
+        );
+      }
+      const raw = event.isBase64Encoded
+        ? Buffer.from(event.body ?? "", "base64")
+        : Buffer.from(event.body ?? "", "utf8");
+      if (raw.byteLength > maxBytes) {
+        throw new EdgeSyncError(
+          "payload_too_large",
+          `The body may be at most ${maxBytes} bytes.`,
+          413,
+        );
+      }
+      try {
+        event.parsedBody = JSON.parse(raw.toString("utf8"));
+      } catch {
+        throw new EdgeSyncError("invalid_json", "The body is not valid JSON.", 400);
+      }
+    },
+  };
+}
+
+/**
+ * Enforces the route table's roles. The authorizer has already verified the
+ * token; its context carries `sub`, `project` and `role`.
+ */
+export function authorize(): Middleware {
+  return {
+    before: async ({ event }) => {
+      const route = routeOf(event.resource, event.httpMethod);
+      if (!route) throw new NotFoundError("No such route.");
+      if (route.roles === "public") return;
+      const principal = principalOf(event);
+      if (!route.roles.includes(principal.role)) throw new ForbiddenError();
+    },
+  };
+}
+
+/** The caller, from the authorizer's context (never from the body). */
+export function principalOf(event: APIGatewayProxyEvent): Principal {
+  const context = event.requestContext.authorizer as Record<string, unknown> | null | undefined;
+  const sub = context?.sub;
+  const role = context?.role;
+  if (typeof sub !== "string" || typeof role !== "string") throw new UnauthorizedError();
+  const project =
+    typeof context?.project === "string" && context.project !== "" ? context.project : null;
+  return { sub, project, role: role as Role };
+}
+
+/** The caller's project; every query of project data is scoped by it. */
+export function projectOf(principal: Principal): string {
+  if (!principal.project) throw new ForbiddenError("This token belongs to no project.");
+  return principal.project;
+}

@@ -1,0 +1,81 @@
+import type { Role } from "../../core/types.ts";
+import { hashSecret, newCredentials } from "./auth/secrets.ts";
+import type { Queryable } from "./db/db.ts";
+
+export interface PrincipalRow {
+  id: string;
+  project_id: string | null;
+  role: Role;
+  name: string;
+  secret_hash: string;
+  revoked_at: Date | null;
+}
+
+export async function findPrincipalByClientId(
+  db: Queryable,
+  clientId: string,
+): Promise<PrincipalRow | undefined> {
+  const rows = await db.query<PrincipalRow>(
+    "select id, project_id, role, name, secret_hash, revoked_at from principals where client_id = $1",
+    [clientId],
+  );
+  return rows[0];
+}
+
+export async function findPrincipalById(
+  db: Queryable,
+  id: string,
+): Promise<PrincipalRow | undefined> {
+  const rows = await db.query<PrincipalRow>(
+    "select id, project_id, role, name, secret_hash, revoked_at from principals where id = $1",
+    [id],
+  );
+  return rows[0];
+}
+
+export interface IssuedCredentials {
+  id: string;
+  name: string;
+  clientId: string;
+  clientSecret: string;
+}
+
+export async function createProject(
+  db: Queryable,
+  name: string,
+): Promise<{ id: string; name: string }> {
+  const id = crypto.randomUUID();
+  await db.query("insert into projects (id, name) values ($1, $2)", [id, name]);
+  return { id, name };
+}
+
+/** Registers a device; its secret is returned here and stored only as a hash. */
+export async function createDevice(
+  db: Queryable,
+  projectId: string,
+  name: string,
+): Promise<IssuedCredentials> {
+  const id = crypto.randomUUID();
+  const credentials = newCredentials("dev");
+  await db.query(
+    "insert into devices (id, project_id, name, client_id, secret_hash) values ($1, $2, $3, $4, $5)",
+    [id, projectId, name, credentials.clientId, await hashSecret(credentials.clientSecret)],
+  );
+  return { id, name, ...credentials };
+}
+
+/** Adds a member (analyst, auditor, admin) to a project, or the operator (no project). */
+export async function createMember(
+  db: Queryable,
+  projectId: string | null,
+  name: string,
+  role: Exclude<Role, "device">,
+): Promise<IssuedCredentials & { role: Role }> {
+  const id = crypto.randomUUID();
+  const credentials = newCredentials(role === "operator" ? "op" : "mem");
+  await db.query(
+    "insert into members (id, project_id, name, role, client_id, secret_hash) values ($1, $2, $3, $4, $5, $6)",
+    [id, projectId, name, role, credentials.clientId, await hashSecret(credentials.clientSecret)],
+  );
+  return { id, name, role, ...credentials };
+}

@@ -1,0 +1,20 @@
+import middy from "@middy/core";
+import type { APIGatewayProxyResult } from "aws-lambda";
+import { UnauthorizedError } from "../core/errors.ts";
+import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import { type ApiEvent, authorize, httpErrors, json, principalOf } from "./lib/http.ts";
+import { findPrincipalById } from "./lib/identity.ts";
+
+/** `GET /v1/me`: who the token speaks for. */
+export const create = (deps: Deps) =>
+  middy<ApiEvent, APIGatewayProxyResult>()
+    .use(httpErrors(deps.logger))
+    .use(authorize())
+    .handler(async (event) => {
+      const principal = principalOf(event);
+      const row = await findPrincipalById(deps.db, principal.sub);
+      if (!row || row.revoked_at) throw new UnauthorizedError("These credentials were revoked.");
+      return json(200, { id: row.id, name: row.name, role: row.role, project: row.project_id });
+    });
+
+export const handler = lambdaHandler(create);

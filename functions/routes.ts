@@ -1,0 +1,94 @@
+import type { Role } from "../core/types.ts";
+
+/** The Lambda functions behind the API, one file each in `functions/`. */
+export type ApiFunction = "token" | "jwks" | "me" | "ingest" | "sync" | "health" | "devices";
+
+export interface Route {
+  method: "GET" | "POST" | "DELETE";
+  /** API Gateway resource path; `{name}` is a path parameter. */
+  path: string;
+  fn: ApiFunction;
+  /** Roles allowed, or "public" for routes without the authorizer. */
+  roles: readonly Role[] | "public";
+}
+
+const READERS: readonly Role[] = ["analyst", "auditor", "admin"];
+const EVERYONE: readonly Role[] = ["device", ...READERS, "operator"];
+
+/**
+ * The one route table. The local API emulator and the CDK stack both build
+ * from it, so the two cannot drift.
+ */
+export const routes: readonly Route[] = [
+  { method: "POST", path: "/v1/oauth/token", fn: "token", roles: "public" },
+  { method: "GET", path: "/.well-known/jwks.json", fn: "jwks", roles: "public" },
+  { method: "GET", path: "/v1/health", fn: "health", roles: "public" },
+  { method: "GET", path: "/v1/me", fn: "me", roles: EVERYONE },
+  { method: "POST", path: "/v1/changes", fn: "ingest", roles: ["device"] },
+  { method: "GET", path: "/v1/sync", fn: "sync", roles: ["device"] },
+  { method: "POST", path: "/v1/devices", fn: "devices", roles: ["admin"] },
+];
+
+/** Every function the API needs, once each. */
+export const apiFunctions: readonly ApiFunction[] = [...new Set(routes.map((r) => r.fn))];
+
+/**
+ * Bodies API Gateway itself returns (gateway responses), in the API's error
+ * shape. The emulator sends the same ones.
+ */
+export const gatewayResponses = {
+  UNAUTHORIZED: { status: 401, code: "unauthorized", message: "A valid bearer token is required." },
+  ACCESS_DENIED: { status: 403, code: "forbidden", message: "This token may not do this." },
+  MISSING_AUTHENTICATION_TOKEN: { status: 404, code: "not_found", message: "No such route." },
+  REQUEST_TOO_LARGE: {
+    status: 413,
+    code: "payload_too_large",
+    message: "The request body is too large.",
+  },
+  THROTTLED: { status: 429, code: "rate_limited", message: "Too many requests; retry later." },
+  DEFAULT_5XX: { status: 500, code: "internal", message: "Something went wrong on our side." },
+} as const;
+
+export type GatewayResponse = keyof typeof gatewayResponses;
+
+export interface RouteMatch {
+  route: Route;
+  pathParameters: Record<string, string> | null;
+}
+
+function pattern(path: string): RegExp {
+  const source = path
+    .split("/")
+    .map((part) =>
+      /^\{\w+\}$/.test(part) ? `(?<${part.slice(1, -1)}>[^/]+)` : part.replace(/[.]/g, "\\."),
+    )
+    .join("/");
+  return new RegExp(`^${source}$`);
+}
+
+const compiled = routes.map((route) => ({ route, regex: pattern(route.path) }));
+
+/** Finds the route for a request, as API Gateway's resource matching does. */
+export function matchRoute(method: string, path: string): RouteMatch | undefined {
+  for (const { route, regex } of compiled) {
+    if (route.method !== method) continue;
+    const match = regex.exec(path);
+    if (!match) continue;
+    const groups = match.groups
+      ? Object.fromEntries(Object.entries(match.groups).map(([k, v]) => [k, decodeURIComponent(v)]))
+      : null;
+    return { route, pathParameters: groups };
+  }
+  return undefined;
+}
+
+/** The route an event came through, by its resource template and method. */
+export function routeOf(resource: string, method: string): Route | undefined {
+  return routes.find((r) => r.path === resource && r.method === method);
+}
+
+/**
+ * How long API Gateway reuses an authorizer's answer for the same token.
+ * Short, so a revoked device's tokens stop working within a minute.
+ */
+export const AUTHORIZER_CACHE_TTL_SECONDS = 30;

@@ -1,0 +1,32 @@
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
+import * as authorizer from "../functions/authorizer.ts";
+import * as consume from "../functions/consume.ts";
+import * as devices from "../functions/devices.ts";
+import * as health from "../functions/health.ts";
+import * as ingest from "../functions/ingest.ts";
+import * as jwks from "../functions/jwks.ts";
+import type { Deps, Handler } from "../functions/lib/deps.ts";
+import * as me from "../functions/me.ts";
+import type { ApiFunction } from "../functions/routes.ts";
+import * as sync from "../functions/sync.ts";
+import * as token from "../functions/token.ts";
+
+export type ApiHandler = Handler<APIGatewayProxyEvent, APIGatewayProxyResult>;
+
+/** Every API function's factory, by the name the route table uses. */
+export const apiFactories: Record<ApiFunction, (deps: Deps) => ApiHandler> = {
+  token: token.create,
+  jwks: jwks.create,
+  me: me.create,
+  ingest: ingest.create,
+  sync: sync.create,
+  health: health.create,
+  devices: devices.create,
+};
+
+/** Every function, API or not, for `npm run invoke`. */
+export const allFactories = {
+  ...apiFactories,
+  authorizer: authorizer.create,
+  consume: consume.create,
+} as const;

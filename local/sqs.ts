@@ -1,0 +1,70 @@
+import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { buildApp } from "fauxqs";
+
+export const QUEUE_NAME = "changes.fifo";
+export const DLQ_NAME = "changes-dlq.fifo";
+/** Receives before a message moves to the DLQ (DESIGN.md). */
+export const MAX_RECEIVE_COUNT = 5;
+
+export interface EmbeddedSqs {
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+/** fauxqs, an SQS emulator, listening on loopback only. */
+export async function startEmbeddedSqs(host = "127.0.0.1", port = 0): Promise<EmbeddedSqs> {
+  const app = buildApp({ logger: false, host });
+  await app.listen({ host, port });
+  const address = app.server.address();
+  const actualPort = typeof address === "object" && address ? address.port : port;
+  return { endpoint: `http://${host}:${actualPort}`, stop: () => app.close() };
+}
+
+export interface Queues {
+  queueUrl: string;
+  queueArn: string;
+  dlqUrl: string;
+}
+
+/**
+ * Creates the changes queue and its DLQ through the SQS API (idempotent), as
+ * the CDK stack declares them: FIFO, per-message-group throughput, redrive
+ * to the DLQ after 5 receives.
+ */
+export async function ensureQueues(
+  client: SQSClient,
+  visibilityTimeoutSeconds = 30,
+): Promise<Queues> {
+  const dlq = await client.send(
+    new CreateQueueCommand({
+      QueueName: DLQ_NAME,
+      Attributes: { FifoQueue: "true", MessageRetentionPeriod: "1209600" },
+    }),
+  );
+  const dlqArn = (
+    await client.send(
+      new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ["QueueArn"] }),
+    )
+  ).Attributes!.QueueArn!;
+  const queue = await client.send(
+    new CreateQueueCommand({
+      QueueName: QUEUE_NAME,
+      Attributes: {
+        FifoQueue: "true",
+        DeduplicationScope: "queue",
+        FifoThroughputLimit: "perQueue",
+        VisibilityTimeout: String(visibilityTimeoutSeconds),
+        RedrivePolicy: JSON.stringify({
+          deadLetterTargetArn: dlqArn,
+          maxReceiveCount: MAX_RECEIVE_COUNT,
+        }),
+      },
+    }),
+  );
+  const queueArn = (
+    await client.send(
+      new GetQueueAttributesCommand({ QueueUrl: queue.QueueUrl, AttributeNames: ["QueueArn"] }),
+    )
+  ).Attributes!.QueueArn!;
+  return { queueUrl: queue.QueueUrl!, queueArn, dlqUrl: dlq.QueueUrl! };
+}
