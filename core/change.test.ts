@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { checkChange, MAX_FIELD_BYTES, readableChangeId } from "./change.ts";
+import { formatHlc } from "./hlc.ts";
+
+const deviceId = "6f1c2d9e-4b7a-4f1e-9c3d-2a5b8e7f0a11";
+const now = 1_795_352_400_000;
+const context = { deviceId, serverNowMs: now, maxClockSkewMs: 300_000 };
+const changeId = "0193a1b2-0000-7000-8000-000000000001";
+const valid = {
+  changeId,
+  reportId: "0c9d8e7f-6a5b-4c3d-8e2f-1a0b9c8d7e6f",
+  op: "upsert",
+  hlc: formatHlc({ wall: now, counter: 0, node: deviceId }),
+  fields: { title: "Pump 3", severity: 3, notes: null },
+};
+const codeOf = (raw: unknown) => {
+  const result = checkChange(raw, changeId, context);
+  return "rejection" in result ? result.rejection.code : "ok";
+};
+
+describe("checkChange", () => {
+  it("accepts a valid upsert and a valid delete", () => {
+    expect(codeOf(valid)).toBe("ok");
+    expect(codeOf({ changeId, reportId: valid.reportId, op: "delete", hlc: valid.hlc })).toBe("ok");
+  });
+
+  it.each([
+    ["an HLC that is not wall:counter:node", { hlc: "yesterday" }, "hlc_invalid"],
+    ["another device's HLC node", { hlc: formatHlc({ wall: now, counter: 0, node: "someone-else" }) }, "hlc_node_mismatch"],
+    ["an HLC more than MAX_CLOCK_SKEW_MS ahead", { hlc: formatHlc({ wall: now + 300_001, counter: 0, node: deviceId }) }, "clock_skew"],
+    ["no fields on an upsert", { fields: {} }, "invalid_change"],
+    ["a bad field name", { fields: { "1st": 1 } }, "invalid_change"],
+    ["65 fields", { fields: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`f${i}`, i])) }, "invalid_change"],
+    ["a field over 32 KiB", { fields: { notes: "x".repeat(MAX_FIELD_BYTES) } }, "invalid_change"],
+    ["an unknown op", { op: "merge" }, "invalid_change"],
+    ["an unknown key", { extra: true }, "invalid_change"],
+    ["the nil report id", { reportId: "00000000-0000-0000-0000-000000000000" }, "invalid_change"],
+    ["a base that is not an HLC", { base: { title: "v1" } }, "invalid_change"],
+  ])("rejects %s", (_, patch, code) => {
+    expect(codeOf({ ...valid, ...patch })).toBe(code);
+  });
+
+  it("accepts an HLC exactly at the skew limit and any HLC in the past", () => {
+    expect(codeOf({ ...valid, hlc: formatHlc({ wall: now + 300_000, counter: 9, node: deviceId }) })).toBe("ok");
+    expect(codeOf({ ...valid, hlc: formatHlc({ wall: 1, counter: 0, node: deviceId }) })).toBe("ok");
+  });
+
+  it("rejects a delete that carries fields", () => {
+    expect(codeOf({ changeId, reportId: valid.reportId, op: "delete", hlc: valid.hlc, fields: { a: 1 } })).toBe(
+      "invalid_change",
+    );
+  });
+});
+
+describe("readableChangeId", () => {
+  it("reads a UUID changeId and nothing else", () => {
+    expect(readableChangeId(valid)).toBe(changeId);
+    expect(readableChangeId({ changeId: "42" })).toBeUndefined();
+    expect(readableChangeId({ changeId: 42 })).toBeUndefined();
+    expect(readableChangeId(null)).toBeUndefined();
+    expect(readableChangeId("x")).toBeUndefined();
+  });
+});

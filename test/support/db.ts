@@ -1,0 +1,66 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import type { Db } from "../../functions/lib/db/db.ts";
+import { migrate } from "../../functions/lib/db/migrate.ts";
+import { createPgliteDb } from "../../functions/lib/db/pglite.ts";
+import { createPostgresDb } from "../../functions/lib/db/postgres.ts";
+
+export type DbTarget = "pglite" | "postgres";
+
+/**
+ * The databases the database suites run on: PGlite always, and the server
+ * too when DATABASE_URL is set. DB_TARGETS (comma-separated) narrows it, as
+ * `npm run test:pg` does.
+ */
+export function dbTargets(): DbTarget[] {
+  const requested = process.env.DB_TARGETS?.split(",").map((t) => t.trim()) as DbTarget[] | undefined;
+  const available: DbTarget[] = ["pglite", ...(process.env.DATABASE_URL ? (["postgres"] as const) : [])];
+  if (!requested) return available;
+  if (requested.includes("postgres") && !process.env.DATABASE_URL) {
+    throw new Error("DB_TARGETS names postgres but DATABASE_URL is not set");
+  }
+  return requested;
+}
+
+export interface TestDb {
+  db: Db;
+  /** Opens another connection pool on the same database (postgres only). */
+  connectAgain?: () => Db;
+  drop(): Promise<void>;
+}
+
+/**
+ * A fresh, empty database: an in-memory PGlite, or a new schema on the
+ * server so that suites running at once never see each other's rows.
+ */
+export async function createTestDb(target: DbTarget, { migrated = true } = {}): Promise<TestDb> {
+  if (target === "pglite") {
+    const db = await createPgliteDb();
+    if (migrated) await migrate(db);
+    return { db, drop: () => db.close() };
+  }
+  const connectionString = process.env.DATABASE_URL!;
+  const schema = `t_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString });
+  await admin.connect();
+  await admin.query(`create schema ${schema}`);
+  await admin.end();
+  const db = createPostgresDb({ connectionString, schema });
+  const others: Db[] = [];
+  if (migrated) await migrate(db);
+  return {
+    db,
+    connectAgain: () => {
+      const other = createPostgresDb({ connectionString, schema });
+      others.push(other);
+      return other;
+    },
+    async drop() {
+      await Promise.all([db, ...others].map((d) => d.close()));
+      const client = new pg.Client({ connectionString });
+      await client.connect();
+      await client.query(`drop schema ${schema} cascade`);
+      await client.end();
+    },
+  };
+}
