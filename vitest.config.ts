@@ -7,6 +7,9 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",
-    env: { POWERTOOLS_LOG_LEVEL: "SILENT", AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING: "1" },
+    env: {
+      POWERTOOLS_LOG_LEVEL: "SILENT",
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+    },
   },
 });

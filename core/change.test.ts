@@ -26,11 +26,23 @@ describe("checkChange", () => {
 
   it.each([
     ["an HLC that is not wall:counter:node", { hlc: "yesterday" }, "hlc_invalid"],
-    ["another device's HLC node", { hlc: formatHlc({ wall: now, counter: 0, node: "someone-else" }) }, "hlc_node_mismatch"],
-    ["an HLC more than MAX_CLOCK_SKEW_MS ahead", { hlc: formatHlc({ wall: now + 300_001, counter: 0, node: deviceId }) }, "clock_skew"],
+    [
+      "another device's HLC node",
+      { hlc: formatHlc({ wall: now, counter: 0, node: "someone-else" }) },
+      "hlc_node_mismatch",
+    ],
+    [
+      "an HLC more than MAX_CLOCK_SKEW_MS ahead",
+      { hlc: formatHlc({ wall: now + 300_001, counter: 0, node: deviceId }) },
+      "clock_skew",
+    ],
     ["no fields on an upsert", { fields: {} }, "invalid_change"],
     ["a bad field name", { fields: { "1st": 1 } }, "invalid_change"],
-    ["65 fields", { fields: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`f${i}`, i])) }, "invalid_change"],
+    [
+      "65 fields",
+      { fields: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`f${i}`, i])) },
+      "invalid_change",
+    ],
     ["a field over 32 KiB", { fields: { notes: "x".repeat(MAX_FIELD_BYTES) } }, "invalid_change"],
     ["an unknown op", { op: "merge" }, "invalid_change"],
     ["an unknown key", { extra: true }, "invalid_change"],
@@ -41,14 +53,24 @@ describe("checkChange", () => {
   });
 
   it("accepts an HLC exactly at the skew limit and any HLC in the past", () => {
-    expect(codeOf({ ...valid, hlc: formatHlc({ wall: now + 300_000, counter: 9, node: deviceId }) })).toBe("ok");
-    expect(codeOf({ ...valid, hlc: formatHlc({ wall: 1, counter: 0, node: deviceId }) })).toBe("ok");
+    expect(
+      codeOf({ ...valid, hlc: formatHlc({ wall: now + 300_000, counter: 9, node: deviceId }) }),
+    ).toBe("ok");
+    expect(codeOf({ ...valid, hlc: formatHlc({ wall: 1, counter: 0, node: deviceId }) })).toBe(
+      "ok",
+    );
   });
 
   it("rejects a delete that carries fields", () => {
-    expect(codeOf({ changeId, reportId: valid.reportId, op: "delete", hlc: valid.hlc, fields: { a: 1 } })).toBe(
-      "invalid_change",
-    );
+    expect(
+      codeOf({
+        changeId,
+        reportId: valid.reportId,
+        op: "delete",
+        hlc: valid.hlc,
+        fields: { a: 1 },
+      }),
+    ).toBe("invalid_change");
   });
 });
 

@@ -1,6 +1,15 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { compareHlc, formatHlc, type Hlc, HlcError, MAX_COUNTER, parseHlc, receiveHlc, tickHlc } from "./hlc.ts";
+import {
+  compareHlc,
+  formatHlc,
+  type Hlc,
+  HlcError,
+  MAX_COUNTER,
+  parseHlc,
+  receiveHlc,
+  tickHlc,
+} from "./hlc.ts";
 
 const node = "6f1c2d9e-4b7a-4f1e-9c3d-2a5b8e7f0a11";
 const hlcArb = fc.record({
@@ -11,7 +20,9 @@ const hlcArb = fc.record({
 
 describe("HLC string form", () => {
   it("pads wall to 15 digits and counter to 6, as DESIGN.md shows", () => {
-    expect(formatHlc({ wall: 1_763_800_000_000, counter: 3, node })).toBe(`001763800000000:000003:${node}`);
+    expect(formatHlc({ wall: 1_763_800_000_000, counter: 3, node })).toBe(
+      `001763800000000:000003:${node}`,
+    );
   });
 
   it("parses what it formats", () => {
@@ -25,7 +36,10 @@ describe("HLC string form", () => {
   it("sorts byte-wise in (wall, counter, node) order", () => {
     fc.assert(
       fc.property(hlcArb, hlcArb, (a, b) => {
-        const expected = a.wall - b.wall || a.counter - b.counter || (a.node < b.node ? -1 : a.node > b.node ? 1 : 0);
+        const expected =
+          a.wall - b.wall ||
+          a.counter - b.counter ||
+          (a.node < b.node ? -1 : a.node > b.node ? 1 : 0);
         expect(Math.sign(compareHlc(formatHlc(a), formatHlc(b)))).toBe(Math.sign(expected));
       }),
     );
@@ -57,13 +71,19 @@ describe("HLC clock rules (Kulkarni et al.)", () => {
 
   it("after receiving, the clock is later than both its own last stamp and the remote one", () => {
     fc.assert(
-      fc.property(hlcArb, hlcArb, fc.integer({ min: 0, max: 999_999_999_999_999 }), (prev, remote, now) => {
-        fc.pre(prev.counter < MAX_COUNTER && remote.counter < MAX_COUNTER);
-        const next = receiveHlc(prev, remote, now);
-        const asLocal = (h: Pick<Hlc, "wall" | "counter">) => formatHlc({ ...h, node: prev.node });
-        expect(compareHlc(asLocal(next), asLocal(prev))).toBe(1);
-        expect(compareHlc(asLocal(next), asLocal(remote))).toBe(1);
-      }),
+      fc.property(
+        hlcArb,
+        hlcArb,
+        fc.integer({ min: 0, max: 999_999_999_999_999 }),
+        (prev, remote, now) => {
+          fc.pre(prev.counter < MAX_COUNTER && remote.counter < MAX_COUNTER);
+          const next = receiveHlc(prev, remote, now);
+          const asLocal = (h: Pick<Hlc, "wall" | "counter">) =>
+            formatHlc({ ...h, node: prev.node });
+          expect(compareHlc(asLocal(next), asLocal(prev))).toBe(1);
+          expect(compareHlc(asLocal(next), asLocal(remote))).toBe(1);
+        },
+      ),
     );
   });
 

@@ -9,7 +9,11 @@ const [alice, bob] = DEVICES;
 const reportId = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
 const hlc = (wall: number, node: string, counter = 0) => formatHlc({ wall, counter, node });
 let n = 0;
-const upsert = (stamp: string, fields: Record<string, unknown>, base?: Record<string, string | null>): Change => ({
+const upsert = (
+  stamp: string,
+  fields: Record<string, unknown>,
+  base?: Record<string, string | null>,
+): Change => ({
   changeId: `0193a1b2-0000-7000-8000-${String(++n).padStart(12, "0")}`,
   reportId,
   op: "upsert",
@@ -28,7 +32,10 @@ const remove = (stamp: string): Change => ({
 function replay(changes: Change[]): Map<string, ReportState> {
   const states = new Map<string, ReportState>();
   for (const change of changes) {
-    states.set(change.reportId, mergeChange(states.get(change.reportId) ?? emptyReportState(), change).state);
+    states.set(
+      change.reportId,
+      mergeChange(states.get(change.reportId) ?? emptyReportState(), change).state,
+    );
   }
   return states;
 }
@@ -48,7 +55,10 @@ describe("mergeChange", () => {
   });
 
   it("reports partial when some fields lose and superseded when all do", () => {
-    const state = mergeChange(emptyReportState(), upsert(hlc(20, bob), { title: "new", severity: 5 })).state;
+    const state = mergeChange(
+      emptyReportState(),
+      upsert(hlc(20, bob), { title: "new", severity: 5 }),
+    ).state;
     const partial = mergeChange(state, upsert(hlc(30, alice), { title: "newer" }));
     const stale = upsert(hlc(10, alice), { title: "old", notes: "late" });
     const mixed = mergeChange(state, stale);
@@ -63,7 +73,9 @@ describe("mergeChange", () => {
     const set = mergeChange(emptyReportState(), upsert(hlc(10, alice), { notes: "x" })).state;
     const cleared = mergeChange(set, upsert(hlc(20, alice), { notes: null })).state;
     expect(cleared.fields.notes).toBeNull();
-    expect(mergeChange(cleared, upsert(hlc(15, bob), { notes: "y" })).state.fields.notes).toBeNull();
+    expect(
+      mergeChange(cleared, upsert(hlc(15, bob), { notes: "y" })).state.fields.notes,
+    ).toBeNull();
   });
 
   it("deletes win: a later write to a deleted report is superseded", () => {
@@ -82,7 +94,10 @@ describe("mergeChange", () => {
     const base = mergeChange(emptyReportState(), upsert(seen, { title: "v1" })).state;
     const byBob = mergeChange(base, upsert(hlc(10, bob), { title: "bob" }, { title: seen }));
     expect(byBob.conflicts).toEqual([]); // Bob edited what he saw: no conflict.
-    const byAlice = mergeChange(byBob.state, upsert(hlc(12, alice), { title: "alice" }, { title: seen }));
+    const byAlice = mergeChange(
+      byBob.state,
+      upsert(hlc(12, alice), { title: "alice" }, { title: seen }),
+    );
     expect(byAlice.conflicts).toHaveLength(1);
     expect(byAlice.conflicts[0]).toMatchObject({
       field: "title",
@@ -94,7 +109,9 @@ describe("mergeChange", () => {
   it("does not call a device's edit of its own newer write a conflict", () => {
     const s1 = mergeChange(emptyReportState(), upsert(hlc(5, alice), { title: "a" })).state;
     const s2 = mergeChange(s1, upsert(hlc(6, alice), { title: "b" })).state;
-    expect(mergeChange(s2, upsert(hlc(7, alice), { title: "c" }, { title: hlc(5, alice) })).conflicts).toEqual([]);
+    expect(
+      mergeChange(s2, upsert(hlc(7, alice), { title: "c" }, { title: hlc(5, alice) })).conflicts,
+    ).toEqual([]);
   });
 
   it("is idempotent: merging the same change again changes nothing", () => {
@@ -110,7 +127,9 @@ describe("merge properties", () => {
   it("any order and any duplication of delivery gives the same final state", () => {
     fc.assert(
       fc.property(
-        changeSets().chain((changes) => fc.tuple(fc.constant(changes), deliveries(changes), deliveries(changes))),
+        changeSets().chain((changes) =>
+          fc.tuple(fc.constant(changes), deliveries(changes), deliveries(changes)),
+        ),
         ([changes, first, second]) => {
           const reference = replay(changes);
           expect(replay(first)).toEqual(reference);

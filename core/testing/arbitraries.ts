@@ -8,10 +8,18 @@ export const DEVICES = [
   "22222222-2222-4222-8222-222222222222",
   "33333333-3333-4333-8333-333333333333",
 ] as const;
-export const REPORTS = ["aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"] as const;
+export const REPORTS = [
+  "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa",
+  "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb",
+] as const;
 const FIELDS = ["title", "severity", "notes"] as const;
 
-const fieldValue = fc.oneof(fc.string({ maxLength: 8 }), fc.integer(), fc.constant(null), fc.boolean());
+const fieldValue = fc.oneof(
+  fc.string({ maxLength: 8 }),
+  fc.integer(),
+  fc.constant(null),
+  fc.boolean(),
+);
 
 interface Draft {
   device: number;
@@ -26,9 +34,16 @@ const draft = fc.record({
   device: fc.integer({ min: 0, max: DEVICES.length - 1 }),
   report: fc.integer({ min: 0, max: REPORTS.length - 1 }),
   wall: fc.integer({ min: 1, max: 50 }),
-  op: fc.oneof({ weight: 9, arbitrary: fc.constant("upsert" as const) }, { weight: 1, arbitrary: fc.constant("delete" as const) }),
+  op: fc.oneof(
+    { weight: 9, arbitrary: fc.constant("upsert" as const) },
+    { weight: 1, arbitrary: fc.constant("delete" as const) },
+  ),
   fields: fc.dictionary(fc.constantFrom(...FIELDS), fieldValue, { minKeys: 1, maxKeys: 3 }),
-  base: fc.dictionary(fc.constantFrom(...FIELDS), fc.option(fc.integer({ min: 1, max: 50 }), { nil: null }), { maxKeys: 3 }),
+  base: fc.dictionary(
+    fc.constantFrom(...FIELDS),
+    fc.option(fc.integer({ min: 1, max: 50 }), { nil: null }),
+    { maxKeys: 3 },
+  ),
 }) as fc.Arbitrary<Draft>;
 
 /**
@@ -52,7 +67,12 @@ export const changeSets = (maxLength = 30): fc.Arbitrary<Change[]> =>
       const base = Object.fromEntries(
         Object.entries(d.base)
           .filter(([f]) => f in d.fields)
-          .map(([f, wall]) => [f, wall === null ? null : formatHlc({ wall, counter: 0, node: DEVICES[(d.device + 1) % DEVICES.length]! })]),
+          .map(([f, wall]) => [
+            f,
+            wall === null
+              ? null
+              : formatHlc({ wall, counter: 0, node: DEVICES[(d.device + 1) % DEVICES.length]! }),
+          ]),
       );
       return { changeId, reportId, op: "upsert", hlc, fields: d.fields as never, base };
     });
@@ -61,5 +81,10 @@ export const changeSets = (maxLength = 30): fc.Arbitrary<Change[]> =>
 /** A delivery of a change set: any order, with some changes delivered more than once. */
 export const deliveries = (changes: Change[]): fc.Arbitrary<Change[]> =>
   fc
-    .tuple(fc.shuffledSubarray(changes, { minLength: 0 }), fc.shuffledSubarray(changes, { minLength: changes.length }))
-    .chain(([dupes, all]) => fc.shuffledSubarray([...all, ...dupes], { minLength: all.length + dupes.length }));
+    .tuple(
+      fc.shuffledSubarray(changes, { minLength: 0 }),
+      fc.shuffledSubarray(changes, { minLength: changes.length }),
+    )
+    .chain(([dupes, all]) =>
+      fc.shuffledSubarray([...all, ...dupes], { minLength: all.length + dupes.length }),
+    );

@@ -24,7 +24,13 @@ describe.each(dbTargets())("applyChanges on %s", (target) => {
     receivedAt: new Date().toISOString(),
     change,
   });
-  const upsert = (deviceId: string, reportId: string, wall: number, fields: Record<string, unknown>, base?: Record<string, string | null>) =>
+  const upsert = (
+    deviceId: string,
+    reportId: string,
+    wall: number,
+    fields: Record<string, unknown>,
+    base?: Record<string, string | null>,
+  ) =>
     item(deviceId, {
       changeId: crypto.randomUUID(),
       reportId,
@@ -34,31 +40,49 @@ describe.each(dbTargets())("applyChanges on %s", (target) => {
       ...(base ? { base } : {}),
     });
   const report = async (id: string) =>
-    (await t.db.query<{ fields: unknown; version: number; deleted_hlc: string | null }>(
-      "select fields, version, deleted_hlc from reports where project_id = $1 and id = $2",
-      [projectId, id],
-    ))[0];
+    (
+      await t.db.query<{ fields: unknown; version: number; deleted_hlc: string | null }>(
+        "select fields, version, deleted_hlc from reports where project_id = $1 and id = $2",
+        [projectId, id],
+      )
+    )[0];
   const auditCount = async (changeId: string) =>
-    (await t.db.query<{ n: number }>("select count(*)::int as n from audit_log where change_id = $1", [changeId]))[0]!.n;
+    (
+      await t.db.query<{ n: number }>(
+        "select count(*)::int as n from audit_log where change_id = $1",
+        [changeId],
+      )
+    )[0]!.n;
 
   it("applies a batch and writes one audit row per change", async () => {
     const reportId = crypto.randomUUID();
-    const batch = [upsert(alice, reportId, 10, { title: "Pump", severity: 3 }), upsert(bob, reportId, 20, { severity: 4 })];
+    const batch = [
+      upsert(alice, reportId, 10, { title: "Pump", severity: 3 }),
+      upsert(bob, reportId, 20, { severity: 4 }),
+    ];
     const acks = await applyChanges(t.db, batch);
     expect(acks.map((a) => a.outcome)).toEqual(["applied", "applied"]);
-    expect(await report(reportId)).toMatchObject({ fields: { title: "Pump", severity: 4 }, version: 2 });
-    for (const i of batch) expect(await auditCount((i as { change: Change }).change.changeId)).toBe(1);
+    expect(await report(reportId)).toMatchObject({
+      fields: { title: "Pump", severity: 4 },
+      version: 2,
+    });
+    for (const i of batch)
+      expect(await auditCount((i as { change: Change }).change.changeId)).toBe(1);
   });
 
   it("applying the same batch again is a no-op that returns the recorded outcomes", async () => {
     const reportId = crypto.randomUUID();
-    const batch = [upsert(alice, reportId, 30, { title: "x" }), upsert(bob, reportId, 20, { title: "older" })];
+    const batch = [
+      upsert(alice, reportId, 30, { title: "x" }),
+      upsert(bob, reportId, 20, { title: "older" }),
+    ];
     const first = await applyChanges(t.db, batch);
     const again = await applyChanges(t.db, [...batch, batch[0]!]);
     expect(first.map((a) => a.outcome)).toEqual(["applied", "superseded"]);
     expect(again.map((a) => a.outcome)).toEqual(["applied", "superseded", "applied"]);
     expect(await report(reportId)).toMatchObject({ fields: { title: "x" }, version: 1 });
-    for (const i of batch) expect(await auditCount((i as { change: Change }).change.changeId)).toBe(1);
+    for (const i of batch)
+      expect(await auditCount((i as { change: Change }).change.changeId)).toBe(1);
   });
 
   it("records a change that can never apply as rejected, and applies the rest", async () => {
@@ -89,18 +113,26 @@ describe.each(dbTargets())("applyChanges on %s", (target) => {
     await applyChanges(t.db, [v1]);
     const seen = (v1 as { change: Change }).change.hlc;
     await applyChanges(t.db, [upsert(bob, reportId, 60, { title: "bob" }, { title: seen })]);
-    const acks = await applyChanges(t.db, [upsert(alice, reportId, 55, { title: "alice" }, { title: seen })]);
+    const acks = await applyChanges(t.db, [
+      upsert(alice, reportId, 55, { title: "alice" }, { title: seen }),
+    ]);
     expect(acks[0]!.outcome).toBe("superseded");
-    const rows = await t.db.query<{ winner_value: unknown; loser_value: unknown; winner_device_id: string }>(
-      "select winner_value, loser_value, winner_device_id from conflicts where report_id = $1",
-      [reportId],
-    );
+    const rows = await t.db.query<{
+      winner_value: unknown;
+      loser_value: unknown;
+      winner_device_id: string;
+    }>("select winner_value, loser_value, winner_device_id from conflicts where report_id = $1", [
+      reportId,
+    ]);
     expect(rows).toEqual([{ winner_value: "bob", loser_value: "alice", winner_device_id: bob }]);
   });
 
   it("rolls the whole batch back when the database refuses it", async () => {
     const reportId = crypto.randomUUID();
-    const unknownProject = { ...upsert(alice, reportId, 70, { title: "x" }), projectId: crypto.randomUUID() };
+    const unknownProject = {
+      ...upsert(alice, reportId, 70, { title: "x" }),
+      projectId: crypto.randomUUID(),
+    };
     const good = upsert(alice, crypto.randomUUID(), 71, { title: "y" });
     await expect(applyChanges(t.db, [good, unknownProject])).rejects.toThrow();
     expect(await auditCount((good as { change: Change }).change.changeId)).toBe(0);

@@ -13,8 +13,13 @@ export type DbTarget = "pglite" | "postgres";
  * `npm run test:pg` does.
  */
 export function dbTargets(): DbTarget[] {
-  const requested = process.env.DB_TARGETS?.split(",").map((t) => t.trim()) as DbTarget[] | undefined;
-  const available: DbTarget[] = ["pglite", ...(process.env.DATABASE_URL ? (["postgres"] as const) : [])];
+  const requested = process.env.DB_TARGETS?.split(",").map((t) => t.trim()) as
+    | DbTarget[]
+    | undefined;
+  const available: DbTarget[] = [
+    "pglite",
+    ...(process.env.DATABASE_URL ? (["postgres"] as const) : []),
+  ];
   if (!requested) return available;
   if (requested.includes("postgres") && !process.env.DATABASE_URL) {
     throw new Error("DB_TARGETS names postgres but DATABASE_URL is not set");

@@ -11,7 +11,9 @@ describe.each(dbTargets())("migrate on %s", (target) => {
     const names = (await readMigrations()).map((m) => m.name);
     expect(await migrate(t.db)).toEqual(names);
     expect(await migrate(t.db)).toEqual([]);
-    const recorded = await t.db.query<{ name: string }>("select name from schema_migrations order by name");
+    const recorded = await t.db.query<{ name: string }>(
+      "select name from schema_migrations order by name",
+    );
     expect(recorded.map((r) => r.name)).toEqual(names);
   });
 
@@ -30,15 +32,18 @@ describe.each(dbTargets())("migrate on %s", (target) => {
 });
 
 // PGlite is one session in one process; concurrency only means something on a server.
-describe.each(dbTargets().filter((target) => target === "postgres"))("migrate on %s, concurrently", (target) => {
-  let t: TestDb;
-  afterEach(() => t?.drop());
+describe.each(dbTargets().filter((target) => target === "postgres"))(
+  "migrate on %s, concurrently",
+  (target) => {
+    let t: TestDb;
+    afterEach(() => t?.drop());
 
-  it("is safe from two processes at once", async () => {
-    t = await createTestDb(target, { migrated: false });
-    const other = t.connectAgain!();
-    const [a, b] = await Promise.all([migrate(t.db), migrate(other)]);
-    const names = (await readMigrations()).map((m) => m.name);
-    expect([...a, ...b].sort()).toEqual(names);
-  });
-});
+    it("is safe from two processes at once", async () => {
+      t = await createTestDb(target, { migrated: false });
+      const other = t.connectAgain!();
+      const [a, b] = await Promise.all([migrate(t.db), migrate(other)]);
+      const names = (await readMigrations()).map((m) => m.name);
+      expect([...a, ...b].sort()).toEqual(names);
+    });
+  },
+);

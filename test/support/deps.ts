@@ -1,0 +1,56 @@
+import { keyRingFrom, newStoredKey } from "../../functions/lib/auth/keys.ts";
+import type { Config } from "../../functions/lib/config.ts";
+import type { Db } from "../../functions/lib/db/db.ts";
+import type { Deps } from "../../functions/lib/deps.ts";
+import { createLogger } from "../../functions/lib/logger.ts";
+import { createSqsClient, createSqsQueue } from "../../functions/lib/queue.ts";
+import { ensureQueues, startEmbeddedSqs } from "../../local/sqs.ts";
+
+/** A database that fails the test if a handler touches it. */
+export const untouchableDb: Db = new Proxy({} as Db, {
+  get(_, property) {
+    if (property === "then") return undefined;
+    throw new Error(`the handler used the database (${String(property)}) but must not`);
+  },
+});
+
+/**
+ * Real ports for handler tests: an embedded SQS with the real queues, a fresh
+ * ES256 key ring, and the database given (or none).
+ */
+export async function handlerDeps(db: Db = untouchableDb, overrides: Partial<Config> = {}) {
+  const sqs = await startEmbeddedSqs();
+  const client = createSqsClient("us-east-1", sqs.endpoint);
+  const queues = await ensureQueues(client, 1);
+  const config: Config = {
+    databaseUrl: undefined,
+    dataDir: "unused",
+    queueUrl: queues.queueUrl,
+    dlqUrl: queues.dlqUrl,
+    sqsEndpoint: sqs.endpoint,
+    region: "us-east-1",
+    issuer: "edge-sync",
+    audience: "edge-sync-api",
+    keysFile: "unused",
+    maxClockSkewMs: 300_000,
+    tokenTtlSeconds: 900,
+    ...overrides,
+  };
+  const deps: Deps = {
+    config,
+    db,
+    queue: createSqsQueue({ client, queueUrl: config.queueUrl, dlqUrl: config.dlqUrl }),
+    keys: await keyRingFrom({ keys: [await newStoredKey()] }),
+    logger: createLogger(),
+    now: Date.now,
+  };
+  return {
+    deps,
+    client,
+    queues,
+    async stop() {
+      client.destroy();
+      await sqs.stop();
+    },
+  };
+}
