@@ -1,11 +1,15 @@
 import { z } from "zod";
 import { startLocalCloud } from "./cloud.ts";
+import { readRuntime, removeRuntime, writeRuntime } from "./runtime.ts";
 
 const EnvSchema = z.object({
   HOST: z.string().default("127.0.0.1"),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   DATA_DIR: z.string().min(1).default(".local"),
-  DATABASE_URL: z.string().min(1).optional(),
+  DATABASE_URL: z
+    .string()
+    .optional()
+    .transform((v) => v || undefined),
   SQS_ENDPOINT: z.url().optional(),
 });
 
@@ -17,6 +21,16 @@ if (!env.success) {
   process.exit(1);
 }
 process.env.POWERTOOLS_LOG_LEVEL ??= "WARN";
+// Lambda runs Node.js 22; the SDK's notice about older local Node versions is noise here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
+const running = await readRuntime(env.data.DATA_DIR);
+if (running?.alive && running.pid !== process.pid) {
+  console.error(
+    `edge-sync: a local cloud (pid ${running.pid}) already uses ${env.data.DATA_DIR} at ${running.apiUrl}`,
+  );
+  process.exit(1);
+}
 
 const cloud = await startLocalCloud({
   host: env.data.HOST,
@@ -24,6 +38,13 @@ const cloud = await startLocalCloud({
   dataDir: env.data.DATA_DIR,
   databaseUrl: env.data.DATABASE_URL,
   sqsEndpoint: env.data.SQS_ENDPOINT,
+});
+await writeRuntime(cloud.config.dataDir, {
+  pid: process.pid,
+  apiUrl: cloud.url,
+  sqsEndpoint: cloud.config.sqsEndpoint!,
+  queueUrl: cloud.config.queueUrl,
+  dlqUrl: cloud.config.dlqUrl!,
 });
 console.log(`edge-sync local cloud ready at ${cloud.url}`);
 console.log(
@@ -38,12 +59,15 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     if (stopping) process.exit(1);
     stopping = true;
     console.log("stopping: draining the in-flight batch…");
-    cloud.stop().then(
-      () => process.exit(0),
-      (error) => {
-        console.error(error);
-        process.exit(1);
-      },
-    );
+    cloud
+      .stop()
+      .then(() => removeRuntime(cloud.config.dataDir))
+      .then(
+        () => process.exit(0),
+        (error) => {
+          console.error(error);
+          process.exit(1);
+        },
+      );
   });
 }

@@ -12,6 +12,7 @@ const EnvSchema = z.object({
   JWT_ISSUER: z.string().min(1).default("edge-sync"),
   JWT_AUDIENCE: z.string().min(1).default("edge-sync-api"),
   KEYS_FILE: z.string().min(1).optional(),
+  KEYS_SECRET_ARN: z.string().startsWith("arn:").optional(),
   MAX_CLOCK_SKEW_MS: z.coerce.number().int().positive().default(DEFAULT_MAX_CLOCK_SKEW_MS),
 });
 
@@ -26,6 +27,8 @@ export interface Config {
   issuer: string;
   audience: string;
   keysFile: string;
+  /** On AWS the key file lives in Secrets Manager instead of on disk. */
+  keysSecretArn?: string;
   maxClockSkewMs: number;
   tokenTtlSeconds: number;
 }
@@ -55,6 +58,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     issuer: e.JWT_ISSUER,
     audience: e.JWT_AUDIENCE,
     keysFile: e.KEYS_FILE ?? `${e.DATA_DIR}/keys.json`,
+    keysSecretArn: e.KEYS_SECRET_ARN,
     maxClockSkewMs: e.MAX_CLOCK_SKEW_MS,
     tokenTtlSeconds: 900,
   };

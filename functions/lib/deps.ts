@@ -1,10 +1,9 @@
 import { join } from "node:path";
 import type { Logger } from "@aws-lambda-powertools/logger";
 import type { Context } from "aws-lambda";
-import { type KeyRing, keyRingFrom, loadOrCreateKeyFile } from "./auth/keys.ts";
+import { type KeyRing, keyRingFrom, loadKeyFileFromSecret, loadOrCreateKeyFile } from "./auth/keys.ts";
 import { type Config, loadConfig } from "./config.ts";
 import type { Db } from "./db/db.ts";
-import { createPgliteDb } from "./db/pglite.ts";
 import { createPostgresDb } from "./db/postgres.ts";
 import { createLogger } from "./logger.ts";
 import { type ChangeQueue, createSqsClient, createSqsQueue } from "./queue.ts";
@@ -22,9 +21,10 @@ export interface Deps {
 
 /** Opens the database the configuration names: `DATABASE_URL`, else PGlite in `DATA_DIR`. */
 export async function openDb(config: Config): Promise<Db> {
-  return config.databaseUrl
-    ? createPostgresDb({ connectionString: config.databaseUrl })
-    : createPgliteDb(join(config.dataDir, "pgdata"));
+  if (config.databaseUrl) return createPostgresDb({ connectionString: config.databaseUrl });
+  // Loaded only when used: Lambda bundles leave PGlite out.
+  const { createPgliteDb } = await import("./db/pglite.ts");
+  return createPgliteDb(join(config.dataDir, "pgdata"));
 }
 
 /** Builds the ports from the environment, as a Lambda cold start does. */
@@ -35,7 +35,11 @@ export async function depsFromEnv(env: NodeJS.ProcessEnv = process.env): Promise
     config,
     db: await openDb(config),
     queue: createSqsQueue({ client, queueUrl: config.queueUrl, dlqUrl: config.dlqUrl }),
-    keys: await keyRingFrom(await loadOrCreateKeyFile(config.keysFile)),
+    keys: await keyRingFrom(
+      config.keysSecretArn
+        ? await loadKeyFileFromSecret(config.keysSecretArn, config.region)
+        : await loadOrCreateKeyFile(config.keysFile),
+    ),
     logger: createLogger(),
     now: Date.now,
   };

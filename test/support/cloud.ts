@@ -13,6 +13,7 @@ export interface TestCloud {
   api(
     path: string,
     init?: { method?: string; token?: string; body?: unknown; headers?: Record<string, string> },
+    // biome-ignore lint/suspicious/noExplicitAny: tests read response bodies by their documented shape.
   ): Promise<{ status: number; body: any; headers: Headers }>;
   adminToken(): Promise<string>;
   createDevice(name: string): Promise<{ id: string; clientId: string; clientSecret: string }>;

@@ -48,6 +48,15 @@ export async function keyRingFrom(file: KeyFile): Promise<KeyRing> {
   };
 }
 
+/** Reads the key file document from Secrets Manager (AWS). */
+export async function loadKeyFileFromSecret(secretArn: string, region: string): Promise<KeyFile> {
+  const { GetSecretValueCommand, SecretsManagerClient } = await import("@aws-sdk/client-secrets-manager");
+  const client = new SecretsManagerClient({ region });
+  const out = await client.send(new GetSecretValueCommand({ SecretId: secretArn }));
+  client.destroy();
+  return KeyFileSchema.parse(JSON.parse(out.SecretString ?? ""));
+}
+
 /**
  * Loads the key file, creating it with one new key (mode 0600) when absent.
  * Used by the local cloud; on AWS the same document lives in Secrets Manager.
