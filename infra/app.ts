@@ -10,6 +10,7 @@ new ApiStack(app, "EdgeSyncApi", {
   queue: stateful.queue,
   dlq: stateful.dlq,
   signingKeys: stateful.signingKeys,
-  databaseUrl: app.node.tryGetContext("databaseUrl") ?? "postgres://edge_sync@localhost:5432/edge_sync",
+  databaseUrl:
+    app.node.tryGetContext("databaseUrl") ?? "postgres://edge_sync@localhost:5432/edge_sync",
 });
 app.synth();

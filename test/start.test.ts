@@ -46,7 +46,12 @@ describe("npm start (the local cloud as a process)", () => {
     expect(credentials).toMatchObject({
       apiUrl: url,
       operator: { clientId: expect.any(String), clientSecret: expect.any(String) },
-      projects: { demo: { id: expect.any(String), admin: { clientId: expect.any(String), clientSecret: expect.any(String) } } },
+      projects: {
+        demo: {
+          id: expect.any(String),
+          admin: { clientId: expect.any(String), clientSecret: expect.any(String) },
+        },
+      },
     });
     expect((await stat(path)).mode & 0o777).toBe(0o600);
     expect((await stat(join(dir, "keys.json"))).mode & 0o777).toBe(0o600);

@@ -1,7 +1,12 @@
 import { join } from "node:path";
 import type { Logger } from "@aws-lambda-powertools/logger";
 import type { Context } from "aws-lambda";
-import { type KeyRing, keyRingFrom, loadKeyFileFromSecret, loadOrCreateKeyFile } from "./auth/keys.ts";
+import {
+  type KeyRing,
+  keyRingFrom,
+  loadKeyFileFromSecret,
+  loadOrCreateKeyFile,
+} from "./auth/keys.ts";
 import { type Config, loadConfig } from "./config.ts";
 import type { Db } from "./db/db.ts";
 import { createPostgresDb } from "./db/postgres.ts";

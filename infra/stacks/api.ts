@@ -9,8 +9,8 @@ import type * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
 import {
-  AUTHORIZER_CACHE_TTL_SECONDS,
   type ApiFunction,
+  AUTHORIZER_CACHE_TTL_SECONDS,
   apiFunctions,
   type GatewayResponse,
   gatewayResponses,
@@ -56,7 +56,9 @@ export class ApiStack extends Stack {
         memorySize: 512,
         timeout,
         environment,
-        logGroup: new logs.LogGroup(this, `${name}Logs`, { retention: logs.RetentionDays.ONE_MONTH }),
+        logGroup: new logs.LogGroup(this, `${name}Logs`, {
+          retention: logs.RetentionDays.ONE_MONTH,
+        }),
         bundling: {
           minify: true,
           sourceMap: true,
@@ -97,11 +99,15 @@ export class ApiStack extends Stack {
       resultsCacheTtl: Duration.seconds(AUTHORIZER_CACHE_TTL_SECONDS),
     });
     for (const route of routes) {
-      this.api.root.resourceForPath(route.path).addMethod(
-        route.method,
-        new apigateway.LambdaIntegration(functions[route.fn]),
-        route.roles === "public" ? {} : { authorizer, authorizationType: apigateway.AuthorizationType.CUSTOM },
-      );
+      this.api.root
+        .resourceForPath(route.path)
+        .addMethod(
+          route.method,
+          new apigateway.LambdaIntegration(functions[route.fn]),
+          route.roles === "public"
+            ? {}
+            : { authorizer, authorizationType: apigateway.AuthorizationType.CUSTOM },
+        );
     }
     // API Gateway's own answers, in the API's error shape (routes.ts).
     for (const [type, { status, code, message }] of Object.entries(gatewayResponses)) {

@@ -50,7 +50,9 @@ export async function keyRingFrom(file: KeyFile): Promise<KeyRing> {
 
 /** Reads the key file document from Secrets Manager (AWS). */
 export async function loadKeyFileFromSecret(secretArn: string, region: string): Promise<KeyFile> {
-  const { GetSecretValueCommand, SecretsManagerClient } = await import("@aws-sdk/client-secrets-manager");
+  const { GetSecretValueCommand, SecretsManagerClient } = await import(
+    "@aws-sdk/client-secrets-manager"
+  );
   const client = new SecretsManagerClient({ region });
   const out = await client.send(new GetSecretValueCommand({ SecretId: secretArn }));
   client.destroy();
