@@ -144,7 +144,6 @@ export function mergeChange(current: ReportState, change: Change): MergeResult {
 function mergeDelete(current: ReportState, change: Change): MergeResult {
   if (current.deletedHlc !== null) {
     // Keep the greatest tombstone stamp so the state is the same in any order.
-    // biome-ignore lint/complexity/useMathMinMax: HLCs are strings; Math.max would coerce them to NaN.
     const deletedHlc = current.deletedHlc < change.hlc ? change.hlc : current.deletedHlc;
     return {
       state: { ...current, deletedHlc },
