@@ -57,7 +57,7 @@ export const create = (deps: Deps): Handler<SQSEvent, SQSBatchResponse> => {
     const applicable = (firstBad < 0 ? items : items.slice(0, firstBad)) as ApplyItem[];
     let batchError: unknown;
     try {
-      await applyChanges(deps.db, applicable);
+      await applyChanges(deps.db, applicable, deps.now);
     } catch (error) {
       batchError = error;
       deps.logger.error("batch not applied; it will be retried", {

@@ -1,7 +1,15 @@
 import type { Role } from "../core/types.ts";
 
 /** The Lambda functions behind the API, one file each in `functions/`. */
-export type ApiFunction = "token" | "jwks" | "me" | "ingest" | "sync" | "health" | "devices";
+export type ApiFunction =
+  | "token"
+  | "jwks"
+  | "me"
+  | "ingest"
+  | "sync"
+  | "health"
+  | "devices"
+  | "audit";
 
 export interface Route {
   method: "GET" | "POST" | "DELETE";
@@ -27,6 +35,7 @@ export const routes: readonly Route[] = [
   { method: "POST", path: "/v1/changes", fn: "ingest", roles: ["device"] },
   { method: "GET", path: "/v1/sync", fn: "sync", roles: ["device"] },
   { method: "POST", path: "/v1/devices", fn: "devices", roles: ["admin"] },
+  { method: "GET", path: "/v1/audit/verify", fn: "audit", roles: ["auditor", "admin"] },
 ];
 
 /** Every function the API needs, once each. */

@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
+import * as audit from "../functions/audit.ts";
 import * as authorizer from "../functions/authorizer.ts";
 import * as consume from "../functions/consume.ts";
 import * as devices from "../functions/devices.ts";
@@ -22,6 +23,7 @@ export const apiFactories: Record<ApiFunction, (deps: Deps) => ApiHandler> = {
   sync: sync.create,
   health: health.create,
   devices: devices.create,
+  audit: audit.create,
 };
 
 /** Every function, API or not, for `npm run invoke`. */

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { auditHash, digests } from "../../core/audit.ts";
 import type { Change } from "../../core/change.ts";
 import { parseHlc } from "../../core/hlc.ts";
 import type { JsonObject } from "../../core/json.ts";
@@ -28,6 +29,11 @@ export type ApplyItem =
     });
 
 const changeIdOf = (item: ApplyItem) => ("change" in item ? item.change.changeId : item.changeId);
+// A rejected change whose report could not be read is chained under the nil
+// UUID, which is never a report's id (ingest refuses it).
+const NO_REPORT = "00000000-0000-0000-0000-000000000000";
+const reportIdOf = (item: ApplyItem) =>
+  "change" in item ? item.change.reportId : (item.reportId ?? NO_REPORT);
 const keyOf = (projectId: string, id: string) => `${projectId}:${id}`;
 
 interface StoredReport {
@@ -54,7 +60,12 @@ interface AuditRow {
   fields_superseded: string[];
   before: JsonObject;
   after: JsonObject;
+  before_digests: Record<string, string>;
+  after_digests: Record<string, string>;
   received_at: string;
+  applied_at: string;
+  prev_hash: string | null;
+  hash: string;
 }
 
 /** Advisory lock key of a report: the first 8 bytes of its SHA-256, as a signed bigint. */
@@ -89,6 +100,8 @@ async function findApplied(tx: Queryable, items: ApplyItem[]): Promise<Map<strin
 }
 
 async function lockAndLoad(tx: Queryable, keys: { projectId: string; reportId: string }[]) {
+  // A lock held by a stuck transaction becomes a retryable error (55P03), not a hung batch.
+  await tx.query("select set_config('lock_timeout', '5s', true)");
   // Lock in one global order so two consumers can never deadlock. An advisory
   // lock also covers reports that do not exist yet, which FOR UPDATE cannot.
   const locks = keys
@@ -114,6 +127,15 @@ async function lockAndLoad(tx: Queryable, keys: { projectId: string; reportId: s
        join unnest($1::uuid[], $2::uuid[]) as k(project_id, id) on r.project_id = k.project_id and r.id = k.id`,
     [keys.map((k) => k.projectId), keys.map((k) => k.reportId)],
   );
+  const heads = await tx.query<{ project_id: string; report_id: string; hash: string | null }>(
+    `select k.project_id, k.report_id, last.hash
+       from unnest($1::uuid[], $2::uuid[]) as k(project_id, report_id)
+       cross join lateral (select hash from audit_log a
+                            where a.project_id = k.project_id and a.report_id = k.report_id
+                            order by a.seq desc limit 1) as last`,
+    [keys.map((k) => k.projectId), keys.map((k) => k.reportId)],
+  );
+  const chainHeads = new Map(heads.map((h) => [keyOf(h.project_id, h.report_id), h.hash]));
   const reports = new Map<string, StoredReport>();
   for (const r of rows) {
     reports.set(keyOf(r.project_id, r.id), {
@@ -125,15 +147,20 @@ async function lockAndLoad(tx: Queryable, keys: { projectId: string; reportId: s
       isNew: false,
     });
   }
-  return reports;
+  return { reports, chainHeads };
 }
 
-function auditRow(item: ApplyItem): AuditRow {
+type AuditDraft = Omit<
+  AuditRow,
+  "before_digests" | "after_digests" | "applied_at" | "prev_hash" | "hash"
+>;
+
+function auditRow(item: ApplyItem): AuditDraft {
   const change = "change" in item ? item.change : undefined;
   return {
     project_id: item.projectId,
     change_id: changeIdOf(item),
-    report_id: change?.reportId ?? ("reportId" in item ? item.reportId : null),
+    report_id: reportIdOf(item),
     actor_type: "device",
     actor_id: item.deviceId,
     op: change?.op ?? null,
@@ -145,11 +172,12 @@ function auditRow(item: ApplyItem): AuditRow {
     fields_superseded: [],
     before: {},
     after: {},
-    received_at: item.receivedAt,
+    // Normalised to milliseconds, as it reads back from timestamptz when verifying.
+    received_at: new Date(item.receivedAt).toISOString(),
   };
 }
 
-function rejectedRow(item: ApplyItem, code: string, message: string): AuditRow {
+function rejectedRow(item: ApplyItem, code: string, message: string): AuditDraft {
   return { ...auditRow(item), outcome: "rejected", code, message };
 }
 
@@ -165,7 +193,11 @@ function rejectedRow(item: ApplyItem, code: string, message: string): AuditRow {
  *
  * @returns the outcome of each change, by change id, in input order.
  */
-export async function applyChanges(db: Db, items: ApplyItem[]): Promise<Ack[]> {
+export async function applyChanges(
+  db: Db,
+  items: ApplyItem[],
+  now: () => number = Date.now,
+): Promise<Ack[]> {
   if (items.length === 0) return [];
   return db.transaction(async (tx) => {
     const done = await findApplied(tx, items);
@@ -178,25 +210,54 @@ export async function applyChanges(db: Db, items: ApplyItem[]): Promise<Ack[]> {
       fresh.push(item);
     }
 
+    // Every chain the batch appends to is locked, including rejected changes'.
     const touched = new Map<string, { projectId: string; reportId: string }>();
     for (const item of fresh) {
-      if ("change" in item)
-        touched.set(keyOf(item.projectId, item.change.reportId), {
-          projectId: item.projectId,
-          reportId: item.change.reportId,
-        });
+      const reportId = reportIdOf(item);
+      touched.set(keyOf(item.projectId, reportId), { projectId: item.projectId, reportId });
     }
-    const reports = touched.size
-      ? await lockAndLoad(tx, [...touched.values()])
-      : new Map<string, StoredReport>();
+    const { reports, chainHeads } = await lockAndLoad(tx, [...touched.values()]);
 
+    const appliedAt = new Date(now()).toISOString();
     const audit: AuditRow[] = [];
+    const append = (draft: AuditDraft) => {
+      const chain = keyOf(draft.project_id, draft.report_id ?? NO_REPORT);
+      const prevHash = chainHeads.get(chain) ?? null;
+      const beforeDigests = digests(draft.before);
+      const afterDigests = digests(draft.after);
+      const hash = auditHash({
+        prevHash,
+        projectId: draft.project_id,
+        changeId: draft.change_id,
+        reportId: draft.report_id,
+        actor: { type: draft.actor_type, id: draft.actor_id },
+        op: draft.op,
+        hlc: draft.hlc,
+        outcome: draft.outcome,
+        code: draft.code,
+        fieldsApplied: draft.fields_applied,
+        fieldsSuperseded: draft.fields_superseded,
+        beforeDigests,
+        afterDigests,
+        receivedAt: draft.received_at,
+        appliedAt,
+      });
+      chainHeads.set(chain, hash);
+      audit.push({
+        ...draft,
+        before_digests: beforeDigests,
+        after_digests: afterDigests,
+        applied_at: appliedAt,
+        prev_hash: prevHash,
+        hash,
+      });
+    };
     const conflicts: (ConflictDraft & { projectId: string; reportId: string })[] = [];
     const acks = new Map<string, Ack>(done);
     for (const item of fresh) {
       const key = keyOf(item.projectId, changeIdOf(item));
       if (!("change" in item)) {
-        audit.push(rejectedRow(item, item.rejection.code, item.rejection.message));
+        append(rejectedRow(item, item.rejection.code, item.rejection.message));
         acks.set(key, { changeId: changeIdOf(item), outcome: "rejected", ...item.rejection });
         continue;
       }
@@ -207,7 +268,7 @@ export async function applyChanges(db: Db, items: ApplyItem[]): Promise<Ack[]> {
           code: "hlc_node_mismatch",
           message: "the HLC node must be the sending device's id",
         };
-        audit.push(rejectedRow(item, rejection.code, rejection.message));
+        append(rejectedRow(item, rejection.code, rejection.message));
         acks.set(key, { changeId: change.changeId, outcome: "rejected", ...rejection });
         continue;
       }
@@ -230,7 +291,7 @@ export async function applyChanges(db: Db, items: ApplyItem[]): Promise<Ack[]> {
       }
       report.dirty ||= changedState || result.outcome !== "superseded";
       reports.set(reportKey, report);
-      audit.push({
+      append({
         ...auditRow(item),
         outcome: result.outcome,
         fields_applied: result.fieldsApplied,
@@ -286,14 +347,16 @@ async function writeAudit(tx: Queryable, rows: AuditRow[]): Promise<void> {
   if (rows.length === 0) return;
   await tx.query(
     `insert into audit_log (project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code, message,
-            fields_applied, fields_superseded, before, after, received_at)
+            fields_applied, fields_superseded, before, after, before_digests, after_digests, received_at, applied_at,
+            prev_hash, hash)
      select project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code, message,
             array(select jsonb_array_elements_text(fields_applied)),
             array(select jsonb_array_elements_text(fields_superseded)),
-            before, after, received_at
+            before, after, before_digests, after_digests, received_at, applied_at, prev_hash, hash
        from rows from (jsonb_to_recordset($1::jsonb) as (project_id uuid, change_id uuid, report_id uuid,
             actor_type text, actor_id uuid, op text, hlc text, outcome text, code text, message text,
-            fields_applied jsonb, fields_superseded jsonb, before jsonb, after jsonb, received_at timestamptz))
+            fields_applied jsonb, fields_superseded jsonb, before jsonb, after jsonb, before_digests jsonb,
+            after_digests jsonb, received_at timestamptz, applied_at timestamptz, prev_hash text, hash text))
             with ordinality as r
       -- seq follows the order the changes were applied in.
       order by r.ordinality`,

@@ -1,0 +1,17 @@
+import middy from "@middy/core";
+import type { APIGatewayProxyResult } from "aws-lambda";
+import { verifyAuditChains } from "./lib/audit.ts";
+import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import { type ApiEvent, authorize, httpErrors, json, principalOf, projectOf } from "./lib/http.ts";
+
+/** `GET /v1/audit/verify` (auditor, admin): recomputes the project's hash chains. */
+export const create = (deps: Deps) =>
+  middy<ApiEvent, APIGatewayProxyResult>()
+    .use(httpErrors(deps.logger))
+    .use(authorize())
+    .handler(async (event) => {
+      const projectId = projectOf(principalOf(event));
+      return json(200, await verifyAuditChains(deps.db, projectId));
+    });
+
+export const handler = lambdaHandler(create);
