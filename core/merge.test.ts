@@ -4,6 +4,7 @@ import type { Change } from "./change.ts";
 import { formatHlc } from "./hlc.ts";
 import { emptyReportState, mergeChange, type ReportState } from "./merge.ts";
 import { changeSets, DEVICES, deliveries } from "./testing/arbitraries.ts";
+import { referenceState } from "./testing/reference.ts";
 
 const [alice, bob] = DEVICES;
 const reportId = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
@@ -124,6 +125,8 @@ describe("mergeChange", () => {
 });
 
 describe("merge properties", () => {
+  const numRuns = Number(process.env.PROPERTY_RUNS ?? 1000);
+
   it("any order and any duplication of delivery gives the same final state", () => {
     fc.assert(
       fc.property(
@@ -131,12 +134,24 @@ describe("merge properties", () => {
           fc.tuple(fc.constant(changes), deliveries(changes), deliveries(changes)),
         ),
         ([changes, first, second]) => {
-          const reference = replay(changes);
-          expect(replay(first)).toEqual(reference);
-          expect(replay(second)).toEqual(reference);
+          const inOrder = replay(changes);
+          expect(replay(first)).toEqual(inOrder);
+          expect(replay(second)).toEqual(inOrder);
         },
       ),
-      { numRuns: Number(process.env.PROPERTY_RUNS ?? 1000) },
+      { numRuns },
+    );
+  });
+
+  it("equals the order-free reference model", () => {
+    fc.assert(
+      fc.property(
+        changeSets().chain((changes) => deliveries(changes)),
+        (delivery) => {
+          expect(replay(delivery)).toEqual(referenceState(delivery));
+        },
+      ),
+      { numRuns },
     );
   });
 });
