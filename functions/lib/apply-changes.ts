@@ -28,27 +28,30 @@ export type ApplyItem =
       rejection: { code: string; message: string };
     });
 
-const changeIdOf = (item: ApplyItem) => ("change" in item ? item.change.changeId : item.changeId);
 // A rejected change whose report could not be read is chained under the nil
 // UUID, which is never a report's id (ingest refuses it).
 const NO_REPORT = "00000000-0000-0000-0000-000000000000";
+const changeIdOf = (item: ApplyItem) => ("change" in item ? item.change.changeId : item.changeId);
 const reportIdOf = (item: ApplyItem) =>
   "change" in item ? item.change.reportId : (item.reportId ?? NO_REPORT);
 const keyOf = (projectId: string, id: string) => `${projectId}:${id}`;
 
 interface StoredReport {
+  projectId: string;
+  id: string;
   state: ReportState;
   version: number;
   createdBy: string | null;
   updatedBy: string | null;
+  /** Whether the row exists: the batch's locks mean nobody else can create it meanwhile. */
+  stored: boolean;
   dirty: boolean;
-  isNew: boolean;
 }
 
 interface AuditRow {
   project_id: string;
   change_id: string;
-  report_id: string | null;
+  report_id: string;
   actor_type: "device";
   actor_id: string;
   op: string | null;
@@ -60,58 +63,44 @@ interface AuditRow {
   fields_superseded: string[];
   before: JsonObject;
   after: JsonObject;
-  before_digests: Record<string, string>;
-  after_digests: Record<string, string>;
   received_at: string;
   applied_at: string;
   prev_hash: string | null;
   hash: string;
 }
 
-/** Advisory lock key of a report: the first 8 bytes of its SHA-256, as a signed bigint. */
+type AuditDraft = Omit<AuditRow, "applied_at" | "prev_hash" | "hash">;
+
+interface ConflictRow extends ConflictDraft {
+  projectId: string;
+  reportId: string;
+}
+
+/** Advisory lock key of a report's row and audit chain: 8 bytes of SHA-256, as a signed bigint. */
 function lockKey(projectId: string, reportId: string): bigint {
   return createHash("sha256").update(keyOf(projectId, reportId)).digest().readBigInt64BE(0);
 }
 
-async function findApplied(tx: Queryable, items: ApplyItem[]): Promise<Map<string, Ack>> {
-  const rows = await tx.query<{
-    project_id: string;
-    change_id: string;
-    outcome: Outcome;
-    code: string | null;
-    message: string | null;
-  }>(
-    `select a.project_id, a.change_id, a.outcome, a.code, a.message
-       from audit_log a
-       join unnest($1::uuid[], $2::uuid[]) as k(project_id, change_id)
-         on a.project_id = k.project_id and a.change_id = k.change_id`,
-    [items.map((i) => i.projectId), items.map(changeIdOf)],
-  );
-  return new Map(
-    rows.map((r) => [
-      keyOf(r.project_id, r.change_id),
-      {
-        changeId: r.change_id,
-        outcome: r.outcome,
-        ...(r.code ? { code: r.code, message: r.message ?? "" } : {}),
-      },
-    ]),
+/**
+ * Statement 1: lock every report (and so every audit chain) the batch
+ * touches, in one global order so two consumers can never deadlock. Advisory
+ * locks also cover reports that do not exist yet, which SELECT … FOR UPDATE
+ * cannot. A lock held by a stuck transaction becomes a retryable error
+ * (55P03) after 5 s instead of a hung batch.
+ */
+async function lock(tx: Queryable, chains: { projectId: string; reportId: string }[]) {
+  const keys = chains
+    .map((c) => lockKey(c.projectId, c.reportId))
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  await tx.query(
+    `select set_config('lock_timeout', '5s', true),
+            (select count(pg_advisory_xact_lock(k)) from unnest($1::bigint[]) with ordinality as t(k, n))`,
+    [keys.map(String)],
   );
 }
 
-async function lockAndLoad(tx: Queryable, keys: { projectId: string; reportId: string }[]) {
-  // A lock held by a stuck transaction becomes a retryable error (55P03), not a hung batch.
-  await tx.query("select set_config('lock_timeout', '5s', true)");
-  // Lock in one global order so two consumers can never deadlock. An advisory
-  // lock also covers reports that do not exist yet, which FOR UPDATE cannot.
-  const locks = keys
-    .map((k) => lockKey(k.projectId, k.reportId))
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  await tx.query(
-    "select count(pg_advisory_xact_lock(k)) from unnest($1::bigint[]) with ordinality as t(k, n)",
-    [locks.map(String)],
-  );
-  const rows = await tx.query<{
+interface Loaded {
+  reports: {
     project_id: string;
     id: string;
     fields: JsonObject;
@@ -121,41 +110,142 @@ async function lockAndLoad(tx: Queryable, keys: { projectId: string; reportId: s
     version: number;
     created_by: string | null;
     updated_by: string | null;
-  }>(
-    `select r.project_id, r.id, r.fields, r.clocks, r.writers, r.deleted_hlc, r.version, r.created_by, r.updated_by
-       from reports r
-       join unnest($1::uuid[], $2::uuid[]) as k(project_id, id) on r.project_id = k.project_id and r.id = k.id`,
-    [keys.map((k) => k.projectId), keys.map((k) => k.reportId)],
-  );
-  const heads = await tx.query<{ project_id: string; report_id: string; hash: string | null }>(
-    `select k.project_id, k.report_id, last.hash
-       from unnest($1::uuid[], $2::uuid[]) as k(project_id, report_id)
-       cross join lateral (select hash from audit_log a
-                            where a.project_id = k.project_id and a.report_id = k.report_id
-                            order by a.seq desc limit 1) as last`,
-    [keys.map((k) => k.projectId), keys.map((k) => k.reportId)],
-  );
-  const chainHeads = new Map(heads.map((h) => [keyOf(h.project_id, h.report_id), h.hash]));
-  const reports = new Map<string, StoredReport>();
-  for (const r of rows) {
-    reports.set(keyOf(r.project_id, r.id), {
-      state: { fields: r.fields, clocks: r.clocks, writers: r.writers, deletedHlc: r.deleted_hlc },
-      version: r.version,
-      createdBy: r.created_by,
-      updatedBy: r.updated_by,
-      dirty: false,
-      isNew: false,
-    });
-  }
-  return { reports, chainHeads };
+  }[];
+  heads: { project_id: string; report_id: string; hash: string | null }[];
+  applied: {
+    project_id: string;
+    change_id: string;
+    outcome: Outcome;
+    code: string | null;
+    message: string | null;
+  }[];
 }
 
-type AuditDraft = Omit<
-  AuditRow,
-  "before_digests" | "after_digests" | "applied_at" | "prev_hash" | "hash"
->;
+/**
+ * Statement 2, under the locks (so it sees every earlier commit): the
+ * current reports, the last hash of each audit chain, and which changes are
+ * already in the audit log.
+ */
+async function load(
+  tx: Queryable,
+  chains: { projectId: string; reportId: string }[],
+  items: ApplyItem[],
+): Promise<Loaded> {
+  const [row] = await tx.query<Loaded>(
+    // Lateral lookups with LIMIT 1, which the planner keeps as one index
+    // probe per key instead of hashing a whole (small, young) table.
+    `with k as (select * from unnest($1::uuid[], $2::uuid[]) as k(project_id, report_id)),
+          c as (select * from unnest($3::uuid[], $4::uuid[]) as c(project_id, change_id))
+     select
+       (select coalesce(jsonb_agg(jsonb_build_object(
+                'project_id', r.project_id, 'id', r.id, 'fields', r.fields, 'clocks', r.clocks,
+                'writers', r.writers, 'deleted_hlc', r.deleted_hlc, 'version', r.version,
+                'created_by', r.created_by, 'updated_by', r.updated_by)), '[]')
+          from k cross join lateral (select * from reports r
+                                      where r.project_id = k.project_id and r.id = k.report_id limit 1) as r) as reports,
+       (select coalesce(jsonb_agg(jsonb_build_object(
+                'project_id', k.project_id, 'report_id', k.report_id, 'hash', last.hash)), '[]')
+          from k cross join lateral (select hash from audit_log a
+                                      where a.project_id = k.project_id and a.report_id = k.report_id
+                                      order by a.seq desc limit 1) as last) as heads,
+       (select coalesce(jsonb_agg(jsonb_build_object(
+                'project_id', a.project_id, 'change_id', a.change_id, 'outcome', a.outcome,
+                'code', a.code, 'message', a.message)), '[]')
+          from c cross join lateral (select * from audit_log a
+                                      where a.project_id = c.project_id and a.change_id = c.change_id limit 1) as a) as applied`,
+    [
+      chains.map((c) => c.projectId),
+      chains.map((c) => c.reportId),
+      items.map((i) => i.projectId),
+      items.map(changeIdOf),
+    ],
+  );
+  return row!;
+}
 
-function auditRow(item: ApplyItem): AuditDraft {
+/**
+ * Statement 3: reports, audit rows and conflicts, each one set-based insert,
+ * in one statement. Audit rows take their seq in the order given.
+ */
+async function write(
+  tx: Queryable,
+  reports: StoredReport[],
+  audit: AuditRow[],
+  conflicts: ConflictRow[],
+): Promise<void> {
+  const reportRows = reports.map((r) => ({
+    project_id: r.projectId,
+    id: r.id,
+    fields: r.state.fields,
+    clocks: r.state.clocks,
+    writers: r.state.writers,
+    deleted_hlc: r.state.deletedHlc,
+    version: r.version,
+    created_by: r.createdBy,
+    updated_by: r.updatedBy,
+  }));
+  const conflictRows = conflicts.map((c) => ({
+    project_id: c.projectId,
+    report_id: c.reportId,
+    field: c.field,
+    winner_change_id: c.winner.changeId,
+    winner_device_id: c.winner.deviceId,
+    winner_hlc: c.winner.hlc,
+    winner_value: c.winner.value,
+    loser_change_id: c.loser.changeId,
+    loser_device_id: c.loser.deviceId,
+    loser_hlc: c.loser.hlc,
+    loser_value: c.loser.value,
+  }));
+  await tx.query(
+    // New reports are plain inserts and existing ones plain updates: the
+    // batch holds their locks, so neither can race another consumer.
+    `with inserted_reports as (
+       insert into reports (project_id, id, fields, clocks, writers, deleted_hlc, version, created_by, updated_by)
+       select * from jsonb_to_recordset($1::jsonb) as r(project_id uuid, id uuid, fields jsonb, clocks jsonb,
+              writers jsonb, deleted_hlc text, version integer, created_by uuid, updated_by uuid)
+       returning 1
+     ), updated_reports as (
+       update reports set fields = r.fields, clocks = r.clocks, writers = r.writers, deleted_hlc = r.deleted_hlc,
+              version = r.version, updated_by = r.updated_by, updated_at = now(), xid = pg_current_xact_id()
+         from jsonb_to_recordset($4::jsonb) as r(project_id uuid, id uuid, fields jsonb, clocks jsonb,
+              writers jsonb, deleted_hlc text, version integer, updated_by uuid)
+        where reports.project_id = r.project_id and reports.id = r.id
+       returning 1
+     ), written_audit as (
+       insert into audit_log (project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code,
+              message, fields_applied, fields_superseded, before, after, received_at, applied_at, prev_hash, hash)
+       select project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code,
+              message, fields_applied, fields_superseded, before, after, received_at, applied_at, prev_hash, hash
+         from rows from (jsonb_to_recordset($2::jsonb) as (project_id uuid, change_id uuid, report_id uuid,
+              actor_type text, actor_id uuid, op text, hlc text, outcome text, code text, message text,
+              fields_applied text[], fields_superseded text[], before jsonb, after jsonb,
+              received_at timestamptz, applied_at timestamptz, prev_hash text, hash text))
+              with ordinality as a
+        order by a.ordinality
+       returning 1
+     ), written_conflicts as (
+       insert into conflicts (project_id, report_id, field, winner_change_id, winner_device_id, winner_hlc,
+              winner_value, loser_change_id, loser_device_id, loser_hlc, loser_value)
+       select * from jsonb_to_recordset($3::jsonb) as c(project_id uuid, report_id uuid, field text,
+              winner_change_id uuid, winner_device_id text, winner_hlc text, winner_value jsonb,
+              loser_change_id uuid, loser_device_id text, loser_hlc text, loser_value jsonb)
+       -- The same pair of writes replayed is the same conflict.
+       on conflict do nothing
+       returning 1
+     )
+     select (select count(*) from inserted_reports) + (select count(*) from updated_reports) as reports,
+            (select count(*) from written_audit) as audit, (select count(*) from written_conflicts) as conflicts`,
+    [
+      JSON.stringify(reportRows.filter((_, i) => !reports[i]!.stored)),
+      JSON.stringify(audit),
+      JSON.stringify(conflictRows),
+      JSON.stringify(reportRows.filter((_, i) => reports[i]!.stored)),
+    ],
+  );
+}
+
+function draftOf(item: ApplyItem): AuditDraft {
   const change = "change" in item ? item.change : undefined;
   return {
     project_id: item.projectId,
@@ -177,21 +267,29 @@ function auditRow(item: ApplyItem): AuditDraft {
   };
 }
 
-function rejectedRow(item: ApplyItem, code: string, message: string): AuditDraft {
-  return { ...auditRow(item), outcome: "rejected", code, message };
+/** Why a change that reached the consumer can never apply, or undefined when it can. */
+function rejectionOf(item: ApplyItem): { code: string; message: string } | undefined {
+  if (!("change" in item)) return item.rejection;
+  // Ingest checks this too; repeat it where the write happens.
+  if (parseHlc(item.change.hlc)?.node !== item.deviceId) {
+    return { code: "hlc_node_mismatch", message: "the HLC node must be the sending device's id" };
+  }
+  return undefined;
 }
 
 /**
- * Applies a batch of changes in one transaction: locks their reports, merges
- * each change with per-field last-writer-wins (`core/merge.ts`), and writes
- * reports, audit rows and conflicts with a fixed number of set-based
- * statements, whatever the batch size. A change id already in the audit log
- * is a no-op that returns its recorded outcome.
+ * Applies a batch of changes in one transaction of three statements, however
+ * large the batch: lock the batch's reports, read their state, merge each
+ * change with per-field last-writer-wins (`core/merge.ts`) in order, then
+ * write reports, hash-chained audit rows and conflicts. A change id already
+ * in the audit log is a no-op that returns its recorded outcome.
  *
  * Throws only when the whole batch must be retried (the database failed);
  * a change that can never apply is recorded as `rejected`.
  *
- * @returns the outcome of each change, by change id, in input order.
+ * @returns the outcome of each change, in input order.
+ * @example
+ * const acks = await applyChanges(db, [{ projectId, deviceId, receivedAt, change }]);
  */
 export async function applyChanges(
   db: Db,
@@ -199,32 +297,56 @@ export async function applyChanges(
   now: () => number = Date.now,
 ): Promise<Ack[]> {
   if (items.length === 0) return [];
+  const chains = [
+    ...new Map(
+      items.map((i) => [
+        keyOf(i.projectId, reportIdOf(i)),
+        { projectId: i.projectId, reportId: reportIdOf(i) },
+      ]),
+    ).values(),
+  ];
   return db.transaction(async (tx) => {
-    const done = await findApplied(tx, items);
-    const fresh: ApplyItem[] = [];
-    const seen = new Set<string>();
-    for (const item of items) {
-      const key = keyOf(item.projectId, changeIdOf(item));
-      if (done.has(key) || seen.has(key)) continue;
-      seen.add(key);
-      fresh.push(item);
-    }
+    await lock(tx, chains);
+    const loaded = await load(tx, chains, items);
 
-    // Every chain the batch appends to is locked, including rejected changes'.
-    const touched = new Map<string, { projectId: string; reportId: string }>();
-    for (const item of fresh) {
-      const reportId = reportIdOf(item);
-      touched.set(keyOf(item.projectId, reportId), { projectId: item.projectId, reportId });
-    }
-    const { reports, chainHeads } = await lockAndLoad(tx, [...touched.values()]);
-
+    const acks = new Map<string, Ack>(
+      loaded.applied.map((a) => [
+        keyOf(a.project_id, a.change_id),
+        {
+          changeId: a.change_id,
+          outcome: a.outcome,
+          ...(a.code ? { code: a.code, message: a.message ?? "" } : {}),
+        },
+      ]),
+    );
+    const reports = new Map<string, StoredReport>(
+      loaded.reports.map((r) => [
+        keyOf(r.project_id, r.id),
+        {
+          projectId: r.project_id,
+          id: r.id,
+          state: {
+            fields: r.fields,
+            clocks: r.clocks,
+            writers: r.writers,
+            deletedHlc: r.deleted_hlc,
+          },
+          version: r.version,
+          createdBy: r.created_by,
+          updatedBy: r.updated_by,
+          stored: true,
+          dirty: false,
+        },
+      ]),
+    );
+    const chainHeads = new Map(loaded.heads.map((h) => [keyOf(h.project_id, h.report_id), h.hash]));
     const appliedAt = new Date(now()).toISOString();
     const audit: AuditRow[] = [];
+    const conflicts: ConflictRow[] = [];
+
     const append = (draft: AuditDraft) => {
-      const chain = keyOf(draft.project_id, draft.report_id ?? NO_REPORT);
+      const chain = keyOf(draft.project_id, draft.report_id);
       const prevHash = chainHeads.get(chain) ?? null;
-      const beforeDigests = digests(draft.before);
-      const afterDigests = digests(draft.after);
       const hash = auditHash({
         prevHash,
         projectId: draft.project_id,
@@ -237,160 +359,66 @@ export async function applyChanges(
         code: draft.code,
         fieldsApplied: draft.fields_applied,
         fieldsSuperseded: draft.fields_superseded,
-        beforeDigests,
-        afterDigests,
+        beforeDigests: digests(draft.before),
+        afterDigests: digests(draft.after),
         receivedAt: draft.received_at,
         appliedAt,
       });
       chainHeads.set(chain, hash);
-      audit.push({
-        ...draft,
-        before_digests: beforeDigests,
-        after_digests: afterDigests,
-        applied_at: appliedAt,
-        prev_hash: prevHash,
-        hash,
-      });
+      audit.push({ ...draft, applied_at: appliedAt, prev_hash: prevHash, hash });
     };
-    const conflicts: (ConflictDraft & { projectId: string; reportId: string })[] = [];
-    const acks = new Map<string, Ack>(done);
-    for (const item of fresh) {
+
+    for (const item of items) {
       const key = keyOf(item.projectId, changeIdOf(item));
-      if (!("change" in item)) {
-        append(rejectedRow(item, item.rejection.code, item.rejection.message));
-        acks.set(key, { changeId: changeIdOf(item), outcome: "rejected", ...item.rejection });
+      if (acks.has(key)) continue; // applied before, or earlier in this batch
+      const rejection = rejectionOf(item);
+      if (rejection || !("change" in item)) {
+        append({ ...draftOf(item), ...rejection });
+        acks.set(key, { changeId: changeIdOf(item), outcome: "rejected", ...rejection });
         continue;
       }
       const { change } = item;
-      if (parseHlc(change.hlc)?.node !== item.deviceId) {
-        // Ingest checks this too; repeat it where the write happens.
-        const rejection = {
-          code: "hlc_node_mismatch",
-          message: "the HLC node must be the sending device's id",
-        };
-        append(rejectedRow(item, rejection.code, rejection.message));
-        acks.set(key, { changeId: change.changeId, outcome: "rejected", ...rejection });
-        continue;
-      }
       const reportKey = keyOf(item.projectId, change.reportId);
-      const report: StoredReport = reports.get(reportKey) ?? {
+      const report = reports.get(reportKey) ?? {
+        projectId: item.projectId,
+        id: change.reportId,
         state: emptyReportState(),
         version: 0,
         createdBy: null,
         updatedBy: null,
+        stored: false,
         dirty: false,
-        isNew: true,
       };
       const result = mergeChange(report.state, change);
-      const changedState = result.state !== report.state;
-      report.state = result.state;
       if (result.outcome !== "superseded") {
         report.version += 1;
         report.createdBy ??= item.deviceId;
         report.updatedBy = item.deviceId;
       }
-      report.dirty ||= changedState || result.outcome !== "superseded";
+      report.dirty ||= result.state !== report.state || result.outcome !== "superseded";
+      report.state = result.state;
       reports.set(reportKey, report);
       append({
-        ...auditRow(item),
+        ...draftOf(item),
         outcome: result.outcome,
         fields_applied: result.fieldsApplied,
         fields_superseded: result.fieldsSuperseded,
         before: result.before,
         after: result.after,
       });
-      for (const conflict of result.conflicts) {
+      for (const conflict of result.conflicts)
         conflicts.push({ ...conflict, projectId: item.projectId, reportId: change.reportId });
-      }
       acks.set(key, { changeId: change.changeId, outcome: result.outcome });
     }
 
-    await writeReports(tx, reports);
-    await writeAudit(tx, audit);
-    await writeConflicts(tx, conflicts);
+    if (audit.length > 0) {
+      await write(
+        tx,
+        [...reports.values()].filter((r) => r.dirty),
+        audit,
+        conflicts,
+      );
+    }
     return items.map((item) => acks.get(keyOf(item.projectId, changeIdOf(item)))!);
   });
-}
-
-async function writeReports(tx: Queryable, reports: Map<string, StoredReport>): Promise<void> {
-  const rows = [...reports.entries()]
-    .filter(([, r]) => r.dirty)
-    .map(([key, r]) => {
-      const [project_id, id] = key.split(":");
-      return {
-        project_id,
-        id,
-        fields: r.state.fields,
-        clocks: r.state.clocks,
-        writers: r.state.writers,
-        deleted_hlc: r.state.deletedHlc,
-        version: r.version,
-        created_by: r.createdBy,
-        updated_by: r.updatedBy,
-      };
-    });
-  if (rows.length === 0) return;
-  await tx.query(
-    `insert into reports (project_id, id, fields, clocks, writers, deleted_hlc, version, created_by, updated_by)
-     select project_id, id, fields, clocks, writers, deleted_hlc, version, created_by, updated_by
-       from jsonb_to_recordset($1::jsonb) as r(project_id uuid, id uuid, fields jsonb, clocks jsonb, writers jsonb,
-            deleted_hlc text, version integer, created_by uuid, updated_by uuid)
-     on conflict (project_id, id) do update set
-       fields = excluded.fields, clocks = excluded.clocks, writers = excluded.writers,
-       deleted_hlc = excluded.deleted_hlc, version = excluded.version, updated_by = excluded.updated_by,
-       updated_at = now(), xid = pg_current_xact_id()`,
-    [JSON.stringify(rows)],
-  );
-}
-
-async function writeAudit(tx: Queryable, rows: AuditRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  await tx.query(
-    `insert into audit_log (project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code, message,
-            fields_applied, fields_superseded, before, after, before_digests, after_digests, received_at, applied_at,
-            prev_hash, hash)
-     select project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code, message,
-            array(select jsonb_array_elements_text(fields_applied)),
-            array(select jsonb_array_elements_text(fields_superseded)),
-            before, after, before_digests, after_digests, received_at, applied_at, prev_hash, hash
-       from rows from (jsonb_to_recordset($1::jsonb) as (project_id uuid, change_id uuid, report_id uuid,
-            actor_type text, actor_id uuid, op text, hlc text, outcome text, code text, message text,
-            fields_applied jsonb, fields_superseded jsonb, before jsonb, after jsonb, before_digests jsonb,
-            after_digests jsonb, received_at timestamptz, applied_at timestamptz, prev_hash text, hash text))
-            with ordinality as r
-      -- seq follows the order the changes were applied in.
-      order by r.ordinality`,
-    [JSON.stringify(rows)],
-  );
-}
-
-async function writeConflicts(
-  tx: Queryable,
-  conflicts: (ConflictDraft & { projectId: string; reportId: string })[],
-): Promise<void> {
-  if (conflicts.length === 0) return;
-  const rows = conflicts.map((c) => ({
-    project_id: c.projectId,
-    report_id: c.reportId,
-    field: c.field,
-    winner_change_id: c.winner.changeId,
-    winner_device_id: c.winner.deviceId,
-    winner_hlc: c.winner.hlc,
-    winner_value: c.winner.value,
-    loser_change_id: c.loser.changeId,
-    loser_device_id: c.loser.deviceId,
-    loser_hlc: c.loser.hlc,
-    loser_value: c.loser.value,
-  }));
-  await tx.query(
-    `insert into conflicts (project_id, report_id, field, winner_change_id, winner_device_id, winner_hlc, winner_value,
-            loser_change_id, loser_device_id, loser_hlc, loser_value)
-     select project_id, report_id, field, winner_change_id, winner_device_id, winner_hlc, winner_value,
-            loser_change_id, loser_device_id, loser_hlc, loser_value
-       from jsonb_to_recordset($1::jsonb) as c(project_id uuid, report_id uuid, field text, winner_change_id uuid,
-            winner_device_id text, winner_hlc text, winner_value jsonb, loser_change_id uuid, loser_device_id text,
-            loser_hlc text, loser_value jsonb)
-     on conflict do nothing`,
-    [JSON.stringify(rows)],
-  );
 }

@@ -1,6 +1,7 @@
 import { auditHash, valueDigest } from "../../core/audit.ts";
+import { NotFoundError } from "../../core/errors.ts";
 import type { JsonObject } from "../../core/json.ts";
-import type { Queryable } from "./db/db.ts";
+import type { Db, Queryable } from "./db/db.ts";
 
 interface ChainRow {
   seq: number;
@@ -17,8 +18,7 @@ interface ChainRow {
   fields_superseded: string[];
   before: JsonObject;
   after: JsonObject;
-  before_digests: Record<string, string>;
-  after_digests: Record<string, string>;
+  erased_digests: Record<string, string>;
   received_at: Date;
   applied_at: Date;
   prev_hash: string | null;
@@ -33,11 +33,23 @@ export interface VerifyResult {
 
 const PAGE = 1000;
 
-/** Each stored value must match its digest, unless it was erased (null). */
-function valuesMatch(values: JsonObject, stored: Record<string, string>): boolean {
-  const keys = Object.keys(values);
-  if (keys.length !== Object.keys(stored).length) return false;
-  return keys.every((k) => values[k] === null || valueDigest(values[k]!) === stored[k]);
+/**
+ * The digests a row's hash covers: each value's own, or for an erased value
+ * the digest recorded when it was erased. Undefined when a value was
+ * replaced rather than erased (an erased digest beside a non-null value).
+ */
+function digestsOf(
+  side: "before" | "after",
+  values: JsonObject,
+  erased: Record<string, string>,
+): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  for (const [field, value] of Object.entries(values)) {
+    const recorded = erased[`${side}:${field}`];
+    if (recorded !== undefined && value !== null) return undefined;
+    out[field] = recorded ?? valueDigest(value);
+  }
+  return out;
 }
 
 /**
@@ -54,8 +66,7 @@ export async function verifyAuditChains(db: Queryable, projectId: string): Promi
   for (;;) {
     const rows = await db.query<ChainRow>(
       `select seq, project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code,
-              fields_applied, fields_superseded, before, after, before_digests, after_digests,
-              received_at, applied_at, prev_hash, hash
+              fields_applied, fields_superseded, before, after, erased_digests, received_at, applied_at, prev_hash, hash
          from audit_log
         where project_id = $1 and (report_id, seq) > ($2::uuid, $3::bigint)
         order by report_id, seq limit $4`,
@@ -65,6 +76,8 @@ export async function verifyAuditChains(db: Queryable, projectId: string): Promi
       checked++;
       const chain = row.report_id ?? "";
       const expectedPrev = chain === lastChain ? lastHash : null;
+      const beforeDigests = digestsOf("before", row.before, row.erased_digests);
+      const afterDigests = digestsOf("after", row.after, row.erased_digests);
       const expectedHash = auditHash({
         prevHash: row.prev_hash,
         projectId: row.project_id,
@@ -77,16 +90,16 @@ export async function verifyAuditChains(db: Queryable, projectId: string): Promi
         code: row.code,
         fieldsApplied: row.fields_applied,
         fieldsSuperseded: row.fields_superseded,
-        beforeDigests: row.before_digests,
-        afterDigests: row.after_digests,
+        beforeDigests: beforeDigests ?? {},
+        afterDigests: afterDigests ?? {},
         receivedAt: row.received_at.toISOString(),
         appliedAt: row.applied_at.toISOString(),
       });
       const good =
+        beforeDigests !== undefined &&
+        afterDigests !== undefined &&
         row.prev_hash === expectedPrev &&
-        row.hash === expectedHash &&
-        valuesMatch(row.before, row.before_digests) &&
-        valuesMatch(row.after, row.after_digests);
+        row.hash === expectedHash;
       if (!good && (firstBadSeq === undefined || row.seq < firstBadSeq)) firstBadSeq = row.seq;
       lastChain = chain;
       lastHash = row.hash;
@@ -96,4 +109,41 @@ export async function verifyAuditChains(db: Queryable, projectId: string): Promi
     after = [last.report_id ?? "00000000-0000-0000-0000-000000000000", last.seq];
   }
   return firstBadSeq === undefined ? { ok: true, checked } : { ok: false, checked, firstBadSeq };
+}
+
+/**
+ * Erases one field's values from one audit row (a data-protection request):
+ * the values become null and their digests are kept in `erased_digests`, so
+ * the hash chain still verifies. The database allows this update only with
+ * the erasure flag set, and only in this shape.
+ *
+ * @returns whether the row held the field.
+ */
+export async function eraseAuditValue(db: Db, projectId: string, seq: number, field: string): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const [row] = await tx.query<{ before: JsonObject; after: JsonObject; erased_digests: Record<string, string> }>(
+      "select before, after, erased_digests from audit_log where project_id = $1 and seq = $2 for update",
+      [projectId, seq],
+    );
+    if (!row) throw new NotFoundError(`No audit entry ${seq}.`);
+    const erased = { ...row.erased_digests };
+    const before = { ...row.before };
+    const after = { ...row.after };
+    let touched = false;
+    for (const [side, values] of [["before", before], ["after", after]] as const) {
+      if (!(field in values)) continue;
+      touched = true;
+      const key = `${side}:${field}`;
+      if (erased[key] === undefined) erased[key] = valueDigest(values[field]!);
+      values[field] = null;
+    }
+    if (!touched) return false;
+    await tx.query("select set_config('edge_sync.audit_erasure', 'on', true)");
+    await tx.query(
+      "update audit_log set before = $2::jsonb, after = $3::jsonb, erased_digests = $4::jsonb where seq = $1",
+      [seq, JSON.stringify(before), JSON.stringify(after), JSON.stringify(erased)],
+    );
+    await tx.query("select set_config('edge_sync.audit_erasure', 'off', true)");
+    return true;
+  });
 }

@@ -1,0 +1,43 @@
+import { writeFile } from "node:fs/promises";
+import { cpus, totalmem } from "node:os";
+import { benchApply } from "./apply.ts";
+
+export interface BenchResult {
+  name: string;
+  value: number;
+  unit: string;
+  /** The raw operation the value is compared with, in the same unit. */
+  baseline: number;
+  ratio: number;
+  /** The ratio the issue asks for. */
+  target: number;
+}
+
+process.env.POWERTOOLS_LOG_LEVEL ??= "SILENT";
+
+const suites: Record<string, () => Promise<BenchResult[]>> = { apply: benchApply };
+const only = process.argv.slice(2);
+const results: BenchResult[] = [];
+for (const [name, run] of Object.entries(suites)) {
+  if (only.length && !only.includes(name)) continue;
+  results.push(...(await run()));
+}
+
+const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+console.log(`edge-sync benchmarks on ${machine}\n`);
+const rows = results.map((r) => [
+  r.name,
+  `${r.value.toLocaleString("en")} ${r.unit}`,
+  `${r.baseline.toLocaleString("en")} ${r.unit}`,
+  `${(r.ratio * 100).toFixed(0)}%`,
+  `${(r.target * 100).toFixed(0)}%`,
+  r.ratio >= r.target ? "ok" : "BELOW",
+]);
+const header = ["benchmark", "value", "raw baseline", "ratio", "target", ""];
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+for (const row of [header, ...rows]) console.log(row.map((c, i) => c.padEnd(widths[i]!)).join("  "));
+await writeFile(
+  new URL("./results.json", import.meta.url),
+  `${JSON.stringify({ at: new Date().toISOString(), machine, results }, null, 2)}\n`,
+);
+process.exit(0);
