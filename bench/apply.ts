@@ -21,9 +21,9 @@ function changesFor(deviceId: string, count: number, startWall: number): Change[
 
 /**
  * The floor applyChanges is compared with: the same report and audit rows it
- * writes for these changes, built beforehand, then written with one plain
- * set-based insert per table in a transaction of the same size: no locking,
- * no reads, no merging, no hashing.
+ * writes for these changes, built beforehand, then serialised and written
+ * with one plain set-based insert per table in a transaction of the same
+ * size: no locking, no reads, no merging, no hashing.
  */
 function rawRows(projectId: string, deviceId: string, batch: Change[]) {
   const now = new Date().toISOString();
@@ -59,16 +59,17 @@ function rawRows(projectId: string, deviceId: string, batch: Change[]) {
     prev_hash: null,
     hash: "0".repeat(64),
   }));
-  return { reports: JSON.stringify(reports), audit: JSON.stringify(audit) };
+  return { reports, audit };
 }
 
-async function rawInsert(db: Db, rows: { reports: string; audit: string }): Promise<void> {
+/** Serialising the rows is part of writing them, as it is for applyChanges. */
+async function rawInsert(db: Db, rows: ReturnType<typeof rawRows>): Promise<void> {
   await db.transaction(async (tx) => {
     await tx.query(
       `insert into reports (project_id, id, fields, clocks, writers, deleted_hlc, version, created_by, updated_by)
        select * from jsonb_to_recordset($1::jsonb) as r(project_id uuid, id uuid, fields jsonb, clocks jsonb,
               writers jsonb, deleted_hlc text, version integer, created_by uuid, updated_by uuid)`,
-      [rows.reports],
+      [JSON.stringify(rows.reports)],
     );
     await tx.query(
       `insert into audit_log (project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code,
@@ -77,7 +78,7 @@ async function rawInsert(db: Db, rows: { reports: string; audit: string }): Prom
               actor_type text, actor_id uuid, op text, hlc text, outcome text, code text, message text,
               fields_applied text[], fields_superseded text[], before jsonb, after jsonb, received_at timestamptz,
               applied_at timestamptz, prev_hash text, hash text)`,
-      [rows.audit],
+      [JSON.stringify(rows.audit)],
     );
   });
 }
@@ -104,20 +105,43 @@ export async function benchApply(): Promise<BenchResult[]> {
       const changes = changesFor(device.id, TOTAL_CHANGES, 1_000_000 * batchSize);
       const raw = changesFor(device.id, TOTAL_CHANGES, 2_000_000 * batchSize);
       const batches = (list: Change[]) =>
-        Array.from({ length: Math.ceil(list.length / batchSize) }, (_, i) => list.slice(i * batchSize, (i + 1) * batchSize));
+        Array.from({ length: Math.ceil(list.length / batchSize) }, (_, i) =>
+          list.slice(i * batchSize, (i + 1) * batchSize),
+        );
       // Warm both paths (plans, connections) before measuring.
-      await applyChanges(db, changes.slice(0, batchSize).map((change) => ({ projectId: project.id, deviceId: device.id, receivedAt: new Date().toISOString(), change }) satisfies ApplyItem));
+      await applyChanges(
+        db,
+        changes.slice(0, batchSize).map(
+          (change) =>
+            ({
+              projectId: project.id,
+              deviceId: device.id,
+              receivedAt: new Date().toISOString(),
+              change,
+            }) satisfies ApplyItem,
+        ),
+      );
       await rawInsert(db, rawRows(project.id, device.id, raw.slice(0, batchSize)));
 
       let applyMs = 0;
       let rawMs = 0;
       const applyBatches = batches(changes.slice(batchSize));
-      const rawBatches = batches(raw.slice(batchSize)).map((b) => rawRows(project.id, device.id, b));
+      const rawBatches = batches(raw.slice(batchSize)).map((b) =>
+        rawRows(project.id, device.id, b),
+      );
       // Interleaved, so both see the same table sizes and machine load.
       for (let i = 0; i < applyBatches.length; i++) {
         const receivedAt = new Date().toISOString();
         applyMs += await timed(() =>
-          applyChanges(db, applyBatches[i]!.map((change) => ({ projectId: project.id, deviceId: device.id, receivedAt, change }))).then(() => {}),
+          applyChanges(
+            db,
+            applyBatches[i]!.map((change) => ({
+              projectId: project.id,
+              deviceId: device.id,
+              receivedAt,
+              change,
+            })),
+          ).then(() => {}),
         );
         rawMs += await timed(() => rawInsert(db, rawBatches[i]!));
       }

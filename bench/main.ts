@@ -35,7 +35,8 @@ const rows = results.map((r) => [
 ]);
 const header = ["benchmark", "value", "raw baseline", "ratio", "target", ""];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-for (const row of [header, ...rows]) console.log(row.map((c, i) => c.padEnd(widths[i]!)).join("  "));
+for (const row of [header, ...rows])
+  console.log(row.map((c, i) => c.padEnd(widths[i]!)).join("  "));
 await writeFile(
   new URL("./results.json", import.meta.url),
   `${JSON.stringify({ at: new Date().toISOString(), machine, results }, null, 2)}\n`,

@@ -27,12 +27,18 @@ export function canonicalJson(value: unknown): string {
 
 export const sha256 = (text: string): string => hash("sha256", text, "hex");
 
+const NULL_DIGEST = sha256("null");
+
 /** The digest a field value enters the chain as. */
-export const valueDigest = (value: JsonValue): string => sha256(canonicalJson(value));
+export const valueDigest = (value: JsonValue): string =>
+  // null is every new field's "before": computed once.
+  value === null ? NULL_DIGEST : sha256(canonicalJson(value));
 
 /** Digests of every value of a before/after map. */
 export function digests(values: JsonObject): Record<string, string> {
-  return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, valueDigest(v)]));
+  const out: Record<string, string> = {};
+  for (const key in values) out[key] = valueDigest(values[key]!);
+  return out;
 }
 
 /** What an audit row's hash covers. Values appear only as digests. */

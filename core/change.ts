@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { hlcPattern, parseHlc } from "./hlc.ts";
+import { hlcPattern, hlcSkewMs, parseHlc } from "./hlc.ts";
 import { type JsonValue, jsonByteLength } from "./json.ts";
 
 export const MAX_CHANGES_PER_REQUEST = 500;
@@ -139,7 +139,7 @@ export function checkChange(
       },
     };
   }
-  const skew = stamp.wall - serverNowMs;
+  const skew = hlcSkewMs(stamp, serverNowMs);
   if (skew > maxClockSkewMs) {
     return {
       rejection: {

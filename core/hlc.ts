@@ -41,6 +41,15 @@ export function parseHlc(text: string): Hlc | undefined {
   return { wall, counter: Number(match[2]), node: match[3]! };
 }
 
+/**
+ * The node (device id) of a stamp already known to be well-formed: what
+ * follows the fixed-width wall and counter. Cheaper than parsing, for hot
+ * paths.
+ */
+export function hlcNode(text: string): string {
+  return text.slice(WALL_DIGITS + COUNTER_DIGITS + 2);
+}
+
 /** Byte-wise comparison of string forms, which is causal order. */
 export function compareHlc(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;

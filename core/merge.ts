@@ -1,5 +1,5 @@
 import type { Change } from "./change.ts";
-import { parseHlc } from "./hlc.ts";
+import { hlcNode } from "./hlc.ts";
 import type { JsonObject, JsonValue } from "./json.ts";
 
 /**
@@ -49,8 +49,6 @@ export const emptyReportState = (): ReportState => ({
   deletedHlc: null,
 });
 
-const nodeOf = (hlc: string): string => parseHlc(hlc)?.node ?? "";
-
 function outcomeOf(applied: number, superseded: number): MergeResult["outcome"] {
   if (applied === 0) return "superseded";
   return superseded === 0 ? "applied" : "partial";
@@ -92,7 +90,7 @@ export function mergeChange(current: ReportState, change: Change): MergeResult {
   const before: JsonObject = {};
   const after: JsonObject = {};
   const conflicts: ConflictDraft[] = [];
-  const deviceId = nodeOf(change.hlc);
+  const deviceId = hlcNode(change.hlc);
 
   for (const [field, value] of Object.entries(change.fields)) {
     const clock = current.clocks[field];
@@ -102,7 +100,7 @@ export function mergeChange(current: ReportState, change: Change): MergeResult {
     if (clock !== undefined && change.base && field in change.base) {
       // The editor saw `base[field]`; a register written since by another
       // device means the two writes were concurrent.
-      const existingDevice = nodeOf(clock);
+      const existingDevice = hlcNode(clock);
       if (existingDevice !== deviceId && change.base[field] !== clock && clock !== change.hlc) {
         const existing: ConflictSide = {
           changeId: current.writers[field] ?? "",

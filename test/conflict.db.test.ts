@@ -27,12 +27,24 @@ describe.each(dbTargets())("two devices edit one field offline (%s)", (target) =
     await syncUntilSettled(b.agent);
     await a.agent.syncOnce();
 
-    const rows = await t.testDb.db.query<{ field: string; winner_value: unknown; loser_value: unknown; winner_device_id: string; loser_device_id: string }>(
+    const rows = await t.testDb.db.query<{
+      field: string;
+      winner_value: unknown;
+      loser_value: unknown;
+      winner_device_id: string;
+      loser_device_id: string;
+    }>(
       "select field, winner_value, loser_value, winner_device_id, loser_device_id from conflicts where report_id = $1",
       [report.id],
     );
     expect(rows).toEqual([
-      { field: "severity", winner_value: 5, loser_value: 3, winner_device_id: a.deviceId, loser_device_id: b.deviceId },
+      {
+        field: "severity",
+        winner_value: 5,
+        loser_value: 3,
+        winner_device_id: a.deviceId,
+        loser_device_id: b.deviceId,
+      },
     ]);
 
     for (const { agent } of [a, b]) {

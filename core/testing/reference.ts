@@ -16,7 +16,12 @@ export function referenceState(changes: Change[]): Map<string, ReportState> {
   for (const [reportId, list] of byReport) {
     const deletes = list.filter((c) => c.op === "delete").map((c) => c.hlc);
     if (deletes.length) {
-      states.set(reportId, { fields: {}, clocks: {}, writers: {}, deletedHlc: deletes.sort().at(-1)! });
+      states.set(reportId, {
+        fields: {},
+        clocks: {},
+        writers: {},
+        deletedHlc: deletes.sort().at(-1)!,
+      });
       continue;
     }
     const state: ReportState = { fields: {}, clocks: {}, writers: {}, deletedHlc: null };

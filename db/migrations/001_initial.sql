@@ -89,8 +89,9 @@ create table audit_log (
   -- Only a change that could not even be read lacks its report, op or hlc.
   check (outcome = 'rejected' or (report_id is not null and op is not null and hlc is not null))
 );
--- A change applied twice is a no-op: its id is unique within its project forever.
-create unique index audit_change on audit_log (project_id, change_id);
+-- A change applied twice is a no-op: its id is unique within its project
+-- forever. change_id leads, so a lookup by change id can only use this index.
+create unique index audit_change on audit_log (change_id, project_id);
 -- Pull acks: one device's changes at or after a cursor, in (xid, seq) order.
 create index audit_actor_pull on audit_log (actor_id, xid, seq);
 -- History of one report, and the previous row of its hash chain.

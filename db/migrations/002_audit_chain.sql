@@ -8,6 +8,11 @@
 
 alter table audit_log add column erased_digests jsonb not null default '{}';
 
+-- A chain never forks: no two rows of one report name the same predecessor
+-- (nor are two of them first). Two consumers racing on one report cannot
+-- both append; the loser's batch fails and is retried in order.
+create unique index audit_chain on audit_log (project_id, report_id, prev_hash) nulls not distinct;
+
 create function audit_log_guard() returns trigger language plpgsql as $$
 begin
   if tg_op = 'UPDATE' and current_setting('edge_sync.audit_erasure', true) = 'on'

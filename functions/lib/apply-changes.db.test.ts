@@ -4,6 +4,8 @@ import { formatHlc } from "../../core/hlc.ts";
 import { createTestDb, dbTargets, type TestDb } from "../../test/support/db.ts";
 import { seedProject } from "../../test/support/fixtures.ts";
 import { type ApplyItem, applyChanges } from "./apply-changes.ts";
+import { verifyAuditChains } from "./audit.ts";
+import type { Db } from "./db/db.ts";
 
 describe.each(dbTargets())("applyChanges on %s", (target) => {
   let t: TestDb;
@@ -138,3 +140,70 @@ describe.each(dbTargets())("applyChanges on %s", (target) => {
     expect(await auditCount((good as { change: Change }).change.changeId)).toBe(0);
   });
 });
+
+// Two sessions at once: only a server has them.
+describe.each(dbTargets().filter((target) => target === "postgres"))(
+  "applyChanges with racing consumers on %s",
+  (target) => {
+    let t: TestDb;
+    let projectId: string;
+    let devices: string[];
+    beforeAll(async () => {
+      t = await createTestDb(target);
+      const seeded = await seedProject(t.db, 2);
+      projectId = seeded.project.id;
+      devices = seeded.devices.map((d) => d.id);
+    });
+    afterAll(() => t.drop());
+
+    /** What SQS does with a failed batch: deliver it again until it applies. */
+    async function untilApplied(db: Db, items: ApplyItem[]): Promise<number> {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await applyChanges(db, items);
+          return attempt;
+        } catch (error) {
+          if (attempt >= 20) throw error;
+        }
+      }
+    }
+
+    it("never loses an update or forks an audit chain when two consumers hit the same reports", async () => {
+      const reports = Array.from({ length: 5 }, () => crypto.randomUUID());
+      const other = t.connectAgain!();
+      let wall = 5_000;
+      const batch = (device: string) =>
+        reports.map(
+          (reportId): ApplyItem => ({
+            projectId,
+            deviceId: device,
+            receivedAt: new Date().toISOString(),
+            change: {
+              changeId: crypto.randomUUID(),
+              reportId,
+              op: "upsert",
+              hlc: formatHlc({ wall: ++wall, counter: 0, node: device }),
+              fields: { [`by_${device.slice(0, 8)}`]: wall },
+            },
+          }),
+        );
+      for (let round = 0; round < 10; round++) {
+        await Promise.all([
+          untilApplied(t.db, batch(devices[0]!)),
+          untilApplied(other, batch(devices[1]!)),
+        ]);
+      }
+      const rows = await t.db.query<{ fields: Record<string, number>; version: number }>(
+        "select fields, version from reports where id = any($1::uuid[])",
+        [reports],
+      );
+      // Every report kept both devices' latest writes and counts all 20 changes.
+      expect(rows).toHaveLength(5);
+      for (const row of rows) {
+        expect(Object.keys(row.fields)).toHaveLength(2);
+        expect(row.version).toBe(20);
+      }
+      expect((await verifyAuditChains(t.db, projectId)).ok).toBe(true);
+    });
+  },
+);

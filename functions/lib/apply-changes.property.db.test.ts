@@ -14,17 +14,26 @@ import { verifyAuditChains } from "./audit.ts";
 /** Fresh change and report ids, so every run writes rows of its own. */
 function renamed(changes: Change[]): Change[] {
   const ids = new Map<string, string>();
-  const fresh = (id: string) => ids.get(id) ?? (ids.set(id, crypto.randomUUID()), ids.get(id)!);
+  const fresh = (id: string) => {
+    if (!ids.has(id)) ids.set(id, crypto.randomUUID());
+    return ids.get(id)!;
+  };
   return changes.map((c) => ({ ...c, changeId: fresh(c.changeId), reportId: fresh(c.reportId) }));
 }
 
 /** Splits a delivery into consecutive SQS batches of 1 to 10 messages. */
 const batched = (delivery: Change[]) =>
-  fc.array(fc.integer({ min: 1, max: 10 }), { minLength: delivery.length, maxLength: delivery.length }).map((sizes) => {
-    const batches: Change[][] = [];
-    for (let i = 0, b = 0; i < delivery.length; i += sizes[b++]!) batches.push(delivery.slice(i, i + sizes[b]!));
-    return batches;
-  });
+  fc
+    .array(fc.integer({ min: 1, max: 10 }), {
+      minLength: delivery.length,
+      maxLength: delivery.length,
+    })
+    .map((sizes) => {
+      const batches: Change[][] = [];
+      for (let i = 0, b = 0; i < delivery.length; i += sizes[b++]!)
+        batches.push(delivery.slice(i, i + sizes[b]!));
+      return batches;
+    });
 
 describe.each(dbTargets())("applyChanges properties on %s", (target) => {
   let t: TestDb;
@@ -40,7 +49,9 @@ describe.each(dbTargets())("applyChanges properties on %s", (target) => {
       fc.asyncProperty(
         changeSets(20)
           .map(renamed)
-          .chain((changes) => deliveries(changes).chain((d) => fc.tuple(fc.constant(changes), batched(d)))),
+          .chain((changes) =>
+            deliveries(changes).chain((d) => fc.tuple(fc.constant(changes), batched(d))),
+          ),
         async ([changes, batches]) => {
           for (const batch of batches) {
             await applyChanges(
@@ -60,12 +71,22 @@ describe.each(dbTargets())("applyChanges properties on %s", (target) => {
             clocks: Record<string, string>;
             writers: Record<string, string>;
             deleted_hlc: string | null;
-          }>("select id, fields, clocks, writers, deleted_hlc from reports where id = any($1::uuid[])", [reportIds]);
+          }>(
+            "select id, fields, clocks, writers, deleted_hlc from reports where id = any($1::uuid[])",
+            [reportIds],
+          );
           const stored = new Map<string, ReportState>(
-            rows.map((r) => [r.id, { fields: r.fields, clocks: r.clocks, writers: r.writers, deletedHlc: r.deleted_hlc }]),
+            rows.map((r) => [
+              r.id,
+              { fields: r.fields, clocks: r.clocks, writers: r.writers, deletedHlc: r.deleted_hlc },
+            ]),
           );
           const merged = new Map<string, ReportState>();
-          for (const c of changes) merged.set(c.reportId, mergeChange(merged.get(c.reportId) ?? emptyReportState(), c).state);
+          for (const c of changes)
+            merged.set(
+              c.reportId,
+              mergeChange(merged.get(c.reportId) ?? emptyReportState(), c).state,
+            );
           expect(stored).toEqual(merged);
           expect(stored).toEqual(referenceState(changes));
 

@@ -119,9 +119,18 @@ export async function verifyAuditChains(db: Queryable, projectId: string): Promi
  *
  * @returns whether the row held the field.
  */
-export async function eraseAuditValue(db: Db, projectId: string, seq: number, field: string): Promise<boolean> {
+export async function eraseAuditValue(
+  db: Db,
+  projectId: string,
+  seq: number,
+  field: string,
+): Promise<boolean> {
   return db.transaction(async (tx) => {
-    const [row] = await tx.query<{ before: JsonObject; after: JsonObject; erased_digests: Record<string, string> }>(
+    const [row] = await tx.query<{
+      before: JsonObject;
+      after: JsonObject;
+      erased_digests: Record<string, string>;
+    }>(
       "select before, after, erased_digests from audit_log where project_id = $1 and seq = $2 for update",
       [projectId, seq],
     );
@@ -130,7 +139,10 @@ export async function eraseAuditValue(db: Db, projectId: string, seq: number, fi
     const before = { ...row.before };
     const after = { ...row.after };
     let touched = false;
-    for (const [side, values] of [["before", before], ["after", after]] as const) {
+    for (const [side, values] of [
+      ["before", before],
+      ["after", after],
+    ] as const) {
       if (!(field in values)) continue;
       touched = true;
       const key = `${side}:${field}`;

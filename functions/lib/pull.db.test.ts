@@ -58,73 +58,88 @@ describe.each(dbTargets())("pull on %s", (target) => {
   });
 
   it("refuses a cursor it did not issue", async () => {
-    await expect(pull(t.db, { projectId, deviceId: device, cursor: "bm9wZQ", limit: 10 })).rejects.toMatchObject({
+    await expect(
+      pull(t.db, { projectId, deviceId: device, cursor: "bm9wZQ", limit: 10 }),
+    ).rejects.toMatchObject({
       code: "validation_failed",
     });
   });
 });
 
 // Out-of-order commits need two sessions at once: a server, not PGlite.
-describe.each(dbTargets().filter((target) => target === "postgres"))("pull with concurrent consumers on %s", (target) => {
-  let t: TestDb;
-  let projectId: string;
-  let device: string;
-  beforeAll(async () => {
-    t = await createTestDb(target);
-    const seeded = await seedProject(t.db, 1);
-    projectId = seeded.project.id;
-    device = seeded.devices[0]!.id;
-  });
-  afterAll(() => t.drop());
-
-  it("never skips a row whose transaction commits after a later one", async () => {
-    const item = (wall: number): ApplyItem => ({
-      projectId,
-      deviceId: device,
-      receivedAt: new Date().toISOString(),
-      change: {
-        changeId: crypto.randomUUID(),
-        reportId: crypto.randomUUID(),
-        op: "upsert",
-        hlc: formatHlc({ wall, counter: 0, node: device }),
-        fields: { wall },
-      },
+describe.each(dbTargets().filter((target) => target === "postgres"))(
+  "pull with concurrent consumers on %s",
+  (target) => {
+    let t: TestDb;
+    let projectId: string;
+    let device: string;
+    beforeAll(async () => {
+      t = await createTestDb(target);
+      const seeded = await seedProject(t.db, 1);
+      projectId = seeded.project.id;
+      device = seeded.devices[0]!.id;
     });
-    let release!: () => void;
-    let reached!: () => void;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    const atCommit = new Promise<void>((r) => {
-      reached = r;
-    });
-    // A consumer whose transaction has written its rows but not yet committed.
-    const slowDb: Db = {
-      ...t.db,
-      transaction: (fn) =>
-        t.db.transaction(async (tx) => {
-          const result = await fn(tx);
-          reached();
-          await gate;
-          return result;
-        }),
-    };
-    const early = item(1_000);
-    const late = item(2_000);
-    const slow = applyChanges(slowDb, [early]);
-    await atCommit;
-    await applyChanges(t.db, [late]); // starts later, commits first
+    afterAll(() => t.drop());
 
-    const first = await pull(t.db, { projectId, deviceId: device, cursor: undefined, limit: 100 });
-    release();
-    await slow;
-    const second = await pull(t.db, { projectId, deviceId: device, cursor: first.cursor, limit: 100 });
+    it("never skips a row whose transaction commits after a later one", async () => {
+      const item = (wall: number): ApplyItem => ({
+        projectId,
+        deviceId: device,
+        receivedAt: new Date().toISOString(),
+        change: {
+          changeId: crypto.randomUUID(),
+          reportId: crypto.randomUUID(),
+          op: "upsert",
+          hlc: formatHlc({ wall, counter: 0, node: device }),
+          fields: { wall },
+        },
+      });
+      let release!: () => void;
+      let reached!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      const atCommit = new Promise<void>((r) => {
+        reached = r;
+      });
+      // A consumer whose transaction has written its rows but not yet committed.
+      const slowDb: Db = {
+        ...t.db,
+        transaction: (fn) =>
+          t.db.transaction(async (tx) => {
+            const result = await fn(tx);
+            reached();
+            await gate;
+            return result;
+          }),
+      };
+      const early = item(1_000);
+      const late = item(2_000);
+      const slow = applyChanges(slowDb, [early]);
+      await atCommit;
+      await applyChanges(t.db, [late]); // starts later, commits first
 
-    const seen = [...first.reports, ...second.reports].map((r) => r.id);
-    const reportOf = (i: ApplyItem) => ("change" in i ? i.change.reportId : "");
-    expect(seen).toContain(reportOf(early));
-    expect(seen).toContain(reportOf(late));
-    // The later commit waits behind the open transaction rather than moving the cursor past it.
-    expect(first.reports.map((r) => r.id)).not.toContain(reportOf(late));
-  });
-});
+      const first = await pull(t.db, {
+        projectId,
+        deviceId: device,
+        cursor: undefined,
+        limit: 100,
+      });
+      release();
+      await slow;
+      const second = await pull(t.db, {
+        projectId,
+        deviceId: device,
+        cursor: first.cursor,
+        limit: 100,
+      });
+
+      const seen = [...first.reports, ...second.reports].map((r) => r.id);
+      const reportOf = (i: ApplyItem) => ("change" in i ? i.change.reportId : "");
+      expect(seen).toContain(reportOf(early));
+      expect(seen).toContain(reportOf(late));
+      // The later commit waits behind the open transaction rather than moving the cursor past it.
+      expect(first.reports.map((r) => r.id)).not.toContain(reportOf(late));
+    });
+  },
+);

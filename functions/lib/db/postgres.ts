@@ -1,5 +1,5 @@
 import pg from "pg";
-import type { Db, Queryable } from "./db.ts";
+import type { Db, Queryable, QueryOptions } from "./db.ts";
 
 // int8 (count(*), bigserial) as number: every value we store fits in 2^53.
 const types = {
@@ -18,8 +18,12 @@ export interface PostgresOptions {
 
 function queryable(client: pg.Pool | pg.PoolClient): Queryable {
   return {
-    async query<R>(sql: string, params?: readonly unknown[]) {
-      const result = await client.query(sql, params as unknown[] | undefined);
+    async query<R>(sql: string, params?: readonly unknown[], options?: QueryOptions) {
+      const result = await client.query({
+        text: sql,
+        values: params as unknown[] | undefined,
+        name: options?.name,
+      });
       return result.rows as R[];
     },
     async exec(sql: string) {
