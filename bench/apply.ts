@@ -7,7 +7,7 @@ import { createPostgresDb } from "../functions/lib/db/postgres.ts";
 import { createDevice, createProject } from "../functions/lib/identity.ts";
 import type { BenchResult } from "./main.ts";
 
-const TOTAL_CHANGES = Number(process.env.BENCH_APPLY_CHANGES ?? 6000);
+const TOTAL_CHANGES = Number(process.env.BENCH_APPLY_CHANGES ?? 20000);
 
 function changesFor(deviceId: string, count: number, startWall: number): Change[] {
   return Array.from({ length: count }, (_, i) => ({

@@ -121,19 +121,19 @@ async function load(
      select
        -- A lock held by a stuck transaction becomes a retryable error (55P03), not a hung batch.
        set_config('lock_timeout', '5s', true) as lock_timeout,
-       (select coalesce(jsonb_agg(jsonb_build_object(
+       (select coalesce(json_agg(json_build_object(
                 'project_id', r.project_id, 'id', r.id, 'fields', r.fields, 'clocks', r.clocks,
                 'writers', r.writers, 'deleted_hlc', r.deleted_hlc, 'version', r.version,
                 'created_by', r.created_by, 'updated_by', r.updated_by)), '[]')
           from k cross join lateral (select * from reports r
                                       where r.project_id = k.project_id and r.id = k.report_id
                                       limit 1 for update) as r) as reports,
-       (select coalesce(jsonb_agg(jsonb_build_object(
+       (select coalesce(json_agg(json_build_object(
                 'project_id', k.project_id, 'report_id', k.report_id, 'hash', last.hash)), '[]')
           from k cross join lateral (select hash from audit_log a
                                       where a.project_id = k.project_id and a.report_id = k.report_id
                                       order by a.seq desc limit 1) as last) as heads,
-       (select coalesce(jsonb_agg(jsonb_build_object(
+       (select coalesce(json_agg(json_build_object(
                 'project_id', a.project_id, 'change_id', a.change_id, 'outcome', a.outcome,
                 'code', a.code, 'message', a.message)), '[]')
           -- OFFSET 0 keeps the project test out of the probe, so the only index
@@ -235,6 +235,13 @@ async function write(
   await tx.query(`with ${parts.join(", ")} select 1`, params);
 }
 
+// Messages of one ingest request share their receive time: normalise it once.
+let lastReceived = { raw: "", iso: "" };
+function normalisedReceivedAt(raw: string): string {
+  if (raw !== lastReceived.raw) lastReceived = { raw, iso: new Date(raw).toISOString() };
+  return lastReceived.iso;
+}
+
 function draftOf(item: ApplyItem): AuditDraft {
   const change = "change" in item ? item.change : undefined;
   return {
@@ -253,7 +260,7 @@ function draftOf(item: ApplyItem): AuditDraft {
     before: {},
     after: {},
     // Normalised to milliseconds, as it reads back from timestamptz when verifying.
-    received_at: new Date(item.receivedAt).toISOString(),
+    received_at: normalisedReceivedAt(item.receivedAt),
   };
 }
 
@@ -299,7 +306,17 @@ export async function applyChanges(
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([, chain]) => chain);
   return db.transaction(async (tx) => {
-    const loaded = await load(tx, chains, items);
+    const loading = load(tx, chains, items);
+    // While the database works: each item's audit row draft, and the digest
+    // of every value the changes carry (every value an "after" can hold).
+    const drafts = items.map(draftOf);
+    const incoming = new Map<Change, Record<string, string>>();
+    for (const item of items) {
+      if ("change" in item && item.change.op === "upsert") {
+        incoming.set(item.change, digests(item.change.fields));
+      }
+    }
+    const loaded = await loading;
 
     const acks = new Map<string, Ack>(
       loaded.applied.map((a) => [
@@ -336,7 +353,7 @@ export async function applyChanges(
     const audit: AuditRow[] = [];
     const conflicts: ConflictRow[] = [];
 
-    const append = (draft: AuditDraft) => {
+    const append = (draft: AuditDraft, changeDigests?: Record<string, string>) => {
       const chain = keyOf(draft.project_id, draft.report_id);
       const prevHash = chainHeads.get(chain) ?? null;
       const hash = auditHash({
@@ -352,20 +369,29 @@ export async function applyChanges(
         fieldsApplied: draft.fields_applied,
         fieldsSuperseded: draft.fields_superseded,
         beforeDigests: digests(draft.before),
-        afterDigests: digests(draft.after),
+        afterDigests: !changeDigests
+          ? digests(draft.after)
+          : draft.fields_superseded.length === 0
+            ? changeDigests // every field applied: "after" is the change itself
+            : Object.fromEntries(Object.keys(draft.after).map((f) => [f, changeDigests[f]!])),
         receivedAt: draft.received_at,
         appliedAt,
       });
       chainHeads.set(chain, hash);
-      audit.push({ ...draft, applied_at: appliedAt, prev_hash: prevHash, hash });
+      const row = draft as AuditRow;
+      row.applied_at = appliedAt;
+      row.prev_hash = prevHash;
+      row.hash = hash;
+      audit.push(row);
     };
 
-    for (const item of items) {
+    for (const [index, item] of items.entries()) {
       const key = keyOf(item.projectId, changeIdOf(item));
       if (acks.has(key)) continue; // applied before, or earlier in this batch
+      const draft = drafts[index]!;
       const rejection = rejectionOf(item);
       if (rejection || !("change" in item)) {
-        append({ ...draftOf(item), ...rejection });
+        append(Object.assign(draft, rejection));
         acks.set(key, { changeId: changeIdOf(item), outcome: "rejected", ...rejection });
         continue;
       }
@@ -390,14 +416,12 @@ export async function applyChanges(
       report.dirty ||= result.state !== report.state || result.outcome !== "superseded";
       report.state = result.state;
       reports.set(reportKey, report);
-      append({
-        ...draftOf(item),
-        outcome: result.outcome,
-        fields_applied: result.fieldsApplied,
-        fields_superseded: result.fieldsSuperseded,
-        before: result.before,
-        after: result.after,
-      });
+      draft.outcome = result.outcome;
+      draft.fields_applied = result.fieldsApplied;
+      draft.fields_superseded = result.fieldsSuperseded;
+      draft.before = result.before;
+      draft.after = result.after;
+      append(draft, incoming.get(change));
       for (const conflict of result.conflicts)
         conflicts.push({ ...conflict, projectId: item.projectId, reportId: change.reportId });
       acks.set(key, { changeId: change.changeId, outcome: result.outcome });
