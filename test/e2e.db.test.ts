@@ -133,6 +133,17 @@ describe.each(dbTargets())("edge agents → local cloud → PostgreSQL (%s)", (t
     });
   });
 
+  it("lets an admin verify the audit chains, and not a device", async () => {
+    const admin = await t.adminToken();
+    const res = await t.api("/v1/audit/verify", { token: admin });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ ok: true, checked: expect.any(Number) });
+    expect(res.body.checked).toBeGreaterThan(0);
+    const device = await t.createDevice("curious");
+    const deviceToken = await t.tokenFor(device.clientId, device.clientSecret);
+    expect((await t.api("/v1/audit/verify", { token: deviceToken })).status).toBe(403);
+  });
+
   it("answers health with both dependencies checked", async () => {
     const res = await t.api("/v1/health");
     expect(res).toMatchObject({

@@ -207,3 +207,56 @@ describe.each(dbTargets().filter((target) => target === "postgres"))(
     });
   },
 );
+
+describe.each(dbTargets())("applyChanges statement count on %s", (target) => {
+  let t: TestDb;
+  let projectId: string;
+  let device: string;
+  beforeAll(async () => {
+    t = await createTestDb(target);
+    const seeded = await seedProject(t.db, 1);
+    projectId = seeded.project.id;
+    device = seeded.devices[0]!.id;
+  });
+  afterAll(() => t.drop());
+
+  it("sends the same number of statements for 1, 10 and 100 changes", async () => {
+    let wall = 9_000;
+    const counts: number[] = [];
+    for (const size of [1, 10, 100]) {
+      let statements = 0;
+      const counting: Db = {
+        ...t.db,
+        transaction: (fn) =>
+          t.db.transaction((tx) =>
+            fn({
+              query: (sql, params, options) => {
+                statements++;
+                return tx.query(sql, params, options);
+              },
+              exec: tx.exec,
+            }),
+          ),
+      };
+      const items = Array.from(
+        { length: size },
+        (): ApplyItem => ({
+          projectId,
+          deviceId: device,
+          receivedAt: new Date().toISOString(),
+          change: {
+            changeId: crypto.randomUUID(),
+            reportId: crypto.randomUUID(),
+            op: "upsert",
+            hlc: formatHlc({ wall: ++wall, counter: 0, node: device }),
+            fields: { a: wall },
+          },
+        }),
+      );
+      await applyChanges(counting, items);
+      counts.push(statements);
+    }
+    expect(counts).toEqual([counts[0], counts[0], counts[0]]);
+    expect(counts[0]).toBeLessThanOrEqual(2);
+  });
+});
