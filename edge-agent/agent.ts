@@ -5,7 +5,8 @@ import { formatHlc, type Hlc, parseHlc, receiveHlc, tickHlc } from "../core/hlc.
 import type { JsonObject, JsonValue } from "../core/json.ts";
 import { emptyReportState, mergeChange, type ReportState } from "../core/merge.ts";
 import type { Conflict, Report, SyncPage } from "../core/types.ts";
-import { CloudRequestError, type PushResult, SyncClient } from "./client.ts";
+import { type BackoffOptions, DEFAULT_BACKOFF, retryDelayMs } from "./backoff.ts";
+import { CloudRequestError, CloudUnreachableError, type PushResult, SyncClient } from "./client.ts";
 import { openStore } from "./store.ts";
 
 /** A local command could not be done; `code` is stable for scripts. */
@@ -24,6 +25,11 @@ export class EdgeAgentError extends Error {
   }
 }
 
+/** Another process is in the middle of a sync round on this database. */
+export class SyncBusyError extends Error {
+  override name = "SyncBusyError";
+}
+
 export type OutboxState = "pending" | "sent" | "applied" | "partial" | "superseded" | "rejected";
 
 export interface AgentStatus {
@@ -38,6 +44,13 @@ export interface AgentStatus {
   conflicts: number;
   lastSyncAt: string | null;
   lastError: string | null;
+  /** The most recent changes the cloud refused, with why (newest first, at most 20). */
+  rejectedChanges: {
+    changeId: string;
+    reportId: string;
+    code: string | null;
+    message: string | null;
+  }[];
 }
 
 export interface SyncProgress {
@@ -65,6 +78,22 @@ export interface EdgeAgentOptions {
   /** Push at most this many changes per request (the API allows 500). */
   maxBatchChanges?: number;
   pullPageSize?: number;
+  /** How long `syncOnce` waits for another process's round to finish. */
+  lockWaitMs?: number;
+  /** Retry policy of `run` after a failed round. */
+  backoff?: BackoffOptions;
+}
+
+export type RoundResult =
+  | { ok: true; summary: SyncSummary }
+  | { ok: false; error: Error; retryInMs: number };
+
+export interface RunOptions {
+  /** Sync at least this often. */
+  intervalMs: number;
+  /** Stops the loop; a round in progress finishes first. */
+  signal: AbortSignal;
+  onRound?: (result: RoundResult) => void;
 }
 
 type ResolvedOptions = Required<EdgeAgentOptions>;
@@ -75,7 +104,14 @@ const DEFAULTS: ResolvedOptions = {
   requestTimeoutMs: 30_000,
   maxBatchChanges: 500,
   pullPageSize: 500,
+  lockWaitMs: 30_000,
+  backoff: DEFAULT_BACKOFF,
 };
+/** After a local write, wait this long for more before syncing them together. */
+const WRITE_DEBOUNCE_MS = 200;
+const WATCH_EVERY_MS = 250;
+/** A sync lock not renewed for this long belongs to nobody. */
+const LOCK_LEASE_MS = 60_000;
 /** Under the API's 5 MiB body limit with room for the envelope. */
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 /** Refresh a token this long before it expires. */
@@ -399,6 +435,23 @@ export class EdgeAgent {
       conflicts,
       lastSyncAt: this.meta("lastSyncAt"),
       lastError: this.meta("lastError"),
+      rejectedChanges: (
+        this.db
+          .prepare(
+            "select change_id, report_id, code, message from outbox where state = 'rejected' order by seq desc limit 20",
+          )
+          .all() as {
+          change_id: string;
+          report_id: string;
+          code: string | null;
+          message: string | null;
+        }[]
+      ).map((r) => ({
+        changeId: r.change_id,
+        reportId: r.report_id,
+        code: r.code,
+        message: r.message,
+      })),
     };
   }
 
@@ -557,6 +610,97 @@ export class EdgeAgent {
   }
 
   /**
+   * Syncs in a loop until `signal` aborts: soon after each local write (from
+   * this or any other process) and at least every `intervalMs`. After a
+   * failed round it waits with exponential backoff and full jitter, never
+   * less than the cloud's Retry-After. Failures are reported to `onRound` and
+   * kept in `status().lastError`; they never end the loop.
+   *
+   * @example
+   * const stop = new AbortController();
+   * process.once("SIGTERM", () => stop.abort());
+   * await agent.run({ intervalMs: 10_000, signal: stop.signal });
+   */
+  async run({ intervalMs, signal, onRound }: RunOptions): Promise<void> {
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        const summary = await this.syncOnce();
+        failures = 0;
+        onRound?.({ ok: true, summary });
+        await this.waitForWrites(intervalMs, signal);
+      } catch (error) {
+        const retryAfterMs =
+          error instanceof CloudUnreachableError ? error.retryAfterMs : undefined;
+        const retryInMs = retryDelayMs(failures++, retryAfterMs, this.options.backoff);
+        onRound?.({ ok: false, error: error as Error, retryInMs });
+        // No early wake-up on writes here: that would defeat the backoff.
+        await sleep(retryInMs, signal);
+      }
+    }
+  }
+
+  private lastOutboxSeq(): number {
+    return (
+      this.db.prepare("select coalesce(max(seq), 0) as seq from outbox").get() as { seq: number }
+    ).seq;
+  }
+
+  /** Resolves after `ms`, or shortly after a new outbox entry appears, or on abort. */
+  private async waitForWrites(ms: number, signal: AbortSignal): Promise<void> {
+    const seen = this.lastOutboxSeq();
+    const deadline = Date.now() + ms;
+    while (!signal.aborted && Date.now() < deadline) {
+      await sleep(Math.min(WATCH_EVERY_MS, deadline - Date.now()), signal);
+      if (this.lastOutboxSeq() !== seen) {
+        await sleep(WRITE_DEBOUNCE_MS, signal);
+        return;
+      }
+    }
+  }
+
+  private readonly lockOwner = crypto.randomUUID();
+
+  /** Takes the sync lock if it is free, or held by a process that is gone. */
+  private tryLock(): boolean {
+    return this.db
+      .transaction(() => {
+        const now = this.options.now();
+        const held = this.db
+          .prepare("select owner, pid, expires_at from sync_lock where id = 1")
+          .get() as { owner: string; pid: number; expires_at: number } | undefined;
+        if (
+          held &&
+          held.owner !== this.lockOwner &&
+          held.expires_at > now &&
+          processAlive(held.pid)
+        )
+          return false;
+        this.db
+          .prepare(
+            `insert into sync_lock (id, owner, pid, expires_at) values (1, ?, ?, ?)
+             on conflict (id) do update set owner = excluded.owner, pid = excluded.pid, expires_at = excluded.expires_at`,
+          )
+          .run(this.lockOwner, process.pid, now + LOCK_LEASE_MS);
+        return true;
+      })
+      .immediate();
+  }
+
+  private async lock(): Promise<void> {
+    const deadline = Date.now() + this.options.lockWaitMs;
+    while (!this.tryLock()) {
+      if (Date.now() >= deadline)
+        throw new SyncBusyError("Another sync round is running on this database.");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  private unlock(): void {
+    this.db.prepare("delete from sync_lock where id = 1 and owner = ?").run(this.lockOwner);
+  }
+
+  /**
    * One sync round: push every due outbox entry, then pull pages until the
    * cloud has nothing more. Throws `CloudUnreachableError` when the cloud
    * cannot be reached (the changes stay queued); records the last error in
@@ -564,6 +708,18 @@ export class EdgeAgent {
    */
   async syncOnce(onProgress?: (p: SyncProgress) => void): Promise<SyncSummary> {
     const client = this.client();
+    await this.lock();
+    try {
+      return await this.round(client, onProgress);
+    } finally {
+      this.unlock();
+    }
+  }
+
+  private async round(
+    client: SyncClient,
+    onProgress?: (p: SyncProgress) => void,
+  ): Promise<SyncSummary> {
     const summary: SyncSummary = {
       pushed: 0,
       rejected: 0,
@@ -579,6 +735,7 @@ export class EdgeAgent {
           client.push(token, batch.map(toChange)),
         );
         this.recordPush(result);
+        this.tryLock(); // renew the lease
         summary.pushed += result.accepted.length;
         summary.rejected += result.rejected.length;
         summary.failed += result.failed.length;
@@ -595,6 +752,7 @@ export class EdgeAgent {
           client.pull(token, cursor, this.options.pullPageSize),
         );
         this.applyPage(page);
+        this.tryLock();
         summary.pulledReports += page.reports.length;
         summary.acks += page.acks.length;
         summary.conflicts += page.conflicts.length;
@@ -613,5 +771,27 @@ export class EdgeAgent {
       this.setMeta("lastError", (error as Error).message);
       throw error;
     }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }

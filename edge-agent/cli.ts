@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import type { JsonObject, JsonValue } from "../core/json.ts";
 import type { Conflict, Report } from "../core/types.ts";
-import { EdgeAgent, EdgeAgentError } from "./agent.ts";
+import { EdgeAgent, EdgeAgentError, SyncBusyError } from "./agent.ts";
 import { CloudRequestError, CloudUnreachableError } from "./client.ts";
 
 const USAGE = `usage: edge-agent [--db PATH] <command>
@@ -17,7 +17,8 @@ const USAGE = `usage: edge-agent [--db PATH] <command>
   status [--json]                       queue counts, last sync, last error
   conflicts [--json]                    conflicts this device was part of
 
---db defaults to $EDGE_AGENT_DB, else ./edge-agent.db. v is read as JSON when it parses, else as a string.`;
+--db defaults to $EDGE_AGENT_DB, else ./edge-agent.db. v is read as JSON when it parses, else as a string.
+A change sent but not acknowledged is sent again after $EDGE_AGENT_RESEND_AFTER_MS (default 10 minutes).`;
 
 /** Exit codes: 0 done, 1 error, 2 cloud unreachable (changes stay queued). */
 export const EXIT = { ok: 0, error: 1, unreachable: 2 } as const;
@@ -83,7 +84,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
     return values.help ? EXIT.ok : EXIT.error;
   }
   const path = values.db ?? io.env.EDGE_AGENT_DB ?? "./edge-agent.db";
-  const agent = EdgeAgent.open(path);
+  const resendAfterMs = Number(io.env.EDGE_AGENT_RESEND_AFTER_MS);
+  const agent = EdgeAgent.open(
+    path,
+    Number.isFinite(resendAfterMs) && resendAfterMs > 0 ? { resendAfterMs } : {},
+  );
   const print = (json: unknown, text: string) => io.out(values.json ? JSON.stringify(json) : text);
   try {
     const id = () => {
@@ -136,6 +141,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
             `outbox    ${s.pending} pending, ${s.sent} sent, ${s.applied} applied, ${s.partial} partial, ${s.superseded} superseded, ${s.rejected} rejected`,
             `conflicts ${s.conflicts}`,
             `last sync ${s.lastSyncAt ?? "never"}${s.lastError ? `\nlast error ${s.lastError}` : ""}`,
+            ...s.rejectedChanges.map(
+              (r) => `rejected  ${r.changeId} (report ${r.reportId}): ${r.code}: ${r.message}`,
+            ),
           ].join("\n"),
         );
         return EXIT.ok;
@@ -160,30 +168,23 @@ export async function main(argv: string[], io: Io): Promise<number> {
         return EXIT.ok;
       }
       case "run": {
-        const intervalMs = Number(values.interval ?? 10) * 1000;
-        if (!Number.isFinite(intervalMs) || intervalMs <= 0)
+        const seconds = Number(values.interval ?? 10);
+        if (!Number.isFinite(seconds) || seconds <= 0)
           throw new UsageError("--interval takes seconds > 0");
-        let stop = false;
-        let wake: (() => void) | undefined;
-        const onSignal = () => {
-          stop = true;
-          wake?.();
-        };
-        process.on("SIGINT", onSignal);
-        process.on("SIGTERM", onSignal);
-        while (!stop) {
-          try {
-            const s = await agent.syncOnce();
-            io.err(`synced: pushed ${s.pushed}, pulled ${s.pulledReports}`);
-          } catch (error) {
-            io.err(`sync failed: ${(error as Error).message}`);
-          }
-          if (stop) break;
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            setTimeout(resolve, intervalMs);
-          });
-        }
+        const stop = new AbortController();
+        const onSignal = () => stop.abort();
+        process.once("SIGINT", onSignal);
+        process.once("SIGTERM", onSignal);
+        await agent.run({
+          intervalMs: seconds * 1000,
+          signal: stop.signal,
+          onRound: (r) =>
+            io.err(
+              r.ok
+                ? `synced: pushed ${r.summary.pushed}, rejected ${r.summary.rejected}, pulled ${r.summary.pulledReports}`
+                : `sync failed: ${r.error.message}; retrying in ${Math.round(r.retryInMs / 100) / 10} s`,
+            ),
+        });
         return EXIT.ok;
       }
       default:
@@ -197,6 +198,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
     if (error instanceof CloudUnreachableError) {
       io.err(`edge-agent: cloud unreachable: ${error.message} (changes stay queued)`);
       return EXIT.unreachable;
+    }
+    if (error instanceof SyncBusyError) {
+      io.err(`edge-agent: ${error.message}`);
+      return EXIT.error;
     }
     if (error instanceof EdgeAgentError || error instanceof CloudRequestError) {
       io.err(`edge-agent: ${error.code}: ${error.message}`);

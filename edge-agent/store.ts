@@ -46,6 +46,14 @@ const MIGRATIONS: string[] = [
      detected_at text not null,
      body text not null
    );`,
+  // At most one sync round at a time across processes. A holder that died is
+  // recognised by its pid (same machine) or by the lease running out.
+  `create table sync_lock (
+     id integer primary key check (id = 1),
+     owner text not null,
+     pid integer not null,
+     expires_at integer not null
+   );`,
 ];
 
 /** Opens (creating if needed) the agent's SQLite file in WAL mode and migrates it. */

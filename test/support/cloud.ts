@@ -23,6 +23,10 @@ export interface TestCloud {
     name: string,
     options?: EdgeAgentOptions,
   ): Promise<{ agent: EdgeAgent; deviceId: string; path: string }>;
+  /** Takes the API and queue down (the database stays). */
+  down(): Promise<void>;
+  /** Brings them back on the same address with an empty queue, like a restarted emulator. */
+  up(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -33,18 +37,21 @@ export async function startTestCloud(
 ): Promise<TestCloud> {
   const dir = await mkdtemp(join(tmpdir(), "edge-sync-"));
   const testDb = await createTestDb(target, { migrated: false });
-  const cloud = await startLocalCloud({
+  const cloudOptions: LocalCloudOptions = {
     port: 0,
     dataDir: join(dir, "cloud"),
     db: testDb.db,
     consumers: 2,
     visibilityTimeoutSeconds: 2,
     ...options,
-  });
+  };
+  let cloud = await startLocalCloud(cloudOptions);
+  let running = true;
   const agents: EdgeAgent[] = [];
 
+  const url = () => cloud.url;
   const api: TestCloud["api"] = async (path, init = {}) => {
-    const response = await fetch(`${cloud.url}${path}`, {
+    const response = await fetch(`${url()}${path}`, {
       method: init.method ?? (init.body === undefined ? "GET" : "POST"),
       headers: {
         ...(init.body === undefined ? {} : { "content-type": "application/json" }),
@@ -84,7 +91,9 @@ export async function startTestCloud(
   };
 
   return {
-    cloud,
+    get cloud() {
+      return cloud;
+    },
     testDb,
     dir,
     api,
@@ -99,13 +108,21 @@ export async function startTestCloud(
       await agent.init(cloud.url, device.clientId, device.clientSecret);
       return { agent, deviceId: device.id, path };
     },
+    async down() {
+      await cloud.stop();
+      running = false;
+    },
+    async up() {
+      cloud = await startLocalCloud({ ...cloudOptions, port: Number(new URL(cloud.url).port) });
+      running = true;
+    },
     async stop() {
       for (const agent of agents) {
         try {
           agent.close();
         } catch {}
       }
-      await cloud.stop();
+      if (running) await cloud.stop();
       await testDb.drop();
       await rm(dir, { recursive: true, force: true });
     },

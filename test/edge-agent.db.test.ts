@@ -1,0 +1,120 @@
+import { PurgeQueueCommand } from "@aws-sdk/client-sqs";
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { formatHlc } from "../core/hlc.ts";
+import { createSqsClient } from "../functions/lib/queue.ts";
+import { runCli } from "./support/cli.ts";
+import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
+import { dbTargets } from "./support/db.ts";
+
+describe.each(dbTargets())("edge agent against the local cloud (%s)", (target) => {
+  let t: TestCloud;
+  beforeAll(async () => {
+    t = await startTestCloud(target);
+  });
+  afterAll(() => t.stop());
+
+  it("keeps working with the cloud down: writes succeed, sync exits 2 and keeps them queued, one sync drains them later", async () => {
+    const { agent, path } = await t.agent("offline site");
+    agent.close();
+    const env = { EDGE_AGENT_DB: path };
+    await t.down();
+    try {
+      const created = await runCli(
+        ["create", "--set", "title=Flooded road", "--set", "severity=4"],
+        env,
+      );
+      expect(created.code).toBe(0);
+      const id = created.stdout.trim();
+      expect((await runCli(["update", id, "--set", "severity=5"], env)).code).toBe(0);
+
+      const sync = await runCli(["sync"], env);
+      expect(sync.code).toBe(2);
+      expect(sync.stderr).toMatch(/unreachable/);
+      const status = JSON.parse((await runCli(["status", "--json"], env)).stdout);
+      expect(status).toMatchObject({
+        pending: 2,
+        sent: 0,
+        lastError: expect.stringMatching(/cannot reach/),
+      });
+      expect(JSON.parse((await runCli(["show", id, "--json"], env)).stdout).fields).toEqual({
+        title: "Flooded road",
+        severity: 5,
+      });
+    } finally {
+      await t.up();
+    }
+    const back = await runCli(["sync", "--json"], env);
+    expect(back.code).toBe(0);
+    // Pushed, and possibly already acknowledged in the same round's pull.
+    const summary = JSON.parse(back.stdout);
+    expect(summary).toMatchObject({ pushed: 2, status: { pending: 0, lastError: null } });
+    expect(summary.status.sent + summary.status.applied).toBe(2);
+  });
+
+  it("sends a change again when the cloud accepted it but it never reached the database", async () => {
+    // The agent reads the clock through Date.now, which this test moves forward.
+    const { agent } = await t.agent("purged site", { now: () => Date.now() });
+    await t.cloud.setConsumerRunning(false);
+    const report = agent.create({ title: "Lost in the queue" });
+    expect((await agent.syncOnce()).pushed).toBe(1);
+    const sqs = createSqsClient("us-east-1", t.cloud.config.sqsEndpoint);
+    await sqs.send(new PurgeQueueCommand({ QueueUrl: t.cloud.config.queueUrl }));
+    sqs.destroy();
+    await t.cloud.setConsumerRunning(true);
+
+    // Not yet due: the round sends nothing and the change waits as sent.
+    expect((await agent.syncOnce()).pushed).toBe(0);
+    expect(agent.status()).toMatchObject({ sent: 1, applied: 0 });
+
+    // Ten minutes on: past the resend timeout, and past SQS's 5-minute
+    // deduplication window, which would otherwise swallow the resend.
+    const realNow = Date.now.bind(Date);
+    const clock = vi.spyOn(Date, "now").mockImplementation(() => realNow() + 10 * 60_000 + 1_000);
+    try {
+      await syncUntilSettled(agent);
+    } finally {
+      clock.mockRestore();
+    }
+    expect(agent.status()).toMatchObject({ sent: 0, applied: 1 });
+    const rows = await t.testDb.db.query<{ n: number }>(
+      "select count(*)::int as n from audit_log where report_id = $1",
+      [report.id],
+    );
+    expect(rows[0]!.n).toBe(1);
+  });
+
+  it("lands the valid changes around an invalid one, and shows the invalid one as rejected with its code", async () => {
+    const { agent, path, deviceId } = await t.agent("mixed site");
+    const first = agent.create({ title: "valid 1" });
+    // An entry an older agent version could have queued: a field name the cloud refuses.
+    const raw = new Database(path);
+    const badId = crypto.randomUUID();
+    raw
+      .prepare(
+        "insert into outbox (change_id, report_id, op, hlc, fields, base, created_at) values (?, ?, 'upsert', ?, ?, null, ?)",
+      )
+      .run(
+        badId,
+        first.id,
+        formatHlc({ wall: Date.now(), counter: 999, node: deviceId }),
+        '{"bad name":1}',
+        new Date().toISOString(),
+      );
+    raw.close();
+    const last = agent.create({ title: "valid 2" });
+    await syncUntilSettled(agent);
+    const status = agent.status();
+    expect(status).toMatchObject({ pending: 0, sent: 0, applied: 2, rejected: 1 });
+    expect(status.rejectedChanges).toEqual([
+      { changeId: badId, reportId: first.id, code: "invalid_change", message: expect.any(String) },
+    ]);
+    const landed = await t.testDb.db.query<{ id: string }>(
+      "select id from reports where id = any($1::uuid[])",
+      [[first.id, last.id]],
+    );
+    expect(landed).toHaveLength(2);
+    const cli = await runCli(["status"], { EDGE_AGENT_DB: path });
+    expect(cli.stdout).toMatch(new RegExp(`rejected\\s+${badId}.*invalid_change`));
+  });
+});
