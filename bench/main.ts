@@ -1,6 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { benchApply } from "./apply.ts";
+import { benchEdge } from "./edge.ts";
 
 export interface BenchResult {
   name: string;
@@ -15,7 +16,7 @@ export interface BenchResult {
 
 process.env.POWERTOOLS_LOG_LEVEL ??= "SILENT";
 
-const suites: Record<string, () => Promise<BenchResult[]>> = { apply: benchApply };
+const suites: Record<string, () => Promise<BenchResult[]>> = { apply: benchApply, edge: benchEdge };
 const only = process.argv.slice(2);
 const results: BenchResult[] = [];
 for (const [name, run] of Object.entries(suites)) {

@@ -207,21 +207,31 @@ export class EdgeAgent {
     this.db.close();
   }
 
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** A prepared statement, compiled once per agent. */
+  private sql(text: string): Database.Statement {
+    let statement = this.statements.get(text);
+    if (!statement) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
+
   private meta(key: string): string | null {
-    const row = this.db.prepare("select value from meta where key = ?").get(key) as
+    const row = this.sql("select value from meta where key = ?").get(key) as
       | { value: string }
       | undefined;
     return row?.value ?? null;
   }
 
   private setMeta(key: string, value: string | null): void {
-    if (value === null) this.db.prepare("delete from meta where key = ?").run(key);
+    if (value === null) this.sql("delete from meta where key = ?").run(key);
     else
-      this.db
-        .prepare(
-          "insert into meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value",
-        )
-        .run(key, value);
+      this.sql(
+        "insert into meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value",
+      ).run(key, value);
   }
 
   private client(): SyncClient {
@@ -268,10 +278,14 @@ export class EdgeAgent {
     return { deviceId: me.id, projectId: me.project };
   }
 
+  private knownDeviceId: string | undefined;
+
+  /** This device's id; it never changes once `init` has learnt it. */
   private deviceId(): string {
-    const id = this.meta("deviceId");
-    if (!id) throw new EdgeAgentError("not_initialized", "Run `edge-agent init` first.");
-    return id;
+    this.knownDeviceId ??= this.meta("deviceId") ?? undefined;
+    if (!this.knownDeviceId)
+      throw new EdgeAgentError("not_initialized", "Run `edge-agent init` first.");
+    return this.knownDeviceId;
   }
 
   private clock(): Hlc {
@@ -280,7 +294,7 @@ export class EdgeAgent {
   }
 
   private row(id: string): ReportRow | undefined {
-    return this.db.prepare("select * from reports where id = ?").get(id) as ReportRow | undefined;
+    return this.sql("select * from reports where id = ?").get(id) as ReportRow | undefined;
   }
 
   private stateOf(row: ReportRow | undefined): ReportState {
@@ -333,37 +347,43 @@ export class EdgeAgent {
         const change = parsed.data;
         const merged = mergeChange(state, change);
         const at = new Date(nowMs).toISOString();
-        this.db
-          .prepare(
-            `insert into reports (id, fields, clocks, deleted_hlc, version, created_at, updated_at, created_by, updated_by)
+        this.sql(
+          `insert into reports (id, fields, clocks, deleted_hlc, version, created_at, updated_at, created_by, updated_by)
              values (@id, @fields, @clocks, @deleted, 0, @at, @at, @device, @device)
              on conflict (id) do update set fields = @fields, clocks = @clocks, deleted_hlc = @deleted,
                updated_at = @at, updated_by = @device`,
-          )
-          .run({
-            id: reportId,
-            fields: JSON.stringify(merged.state.fields),
-            clocks: JSON.stringify(merged.state.clocks),
-            deleted: merged.state.deletedHlc,
-            at,
-            device: deviceId,
-          });
-        this.db
-          .prepare(
-            `insert into outbox (change_id, report_id, op, hlc, fields, base, created_at)
+        ).run({
+          id: reportId,
+          fields: JSON.stringify(merged.state.fields),
+          clocks: JSON.stringify(merged.state.clocks),
+          deleted: merged.state.deletedHlc,
+          at,
+          device: deviceId,
+        });
+        this.sql(
+          `insert into outbox (change_id, report_id, op, hlc, fields, base, created_at)
              values (?, ?, ?, ?, ?, ?, ?)`,
-          )
-          .run(
-            change.changeId,
-            reportId,
-            change.op,
-            change.hlc,
-            change.op === "upsert" ? JSON.stringify(change.fields) : null,
-            change.op === "upsert" && change.base ? JSON.stringify(change.base) : null,
-            at,
-          );
+        ).run(
+          change.changeId,
+          reportId,
+          change.op,
+          change.hlc,
+          change.op === "upsert" ? JSON.stringify(change.fields) : null,
+          change.op === "upsert" && change.base ? JSON.stringify(change.base) : null,
+          at,
+        );
         this.setMeta("hlc", hlc);
-        return toReport(this.row(reportId)!);
+        return {
+          id: reportId,
+          fields: merged.state.fields,
+          clocks: merged.state.clocks,
+          deleted: merged.state.deletedHlc !== null,
+          version: row?.version ?? 0,
+          createdAt: row?.created_at ?? at,
+          updatedAt: at,
+          createdBy: row ? row.created_by : deviceId,
+          updatedBy: deviceId,
+        };
       })
       .immediate();
   }
@@ -390,9 +410,9 @@ export class EdgeAgent {
 
   /** Reports, newest first; `q` matches any string field value, case-insensitively. */
   list(q?: string): Report[] {
-    const rows = this.db
-      .prepare("select * from reports order by updated_at desc, id")
-      .all() as ReportRow[];
+    const rows = this.sql(
+      "select * from reports order by updated_at desc, id",
+    ).all() as ReportRow[];
     const reports = rows.map(toReport);
     if (!q) return reports;
     const needle = q.toLowerCase();
@@ -405,7 +425,7 @@ export class EdgeAgent {
 
   conflicts(): Conflict[] {
     return (
-      this.db.prepare("select body from conflicts order by detected_at, id").all() as {
+      this.sql("select body from conflicts order by detected_at, id").all() as {
         body: string;
       }[]
     ).map((r) => JSON.parse(r.body) as Conflict);
@@ -414,15 +434,13 @@ export class EdgeAgent {
   status(): AgentStatus {
     const counts = Object.fromEntries(
       (
-        this.db.prepare("select state, count(*) as n from outbox group by state").all() as {
+        this.sql("select state, count(*) as n from outbox group by state").all() as {
           state: OutboxState;
           n: number;
         }[]
       ).map((r) => [r.state, r.n]),
     ) as Partial<Record<OutboxState, number>>;
-    const conflicts = (
-      this.db.prepare("select count(*) as n from conflicts").get() as { n: number }
-    ).n;
+    const conflicts = (this.sql("select count(*) as n from conflicts").get() as { n: number }).n;
     return {
       deviceId: this.meta("deviceId"),
       apiUrl: this.meta("apiUrl"),
@@ -436,11 +454,9 @@ export class EdgeAgent {
       lastSyncAt: this.meta("lastSyncAt"),
       lastError: this.meta("lastError"),
       rejectedChanges: (
-        this.db
-          .prepare(
-            "select change_id, report_id, code, message from outbox where state = 'rejected' order by seq desc limit 20",
-          )
-          .all() as {
+        this.sql(
+          "select change_id, report_id, code, message from outbox where state = 'rejected' order by seq desc limit 20",
+        ).all() as {
           change_id: string;
           report_id: string;
           code: string | null;
@@ -483,11 +499,9 @@ export class EdgeAgent {
   /** Outbox entries to send: pending ones, and sent ones unacknowledged for too long. */
   private due(): OutboxRow[] {
     const staleBefore = new Date(this.options.now() - this.options.resendAfterMs).toISOString();
-    return this.db
-      .prepare(
-        "select * from outbox where state = 'pending' or (state = 'sent' and sent_at < ?) order by seq",
-      )
-      .all(staleBefore) as OutboxRow[];
+    return this.sql(
+      "select * from outbox where state = 'pending' or (state = 'sent' and sent_at < ?) order by seq",
+    ).all(staleBefore) as OutboxRow[];
   }
 
   private batches(rows: OutboxRow[]): OutboxRow[][] {
@@ -513,10 +527,10 @@ export class EdgeAgent {
 
   private recordPush(result: PushResult): void {
     const at = new Date(this.options.now()).toISOString();
-    const sent = this.db.prepare(
+    const sent = this.sql(
       "update outbox set state = 'sent', sent_at = ?, attempts = attempts + 1 where change_id = ? and state in ('pending', 'sent')",
     );
-    const rejected = this.db.prepare(
+    const rejected = this.sql(
       "update outbox set state = 'rejected', code = ?, message = ?, acked_at = ? where change_id = ? and state in ('pending', 'sent')",
     );
     const touched = new Set<string>();
@@ -528,9 +542,9 @@ export class EdgeAgent {
           touched.add(r.changeId);
         }
         for (const changeId of touched) {
-          const row = this.db
-            .prepare("select report_id from outbox where change_id = ?")
-            .get(changeId) as { report_id: string } | undefined;
+          const row = this.sql("select report_id from outbox where change_id = ?").get(changeId) as
+            | { report_id: string }
+            | undefined;
           if (row) this.rebuild(row.report_id);
         }
       })
@@ -543,41 +557,37 @@ export class EdgeAgent {
     if (!row) return;
     const server = row.server ? (JSON.parse(row.server) as Report) : undefined;
     let state = server ? serverState(server) : emptyReportState();
-    const pending = this.db
-      .prepare(
-        "select * from outbox where report_id = ? and state in ('pending', 'sent') order by seq",
-      )
-      .all(reportId) as OutboxRow[];
+    const pending = this.sql(
+      "select * from outbox where report_id = ? and state in ('pending', 'sent') order by seq",
+    ).all(reportId) as OutboxRow[];
     for (const entry of pending) state = mergeChange(state, toChange(entry)).state;
     if (!server && pending.length === 0) {
       // Created here and rejected by the cloud: nothing of it exists anywhere.
-      this.db.prepare("delete from reports where id = ?").run(reportId);
+      this.sql("delete from reports where id = ?").run(reportId);
       return;
     }
-    this.db
-      .prepare(
-        "update reports set fields = ?, clocks = ?, deleted_hlc = ?, version = ? where id = ?",
-      )
-      .run(
-        JSON.stringify(state.fields),
-        JSON.stringify(state.clocks),
-        state.deletedHlc,
-        server?.version ?? 0,
-        reportId,
-      );
+    this.sql(
+      "update reports set fields = ?, clocks = ?, deleted_hlc = ?, version = ? where id = ?",
+    ).run(
+      JSON.stringify(state.fields),
+      JSON.stringify(state.clocks),
+      state.deletedHlc,
+      server?.version ?? 0,
+      reportId,
+    );
   }
 
   private applyPage(page: SyncPage): void {
-    const upsertServer = this.db.prepare(
+    const upsertServer = this.sql(
       `insert into reports (id, fields, clocks, deleted_hlc, version, created_at, updated_at, created_by, updated_by, server)
        values (@id, '{}', '{}', null, @version, @createdAt, @updatedAt, @createdBy, @updatedBy, @server)
        on conflict (id) do update set server = @server, version = @version, created_at = @createdAt,
          updated_at = @updatedAt, created_by = @createdBy, updated_by = @updatedBy`,
     );
-    const ack = this.db.prepare(
+    const ack = this.sql(
       "update outbox set state = ?, code = ?, message = ?, acked_at = ? where change_id = ? and state in ('pending', 'sent') returning report_id",
     );
-    const conflict = this.db.prepare(
+    const conflict = this.sql(
       "insert into conflicts (id, report_id, detected_at, body) values (?, ?, ?, ?) on conflict (id) do nothing",
     );
     const at = new Date(this.options.now()).toISOString();
@@ -641,9 +651,8 @@ export class EdgeAgent {
   }
 
   private lastOutboxSeq(): number {
-    return (
-      this.db.prepare("select coalesce(max(seq), 0) as seq from outbox").get() as { seq: number }
-    ).seq;
+    return (this.sql("select coalesce(max(seq), 0) as seq from outbox").get() as { seq: number })
+      .seq;
   }
 
   /** Resolves after `ms`, or shortly after a new outbox entry appears, or on abort. */
@@ -666,9 +675,9 @@ export class EdgeAgent {
     return this.db
       .transaction(() => {
         const now = this.options.now();
-        const held = this.db
-          .prepare("select owner, pid, expires_at from sync_lock where id = 1")
-          .get() as { owner: string; pid: number; expires_at: number } | undefined;
+        const held = this.sql("select owner, pid, expires_at from sync_lock where id = 1").get() as
+          | { owner: string; pid: number; expires_at: number }
+          | undefined;
         if (
           held &&
           held.owner !== this.lockOwner &&
@@ -676,12 +685,10 @@ export class EdgeAgent {
           processAlive(held.pid)
         )
           return false;
-        this.db
-          .prepare(
-            `insert into sync_lock (id, owner, pid, expires_at) values (1, ?, ?, ?)
+        this.sql(
+          `insert into sync_lock (id, owner, pid, expires_at) values (1, ?, ?, ?)
              on conflict (id) do update set owner = excluded.owner, pid = excluded.pid, expires_at = excluded.expires_at`,
-          )
-          .run(this.lockOwner, process.pid, now + LOCK_LEASE_MS);
+        ).run(this.lockOwner, process.pid, now + LOCK_LEASE_MS);
         return true;
       })
       .immediate();
@@ -697,7 +704,7 @@ export class EdgeAgent {
   }
 
   private unlock(): void {
-    this.db.prepare("delete from sync_lock where id = 1 and owner = ?").run(this.lockOwner);
+    this.sql("delete from sync_lock where id = 1 and owner = ?").run(this.lockOwner);
   }
 
   /**
