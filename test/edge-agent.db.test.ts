@@ -3,7 +3,7 @@ import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { formatHlc } from "../core/hlc.ts";
 import { createSqsClient } from "../functions/lib/queue.ts";
-import { runCli } from "./support/cli.ts";
+import { runCli, startCli } from "./support/cli.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
 import { dbTargets } from "./support/db.ts";
 
@@ -116,5 +116,39 @@ describe.each(dbTargets())("edge agent against the local cloud (%s)", (target) =
     expect(landed).toHaveLength(2);
     const cli = await runCli(["status"], { EDGE_AGENT_DB: path });
     expect(cli.stdout).toMatch(new RegExp(`rejected\\s+${badId}.*invalid_change`));
+  });
+
+  it("fetches a new token once when the cloud refuses the stored one", async () => {
+    const { agent, path } = await t.agent("stale token site");
+    agent.create({ title: "needs a fresh token" });
+    const raw = new Database(path);
+    raw.prepare("update meta set value = 'not.a.token' where key = 'token'").run();
+    raw.close();
+    await syncUntilSettled(agent);
+    expect(agent.status()).toMatchObject({ applied: 1, lastError: null });
+  });
+
+  it("run syncs soon after a local write and stops cleanly on SIGTERM, finishing its round", async () => {
+    const { agent, path } = await t.agent("looping site");
+    const child = startCli(["run", "--interval", "30"], { EDGE_AGENT_DB: path });
+    const exited = new Promise<number | null>((resolve) =>
+      child.once("exit", (code) => resolve(code)),
+    );
+    await new Promise((r) => setTimeout(r, 1_500)); // started, first round done
+    const report = agent.create({ title: "picked up by the loop" });
+    // Well before the 30 s interval: the loop noticed the write.
+    const deadline = Date.now() + 10_000;
+    let applied = false;
+    while (!applied && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      const rows = await t.testDb.db.query("select 1 from reports where id = $1", [report.id]);
+      applied = rows.length === 1;
+    }
+    expect(applied).toBe(true);
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    const raw = new Database(path, { readonly: true });
+    expect(raw.prepare("select count(*) as n from sync_lock").get()).toEqual({ n: 0 });
+    raw.close();
   });
 });
