@@ -92,6 +92,23 @@ describe("EdgeAgent offline", () => {
     expect(b!.hlc > a!.hlc).toBe(true);
   });
 
+  it("stamps an edit after every stamp the editor saw, even one from a device with a faster clock", () => {
+    const other = "0c9d8e7f-6a5b-4c3d-8e2f-1a0b9c8d7e6f";
+    const ahead = `${String(Date.now() + 120_000).padStart(15, "0")}:000004:${other}`;
+    const raw = new Database(path);
+    const id = crypto.randomUUID();
+    raw
+      .prepare(
+        "insert into reports (id, fields, clocks, version, created_at, updated_at) values (?, ?, ?, 1, 'x', 'x')",
+      )
+      .run(id, JSON.stringify({ title: "theirs" }), JSON.stringify({ title: ahead }));
+    raw.close();
+    agent.update(id, { title: "mine, written after reading theirs" });
+    const [mine] = outbox();
+    expect(mine!.hlc > ahead).toBe(true);
+    expect(agent.get(id)?.fields.title).toBe("mine, written after reading theirs");
+  });
+
   it("refuses bad writes with a stable code and writes nothing", () => {
     const report = agent.create({ title: "x" });
     const before = outbox().length;

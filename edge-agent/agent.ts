@@ -50,6 +50,8 @@ export interface AgentStatus {
     reportId: string;
     code: string | null;
     message: string | null;
+    /** The change sent in its place, for one refused only for its clock. */
+    replacedBy: string | null;
   }[];
 }
 
@@ -288,6 +290,31 @@ export class EdgeAgent {
     return this.knownDeviceId;
   }
 
+  /**
+   * Wall time corrected by the offset to the cloud's clock learnt on the last
+   * pull, so a device whose clock runs fast or slow still stamps its writes
+   * near server time (the cloud refuses stamps more than 5 minutes ahead).
+   */
+  /**
+   * The next stamp of this device's clock, past every stamp in `seen`: an
+   * edit made after seeing a value must win over it (HLC receive rule), even
+   * when the device that wrote it has a faster clock.
+   */
+  private nextStamp(seen: (string | undefined)[]): Hlc {
+    let clock = this.clock();
+    const now = this.wallNow();
+    for (const stamp of seen) {
+      const remote = stamp ? parseHlc(stamp) : undefined;
+      if (remote && formatHlc({ ...remote, node: clock.node }) > formatHlc(clock))
+        clock = receiveHlc(clock, remote, now);
+    }
+    return tickHlc(clock, now);
+  }
+
+  private wallNow(): number {
+    return this.options.now() + Number(this.meta("clockOffsetMs") ?? 0);
+  }
+
   private clock(): Hlc {
     const text = this.meta("hlc");
     return (text && parseHlc(text)) || { wall: 0, counter: 0, node: this.deviceId() };
@@ -321,7 +348,9 @@ export class EdgeAgent {
           throw new EdgeAgentError("report_deleted", `Report ${reportId} is deleted.`);
 
         const nowMs = this.options.now();
-        const hlc = formatHlc(tickHlc(this.clock(), nowMs));
+        const hlc = formatHlc(
+          this.nextStamp(Object.keys(fields ?? {}).map((f) => state.clocks[f])),
+        );
         const raw: Change =
           op === "delete"
             ? { changeId: uuidv7(), reportId, op: "delete", hlc }
@@ -455,18 +484,20 @@ export class EdgeAgent {
       lastError: this.meta("lastError"),
       rejectedChanges: (
         this.sql(
-          "select change_id, report_id, code, message from outbox where state = 'rejected' order by seq desc limit 20",
+          "select change_id, report_id, code, message, replaced_by from outbox where state = 'rejected' order by seq desc limit 20",
         ).all() as {
           change_id: string;
           report_id: string;
           code: string | null;
           message: string | null;
+          replaced_by: string | null;
         }[]
       ).map((r) => ({
         changeId: r.change_id,
         reportId: r.report_id,
         code: r.code,
         message: r.message,
+        replacedBy: r.replaced_by,
       })),
     };
   }
@@ -593,6 +624,9 @@ export class EdgeAgent {
     const at = new Date(this.options.now()).toISOString();
     this.db
       .transaction(() => {
+        // Round-trip time is ignored: the offset only has to be well inside
+        // the cloud's 5-minute skew limit.
+        this.setMeta("clockOffsetMs", String(page.serverTime - this.options.now()));
         const touched = new Set<string>();
         for (const report of page.reports) {
           upsertServer.run({ ...report, server: JSON.stringify(report) });
@@ -612,11 +646,48 @@ export class EdgeAgent {
         this.setMeta(
           "hlc",
           formatHlc(
-            receiveHlc(this.clock(), { wall: page.serverTime, counter: 0 }, this.options.now()),
+            receiveHlc(this.clock(), { wall: page.serverTime, counter: 0 }, this.wallNow()),
           ),
         );
+        this.restampSkewed();
       })
       .immediate();
+  }
+
+  /**
+   * Changes the cloud refused as stamped too far in the future were written
+   * while this device's clock ran fast. They are not lost: each is queued
+   * again as a new change with the same edit, stamped from the clock as now
+   * corrected by the cloud's time. The clock restarts just past every stamp
+   * the cloud did accept, so it never goes back on anything it sent.
+   */
+  private restampSkewed(): void {
+    const skewed = this.sql(
+      "select * from outbox where state = 'rejected' and code = 'clock_skew' and replaced_by is null order by seq",
+    ).all() as OutboxRow[];
+    if (skewed.length === 0) return;
+    const kept = this.sql(
+      "select max(hlc) as hlc from outbox where not (state = 'rejected' and code = 'clock_skew')",
+    ).get() as { hlc: string | null };
+    const restart = kept.hlc ? parseHlc(kept.hlc) : undefined;
+    this.setMeta("hlc", formatHlc(restart ?? { wall: 0, counter: 0, node: this.deviceId() }));
+    const at = new Date(this.options.now()).toISOString();
+    for (const row of skewed) {
+      const report = this.row(row.report_id);
+      const seen = report ? Object.values(JSON.parse(report.clocks) as Record<string, string>) : [];
+      const hlc = formatHlc(this.nextStamp(seen));
+      const changeId = uuidv7();
+      this.sql(
+        `insert into outbox (change_id, report_id, op, hlc, fields, base, created_at)
+         values (?, ?, ?, ?, ?, ?, ?)`,
+      ).run(changeId, row.report_id, row.op, hlc, row.fields, row.base, at);
+      this.sql("update outbox set replaced_by = ? where change_id = ?").run(
+        changeId,
+        row.change_id,
+      );
+      this.setMeta("hlc", hlc);
+      this.rebuild(row.report_id);
+    }
   }
 
   /**

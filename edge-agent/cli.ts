@@ -142,7 +142,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
             `conflicts ${s.conflicts}`,
             `last sync ${s.lastSyncAt ?? "never"}${s.lastError ? `\nlast error ${s.lastError}` : ""}`,
             ...s.rejectedChanges.map(
-              (r) => `rejected  ${r.changeId} (report ${r.reportId}): ${r.code}: ${r.message}`,
+              (r) =>
+                `rejected  ${r.changeId} (report ${r.reportId}): ${r.code}: ${r.message}${r.replacedBy ? ` (sent again as ${r.replacedBy})` : ""}`,
             ),
           ].join("\n"),
         );

@@ -54,6 +54,9 @@ const MIGRATIONS: string[] = [
      pid integer not null,
      expires_at integer not null
    );`,
+  // A change the cloud refused for clock skew is sent again, re-stamped from
+  // the corrected clock, as a new change; this names it.
+  "alter table outbox add column replaced_by text;",
 ];
 
 /** Opens (creating if needed) the agent's SQLite file in WAL mode and migrates it. */

@@ -107,7 +107,13 @@ describe.each(dbTargets())("edge agent against the local cloud (%s)", (target) =
     const status = agent.status();
     expect(status).toMatchObject({ pending: 0, sent: 0, applied: 2, rejected: 1 });
     expect(status.rejectedChanges).toEqual([
-      { changeId: badId, reportId: first.id, code: "invalid_change", message: expect.any(String) },
+      {
+        changeId: badId,
+        reportId: first.id,
+        code: "invalid_change",
+        message: expect.any(String),
+        replacedBy: null,
+      },
     ]);
     const landed = await t.testDb.db.query<{ id: string }>(
       "select id from reports where id = any($1::uuid[])",
@@ -150,5 +156,32 @@ describe.each(dbTargets())("edge agent against the local cloud (%s)", (target) =
     const raw = new Database(path, { readonly: true });
     expect(raw.prepare("select count(*) as n from sync_lock").get()).toEqual({ n: 0 });
     raw.close();
+  });
+
+  it("keeps the writes of a device whose clock runs an hour fast: refused once, re-stamped from the cloud's time, applied", async () => {
+    const fast = () => Date.now() + 60 * 60_000;
+    const { agent } = await t.agent("fast clock site", { now: fast });
+    const report = agent.create({ title: "written with a fast clock", severity: 2 });
+    agent.update(report.id, { severity: 3 });
+    await syncUntilSettled(agent);
+    const status = agent.status();
+    // Both first attempts were refused for their clock and replaced by changes that applied.
+    expect(status).toMatchObject({ rejected: 2, applied: 2, pending: 0, sent: 0 });
+    expect(
+      status.rejectedChanges.every((r) => r.code === "clock_skew" && r.replacedBy !== null),
+    ).toBe(true);
+    const rows = await t.testDb.db.query<{ fields: unknown; clocks: Record<string, string> }>(
+      "select fields, clocks from reports where id = $1",
+      [report.id],
+    );
+    expect(rows[0]!.fields).toEqual({ title: "written with a fast clock", severity: 3 });
+    // Stamped near server time, not an hour ahead.
+    for (const stamp of Object.values(rows[0]!.clocks)) {
+      expect(Math.abs(Number(stamp.slice(0, 15)) - Date.now())).toBeLessThan(60_000);
+    }
+    // Writes after the first sync are stamped from the corrected clock and accepted first time.
+    agent.update(report.id, { status: "closed" });
+    await syncUntilSettled(agent);
+    expect(agent.status()).toMatchObject({ rejected: 2, applied: 3 });
   });
 });
