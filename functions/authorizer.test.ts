@@ -3,25 +3,32 @@ import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEvent } from "../local/events.ts";
 import { lambdaContext } from "../local/lambda-context.ts";
+import { createTestDb, type TestDb } from "../test/support/db.ts";
 import { handlerDeps } from "../test/support/deps.ts";
+import { seedProject } from "../test/support/fixtures.ts";
 import { apiWildcardArn, create } from "./authorizer.ts";
 import { issueToken } from "./lib/auth/tokens.ts";
+import { revokeDevice } from "./lib/identity.ts";
 
-const principal = {
-  sub: "5d6e7f80-1a2b-4c3d-9e8f-0a1b2c3d4e5f",
-  project: "8a9b0c1d-2e3f-4a5b-8c6d-7e8f9a0b1c2d",
-  role: "device" as const,
-};
+/** Filled in with a real device once the database exists. */
+const principal = { sub: "", project: "", role: "device" as const };
 
 describe("authorizer (REST API TOKEN authorizer)", () => {
   let env: Awaited<ReturnType<typeof handlerDeps>>;
   let handler: ReturnType<typeof create>;
+  let t: TestDb;
   const settings = { issuer: "edge-sync", audience: "edge-sync-api", ttlSeconds: 900 };
   beforeAll(async () => {
-    env = await handlerDeps();
+    t = await createTestDb("pglite");
+    const { project, devices } = await seedProject(t.db, 2);
+    Object.assign(principal, { sub: devices[0]!.id, project: project.id });
+    env = await handlerDeps(t.db);
     handler = create(env.deps);
   });
-  afterAll(() => env.stop());
+  afterAll(async () => {
+    await env.stop();
+    await t.drop();
+  });
 
   const authorize = async (authorizationToken: string) => {
     const event = await loadEvent<APIGatewayTokenAuthorizerEvent>("events/authorizer/token.json");
@@ -44,6 +51,15 @@ describe("authorizer (REST API TOKEN authorizer)", () => {
         Resource: "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/*/*",
       },
     ]);
+  });
+
+  it("refuses a valid token whose device was revoked", async () => {
+    const { project, devices } = await seedProject(t.db, 1);
+    const revoked = { ...principal, sub: devices[0]!.id, project: project.id };
+    const token = await issueToken(env.deps.keys, settings, revoked);
+    await expect(authorize(`Bearer ${token}`)).resolves.toMatchObject({ principalId: revoked.sub });
+    await revokeDevice(t.db, revoked.project, revoked.sub);
+    await expect(authorize(`Bearer ${token}`)).rejects.toThrow("Unauthorized");
   });
 
   it("builds the cached policy's wildcard from any method ARN", () => {

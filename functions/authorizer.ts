@@ -2,6 +2,7 @@ import type { APIGatewayAuthorizerResult, APIGatewayTokenAuthorizerEvent } from 
 import { UnauthorizedError } from "../core/errors.ts";
 import { verifyToken } from "./lib/auth/tokens.ts";
 import { type Deps, type Handler, lambdaHandler } from "./lib/deps.ts";
+import { findPrincipalById } from "./lib/identity.ts";
 
 /**
  * `arn:aws:execute-api:region:account:api/stage/METHOD/path` → the same API
@@ -14,14 +15,18 @@ export function apiWildcardArn(methodArn: string): string {
 }
 
 /**
- * REST API TOKEN authorizer: verifies the bearer JWT and passes `sub`,
- * `project` and `role` to the handlers. Throwing `Unauthorized` is how a
- * Lambda authorizer makes API Gateway answer 401.
+ * REST API TOKEN authorizer: verifies the bearer JWT, checks that its
+ * principal still exists and is not revoked, and passes `sub`, `project` and
+ * `role` to the handlers. API Gateway caches the answer per token for
+ * AUTHORIZER_CACHE_TTL_SECONDS, so a revoked device's tokens stop working
+ * within that time. Throwing `Unauthorized` is how a Lambda authorizer makes
+ * API Gateway answer 401.
  */
 export const create =
   (deps: Deps): Handler<APIGatewayTokenAuthorizerEvent, APIGatewayAuthorizerResult> =>
   async (event) => {
-    const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(
+    // RFC 7235: the scheme is case-insensitive; exactly one space, then the token.
+    const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/i.exec(
       event.authorizationToken ?? "",
     );
     if (!match) throw new Error("Unauthorized");
@@ -31,6 +36,10 @@ export const create =
         { issuer: deps.config.issuer, audience: deps.config.audience },
         match[1]!,
       );
+      const current = await findPrincipalById(deps.db, principal.sub);
+      if (!current || current.revoked_at || current.project_id !== principal.project) {
+        throw new UnauthorizedError("These credentials were revoked.");
+      }
       return {
         principalId: principal.sub,
         policyDocument: {

@@ -8,7 +8,7 @@ export type ApiFunction =
   | "ingest"
   | "sync"
   | "health"
-  | "devices"
+  | "manage"
   | "audit";
 
 export interface Route {
@@ -34,7 +34,10 @@ export const routes: readonly Route[] = [
   { method: "GET", path: "/v1/me", fn: "me", roles: EVERYONE },
   { method: "POST", path: "/v1/changes", fn: "ingest", roles: ["device"] },
   { method: "GET", path: "/v1/sync", fn: "sync", roles: ["device"] },
-  { method: "POST", path: "/v1/devices", fn: "devices", roles: ["admin"] },
+  { method: "POST", path: "/v1/devices", fn: "manage", roles: ["admin"] },
+  { method: "DELETE", path: "/v1/devices/{id}", fn: "manage", roles: ["admin"] },
+  { method: "POST", path: "/v1/members", fn: "manage", roles: ["admin"] },
+  { method: "POST", path: "/v1/projects", fn: "manage", roles: ["operator"] },
   { method: "GET", path: "/v1/audit/verify", fn: "audit", roles: ["auditor", "admin"] },
 ];
 

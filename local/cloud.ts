@@ -4,7 +4,7 @@ import { keyRingFrom, loadOrCreateKeyFile } from "../functions/lib/auth/keys.ts"
 import type { Config } from "../functions/lib/config.ts";
 import type { Db } from "../functions/lib/db/db.ts";
 import { migrate } from "../functions/lib/db/migrate.ts";
-import { type Deps, openDb } from "../functions/lib/deps.ts";
+import { type Deps, keyFileSource, openDb, refreshKeys } from "../functions/lib/deps.ts";
 import { createLogger } from "../functions/lib/logger.ts";
 import { createSqsClient, createSqsQueue } from "../functions/lib/queue.ts";
 import { apiFunctions } from "../functions/routes.ts";
@@ -89,6 +89,9 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
       logger: createLogger(),
       now: options.now ?? Date.now,
     };
+    // `npm run keys:rotate` edits the file; pick it up within seconds.
+    const stopKeyRefresh = refreshKeys(deps, keyFileSource(config), 2_000);
+    stops.push(async () => stopKeyRefresh());
 
     const handlers = Object.fromEntries(
       apiFunctions.map((fn) => [fn, apiFactories[fn](deps)]),

@@ -2,11 +2,11 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
 import * as audit from "../functions/audit.ts";
 import * as authorizer from "../functions/authorizer.ts";
 import * as consume from "../functions/consume.ts";
-import * as devices from "../functions/devices.ts";
 import * as health from "../functions/health.ts";
 import * as ingest from "../functions/ingest.ts";
 import * as jwks from "../functions/jwks.ts";
 import type { Deps, Handler } from "../functions/lib/deps.ts";
+import * as manage from "../functions/manage.ts";
 import * as me from "../functions/me.ts";
 import type { ApiFunction } from "../functions/routes.ts";
 import * as sync from "../functions/sync.ts";
@@ -22,7 +22,7 @@ export const apiFactories: Record<ApiFunction, (deps: Deps) => ApiHandler> = {
   ingest: ingest.create,
   sync: sync.create,
   health: health.create,
-  devices: devices.create,
+  manage: manage.create,
   audit: audit.create,
 };
 

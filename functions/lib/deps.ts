@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type { Logger } from "@aws-lambda-powertools/logger";
 import type { Context } from "aws-lambda";
 import {
+  type KeyFile,
   type KeyRing,
   keyRingFrom,
   loadKeyFileFromSecret,
@@ -32,22 +33,46 @@ export async function openDb(config: Config): Promise<Db> {
   return createPgliteDb(join(config.dataDir, "pgdata"));
 }
 
+/** Where the key file comes from: Secrets Manager on AWS, a file locally. */
+export function keyFileSource(config: Config): () => Promise<KeyFile> {
+  return config.keysSecretArn
+    ? () => loadKeyFileFromSecret(config.keysSecretArn!, config.region)
+    : () => loadOrCreateKeyFile(config.keysFile);
+}
+
+/**
+ * Reloads the key ring every `everyMs`, so a rotation reaches running
+ * functions and a replaced key stops verifying once its grace is over.
+ * Handlers read `deps.keys` on every call. The timer never holds a process open.
+ */
+export function refreshKeys(deps: Deps, load: () => Promise<KeyFile>, everyMs: number): () => void {
+  const timer = setInterval(() => {
+    load()
+      .then((file) => keyRingFrom(file, deps.now()))
+      .then((keys) => {
+        deps.keys = keys;
+      })
+      .catch((error) => deps.logger.warn("key reload failed; keeping the current keys", { error }));
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 /** Builds the ports from the environment, as a Lambda cold start does. */
 export async function depsFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Deps> {
   const config = loadConfig(env);
   const client = createSqsClient(config.region, config.sqsEndpoint);
-  return {
+  const loadKeys = keyFileSource(config);
+  const deps: Deps = {
     config,
     db: await openDb(config),
     queue: createSqsQueue({ client, queueUrl: config.queueUrl, dlqUrl: config.dlqUrl }),
-    keys: await keyRingFrom(
-      config.keysSecretArn
-        ? await loadKeyFileFromSecret(config.keysSecretArn, config.region)
-        : await loadOrCreateKeyFile(config.keysFile),
-    ),
+    keys: await keyRingFrom(await loadKeys()),
     logger: createLogger(),
     now: Date.now,
   };
+  refreshKeys(deps, loadKeys, 5 * 60_000);
+  return deps;
 }
 
 export type Handler<E, R> = (event: E, context: Context) => Promise<R>;

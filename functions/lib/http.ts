@@ -35,6 +35,10 @@ export function json(
   };
 }
 
+export function noContent(): APIGatewayProxyResult {
+  return { statusCode: 204, headers: { ...SECURITY_HEADERS }, body: "" };
+}
+
 export function errorResponse(
   statusCode: number,
   code: string,
@@ -86,10 +90,14 @@ export function httpErrors(logger: Logger): Middleware {
 
 const DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024;
 
-/** Requires a JSON body of bounded size and parses it into `event.parsedBody`. */
+/**
+ * Requires a JSON body of bounded size on POST and parses it into
+ * `event.parsedBody`; GET and DELETE pass through.
+ */
 export function jsonBody(maxBytes = DEFAULT_MAX_BODY_BYTES): Middleware {
   return {
     before: async ({ event }) => {
+      if (event.httpMethod !== "POST") return;
       const type = header(event, "content-type") ?? "";
       if (!/^application\/json\s*(;|$)/i.test(type)) {
         throw new EdgeSyncError(

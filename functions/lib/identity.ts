@@ -79,3 +79,22 @@ export async function createMember(
   );
   return { id, name, role, ...credentials };
 }
+
+/**
+ * Revokes a device of a project: its credentials stop working at once, its
+ * tokens when the authorizer next checks (within the cache TTL). Revoking
+ * twice is fine.
+ *
+ * @returns false when the project has no such device.
+ */
+export async function revokeDevice(
+  db: Queryable,
+  projectId: string,
+  deviceId: string,
+): Promise<boolean> {
+  const rows = await db.query(
+    "update devices set revoked_at = coalesce(revoked_at, now()) where id = $1 and project_id = $2 returning id",
+    [deviceId, projectId],
+  );
+  return rows.length === 1;
+}

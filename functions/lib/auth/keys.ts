@@ -31,11 +31,29 @@ export async function newStoredKey(now = new Date()): Promise<KeyFile["keys"][nu
   return { kid, createdAt: now.toISOString(), privateJwk };
 }
 
-export async function keyRingFrom(file: KeyFile): Promise<KeyRing> {
+/**
+ * How long a replaced key still verifies: the longest a token it signed can
+ * live (15 minutes) plus room for clocks and caches.
+ */
+export const KEY_GRACE_MS = 20 * 60_000;
+
+/** Whether a key was replaced by a newer one more than the grace period ago. */
+function retired(key: KeyFile["keys"][number], all: KeyFile["keys"], nowMs: number): boolean {
+  return all.some(
+    (k) => k.createdAt > key.createdAt && Date.parse(k.createdAt) + KEY_GRACE_MS < nowMs,
+  );
+}
+
+/**
+ * The key ring a key file gives at `nowMs`: the newest key signs; it and
+ * every key replaced less than KEY_GRACE_MS ago verify.
+ */
+export async function keyRingFrom(file: KeyFile, nowMs = Date.now()): Promise<KeyRing> {
   const parsed = KeyFileSchema.parse(file);
   const newest = parsed.keys.reduce((a, b) => (a.createdAt >= b.createdAt ? a : b));
   const key = (await importJWK({ ...newest.privateJwk, alg: "ES256" }, "ES256")) as CryptoKey;
-  const jwks = parsed.keys.map(({ kid, privateJwk: { d: _d, ...pub } }) => ({
+  const live = parsed.keys.filter((k) => !retired(k, parsed.keys, nowMs));
+  const jwks = live.map(({ kid, privateJwk: { d: _d, ...pub } }) => ({
     ...pub,
     kid,
     alg: "ES256",
@@ -46,6 +64,16 @@ export async function keyRingFrom(file: KeyFile): Promise<KeyRing> {
     jwks: { keys: jwks },
     resolveKey: createLocalJWKSet({ keys: jwks }),
   };
+}
+
+/**
+ * A key file with a new signing key added. Keys retired for more than a day
+ * are dropped; the previous key stays, verifying, for KEY_GRACE_MS.
+ */
+export async function rotateKeyFile(file: KeyFile, now = new Date()): Promise<KeyFile> {
+  const dayAgo = now.getTime() - 24 * 60 * 60_000;
+  const kept = file.keys.filter((k) => !retired(k, file.keys, dayAgo));
+  return { keys: [...kept, await newStoredKey(now)] };
 }
 
 /** Reads the key file document from Secrets Manager (AWS). */
