@@ -48,8 +48,24 @@ describe("checkChange", () => {
     ["an unknown key", { extra: true }, "invalid_change"],
     ["the nil report id", { reportId: "00000000-0000-0000-0000-000000000000" }, "invalid_change"],
     ["a base that is not an HLC", { base: { title: "v1" } }, "invalid_change"],
+    [
+      "a value nested 17 levels deep",
+      { fields: { deep: JSON.parse(`${"[".repeat(17)}${"]".repeat(17)}`) } },
+      "invalid_change",
+    ],
+    [
+      "a value nested 100,000 levels deep",
+      { fields: { deep: JSON.parse(`${"[".repeat(100_000)}${"]".repeat(100_000)}`) } },
+      "invalid_change",
+    ],
   ])("rejects %s", (_, patch, code) => {
     expect(codeOf({ ...valid, ...patch })).toBe(code);
+  });
+
+  it("accepts a value nested 16 levels deep", () => {
+    expect(
+      codeOf({ ...valid, fields: { deep: JSON.parse(`${"[".repeat(16)}${"]".repeat(16)}`) } }),
+    ).toBe("ok");
   });
 
   it("accepts an HLC exactly at the skew limit and any HLC in the past", () => {

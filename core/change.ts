@@ -1,12 +1,14 @@
 import { z } from "zod";
 import { hlcPattern, hlcSkewMs, parseHlc } from "./hlc.ts";
-import { type JsonValue, jsonByteLength } from "./json.ts";
+import { type JsonValue, jsonByteLength, nestsDeeperThan } from "./json.ts";
 
 export const MAX_CHANGES_PER_REQUEST = 500;
 export const MAX_FIELDS_PER_CHANGE = 64;
 export const MAX_FIELD_BYTES = 32 * 1024;
 export const MAX_CHANGE_BYTES = 256 * 1024;
 export const FIELD_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+/** How deep a field value may nest arrays and objects. */
+export const MAX_VALUE_DEPTH = 16;
 
 const uuid = z.uuid({ message: "must be a UUID" });
 const NIL_UUID = "00000000-0000-0000-0000-000000000000";
@@ -117,6 +119,17 @@ export function checkChange(
   changeId: string,
   { deviceId, serverNowMs, maxClockSkewMs }: ChangeCheckContext,
 ): { change: Change } | { rejection: Rejection } {
+  // Checked before the schema, whose recursive walk a hostile depth could overflow.
+  // The change and its fields object are two levels; values may add MAX_VALUE_DEPTH.
+  if (nestsDeeperThan(raw, MAX_VALUE_DEPTH + 2)) {
+    return {
+      rejection: {
+        changeId,
+        code: "invalid_change",
+        message: `field values may nest at most ${MAX_VALUE_DEPTH} levels`,
+      },
+    };
+  }
   const rawHlc = (raw as { hlc?: unknown }).hlc;
   if (typeof rawHlc !== "string" || !parseHlc(rawHlc)) {
     return {

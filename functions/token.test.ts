@@ -113,4 +113,24 @@ describe("token (POST /v1/oauth/token)", () => {
     expect(res.body).toEqual({ error, error_description: expect.any(String) });
     expect(JSON.stringify(res.body)).not.toContain(device.clientSecret);
   });
+
+  it("makes a client that keeps failing wait (429 with Retry-After), and lets it in after", async () => {
+    const { project } = await seedProject(t.db, 0);
+    const victim = await createDevice(t.db, project.id, "target");
+    const attempt = (secret: string) =>
+      request(
+        form({
+          grant_type: "client_credentials",
+          client_id: victim.clientId,
+          client_secret: secret,
+        }),
+      );
+    for (let i = 0; i < 10; i++) expect((await attempt(`guess ${i}`)).status).toBe(401);
+    const limited = await attempt(victim.clientSecret);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
+    // The window over, the right secret works again.
+    await t.db.query("update token_failures set window_start = now() - interval '16 minutes'");
+    expect((await attempt(victim.clientSecret)).status).toBe(200);
+  });
 });

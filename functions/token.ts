@@ -5,6 +5,11 @@ import { issueToken } from "./lib/auth/tokens.ts";
 import { type Deps, lambdaHandler } from "./lib/deps.ts";
 import { type ApiEvent, header, httpErrors, json } from "./lib/http.ts";
 import { findPrincipalByClientId } from "./lib/identity.ts";
+import {
+  clearTokenFailures,
+  recordTokenFailure,
+  tokenRetryAfterSeconds,
+} from "./lib/token-failures.ts";
 
 const MAX_TOKEN_REQUEST_BYTES = 8 * 1024;
 
@@ -98,10 +103,24 @@ export const create = (deps: Deps) =>
         return oauthError(400, "invalid_request", "client_id and client_secret are required.");
       }
       const principal = await findPrincipalByClientId(deps.db, request.clientId);
+      const wait = principal ? await tokenRetryAfterSeconds(deps.db, request.clientId) : 0;
+      if (wait > 0) {
+        return json(
+          429,
+          {
+            error: "rate_limited",
+            error_description: "Too many failed attempts; try again later.",
+          },
+          { "retry-after": String(wait) },
+        );
+      }
       const valid = await verifySecret(request.clientSecret, principal?.secret_hash);
       if (!principal || !valid || principal.revoked_at) {
+        // Only existing clients are counted: random ids must not grow the table.
+        if (principal) await recordTokenFailure(deps.db, request.clientId);
         return oauthError(401, "invalid_client", "Unknown client or wrong secret.", request.basic);
       }
+      await clearTokenFailures(deps.db, request.clientId);
       const ttl = deps.config.tokenTtlSeconds;
       const accessToken = await issueToken(
         deps.keys,

@@ -6,7 +6,9 @@ import {
   ForbiddenError,
   NotFoundError,
   UnauthorizedError,
+  ValidationError,
 } from "../../core/errors.ts";
+import { nestsDeeperThan } from "../../core/json.ts";
 import type { Principal, Role } from "../../core/types.ts";
 import { routeOf } from "../routes.ts";
 
@@ -89,6 +91,7 @@ export function httpErrors(logger: Logger): Middleware {
 }
 
 const DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024;
+const MAX_BODY_DEPTH = 32;
 
 /**
  * Requires a JSON body of bounded size on POST and parses it into
@@ -120,6 +123,11 @@ export function jsonBody(maxBytes = DEFAULT_MAX_BODY_BYTES): Middleware {
         event.parsedBody = JSON.parse(raw.toString("utf8"));
       } catch {
         throw new EdgeSyncError("invalid_json", "The body is not valid JSON.", 400);
+      }
+      // No valid body nests this deep; refusing it here keeps every later
+      // recursive walk (validation, hashing) safe from stack exhaustion.
+      if (nestsDeeperThan(event.parsedBody, MAX_BODY_DEPTH)) {
+        throw new ValidationError(`The body nests more than ${MAX_BODY_DEPTH} levels deep.`);
       }
     },
   };
