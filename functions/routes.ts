@@ -80,6 +80,15 @@ function pattern(path: string): RegExp {
 
 const compiled = routes.map((route) => ({ route, regex: pattern(route.path) }));
 
+/** Percent-decodes a path segment; a malformed one is passed on as it came. */
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 /** Finds the route for a request, as API Gateway's resource matching does. */
 export function matchRoute(method: string, path: string): RouteMatch | undefined {
   for (const { route, regex } of compiled) {
@@ -87,7 +96,7 @@ export function matchRoute(method: string, path: string): RouteMatch | undefined
     const match = regex.exec(path);
     if (!match) continue;
     const groups = match.groups
-      ? Object.fromEntries(Object.entries(match.groups).map(([k, v]) => [k, decodeURIComponent(v)]))
+      ? Object.fromEntries(Object.entries(match.groups).map(([k, v]) => [k, safeDecode(v)]))
       : null;
     return { route, pathParameters: groups };
   }
