@@ -45,6 +45,19 @@ export const routes: readonly Route[] = [
 export const apiFunctions: readonly ApiFunction[] = [...new Set(routes.map((r) => r.fn))];
 
 /**
+ * Sent with every API response, the handlers' and the gateway's own. There
+ * are no CORS headers: the dashboard is served from the API's own origin, so
+ * no other origin's script may read a response.
+ */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  "cache-control": "no-store",
+  "strict-transport-security": "max-age=63072000; includeSubDomains",
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "no-referrer",
+};
+
+/**
  * Bodies API Gateway itself returns (gateway responses), in the API's error
  * shape. The emulator sends the same ones.
  */

@@ -14,6 +14,7 @@ import {
   type GatewayResponse,
   gatewayResponses,
   matchRoute,
+  SECURITY_HEADERS,
 } from "../functions/routes.ts";
 import type { ApiHandler } from "./functions.ts";
 import { lambdaContext } from "./lambda-context.ts";
@@ -51,6 +52,7 @@ function gatewayResponse(kind: GatewayResponse, requestId: string): APIGatewayPr
   return {
     statusCode: status,
     headers: {
+      ...SECURITY_HEADERS,
       "content-type": "application/json",
       "x-amzn-requestid": requestId,
       "x-amzn-errortype": kind,

@@ -1,20 +1,54 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { KEY_GRACE_MS, loadOrCreateKeyFile, rotateKeyFile } from "../functions/lib/auth/keys.ts";
+import {
+  GetSecretValueCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+} from "@aws-sdk/client-secrets-manager";
+import {
+  KEY_GRACE_MS,
+  type KeyFile,
+  loadOrCreateKeyFile,
+  rotateKeyFile,
+} from "../functions/lib/auth/keys.ts";
 
 /**
- * `npm run keys:rotate`: adds a new ES256 signing key to DATA_DIR/keys.json.
- * A running local cloud picks it up within seconds; the previous key keeps
- * verifying the tokens it signed for KEY_GRACE_MS, then leaves the JWKS.
+ * `npm run keys:rotate`: adds a new ES256 signing key. Locally it edits
+ * DATA_DIR/keys.json (mode 0600), and a running local cloud picks it up
+ * within seconds. With KEYS_SECRET_ARN it edits that Secrets Manager secret
+ * instead (the first run fills the stack's empty secret); functions reload it
+ * within 5 minutes. Either way the previous key keeps verifying the tokens it
+ * signed for KEY_GRACE_MS, then leaves the JWKS.
  */
-const dataDir = process.env.DATA_DIR || ".local";
-const path = process.env.KEYS_FILE || join(dataDir, "keys.json");
-const before = await loadOrCreateKeyFile(path);
-const after = await rotateKeyFile(before);
-// Same mode as loadOrCreateKeyFile: the file holds private keys.
-await writeFile(path, `${JSON.stringify(after, null, 2)}\n`, { mode: 0o600 });
-const newest = after.keys.at(-1)!;
-console.log(`new signing key ${newest.kid} in ${path}`);
-console.log(
-  `previous keys verify for ${KEY_GRACE_MS / 60_000} more minutes: ${before.keys.map((k) => k.kid).join(", ")}`,
-);
+async function rotateSecret(secretArn: string): Promise<KeyFile> {
+  const client = new SecretsManagerClient({});
+  try {
+    let current: KeyFile = { keys: [] };
+    try {
+      const out = await client.send(new GetSecretValueCommand({ SecretId: secretArn }));
+      if (out.SecretString) current = JSON.parse(out.SecretString) as KeyFile;
+    } catch (error) {
+      // A secret created without a value has no current version yet.
+      if ((error as { name?: string }).name !== "ResourceNotFoundException") throw error;
+    }
+    const next = await rotateKeyFile(current);
+    await client.send(
+      new PutSecretValueCommand({ SecretId: secretArn, SecretString: JSON.stringify(next) }),
+    );
+    return next;
+  } finally {
+    client.destroy();
+  }
+}
+
+async function rotateFile(path: string): Promise<KeyFile> {
+  const next = await rotateKeyFile(await loadOrCreateKeyFile(path));
+  await writeFile(path, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
+  return next;
+}
+
+const secretArn = process.env.KEYS_SECRET_ARN;
+const path = process.env.KEYS_FILE || join(process.env.DATA_DIR || ".local", "keys.json");
+const after = secretArn ? await rotateSecret(secretArn) : await rotateFile(path);
+console.log(`new signing key ${after.keys.at(-1)!.kid} in ${secretArn ?? path}`);
+console.log(`the previous key verifies for ${KEY_GRACE_MS / 60_000} more minutes`);

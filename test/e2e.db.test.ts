@@ -144,6 +144,22 @@ describe.each(dbTargets())("edge agents → local cloud → PostgreSQL (%s)", (t
     expect((await t.api("/v1/audit/verify", { token: deviceToken })).status).toBe(403);
   });
 
+  it("sends the security headers on every response, the gateway's own included, and no CORS grant", async () => {
+    const responses = [
+      await t.api("/v1/health"),
+      await t.api("/v1/me"),
+      await t.api("/v1/no-such-route"),
+      await t.api("/v1/me", { token: await t.adminToken() }),
+    ];
+    for (const res of responses) {
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(res.headers.get("strict-transport-security")).toMatch(/max-age=\d+/);
+      expect(res.headers.get("cache-control")).toBe("no-store");
+      expect(res.headers.get("x-frame-options")).toBe("DENY");
+      expect(res.headers.get("access-control-allow-origin")).toBeNull();
+    }
+  });
+
   it("answers health with both dependencies checked", async () => {
     const res = await t.api("/v1/health");
     expect(res).toMatchObject({

@@ -10,20 +10,13 @@ import {
 } from "../../core/errors.ts";
 import { nestsDeeperThan } from "../../core/json.ts";
 import type { Principal, Role } from "../../core/types.ts";
-import { routeOf } from "../routes.ts";
+import { routeOf, SECURITY_HEADERS } from "../routes.ts";
+
+export { SECURITY_HEADERS };
 
 /** A REST proxy event after the body middleware has parsed its JSON. */
 export type ApiEvent = APIGatewayProxyEvent & { parsedBody?: unknown };
 type Middleware = MiddlewareObj<ApiEvent, APIGatewayProxyResult>;
-
-/** Sent with every API response. */
-export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  "cache-control": "no-store",
-  "strict-transport-security": "max-age=63072000; includeSubDomains",
-  "x-content-type-options": "nosniff",
-  "x-frame-options": "DENY",
-  "referrer-policy": "no-referrer",
-};
 
 export function json(
   statusCode: number,

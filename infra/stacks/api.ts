@@ -15,6 +15,7 @@ import {
   type GatewayResponse,
   gatewayResponses,
   routes,
+  SECURITY_HEADERS,
 } from "../../functions/routes.ts";
 import { CONSUMER_TIMEOUT } from "./stateful.ts";
 
@@ -114,6 +115,10 @@ export class ApiStack extends Stack {
       this.api.addGatewayResponse(`Gateway${type}`, {
         type: apigateway.ResponseType.of(type as GatewayResponse),
         statusCode: String(status),
+        // Gateway response header values are quoted literals.
+        responseHeaders: Object.fromEntries(
+          Object.entries(SECURITY_HEADERS).map(([k, v]) => [k, `'${v}'`]),
+        ),
         templates: { "application/json": JSON.stringify({ error: { code, message } }) },
       });
     }
