@@ -95,6 +95,7 @@ export async function benchApply(): Promise<BenchResult[]> {
   const schema = `bench_${Date.now()}`;
   const admin = createPostgresDb({ connectionString });
   await admin.exec(`create schema ${schema}`);
+  await admin.exec("create extension if not exists pg_trgm schema public");
   const db = createPostgresDb({ connectionString, schema, max: 2 });
   const results: BenchResult[] = [];
   try {

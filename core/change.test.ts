@@ -99,3 +99,20 @@ describe("readableChangeId", () => {
     expect(readableChangeId("x")).toBeUndefined();
   });
 });
+
+describe("values PostgreSQL cannot store", () => {
+  it.each([
+    ["a NUL character", "a\u0000b"],
+    ["a lone surrogate", "a\ud800b"],
+  ])("rejects a field holding %s, which would otherwise fail every batch it is in", (_, text) => {
+    const change = {
+      changeId,
+      reportId: "0c9d8e7f-6a5b-4c3d-8e2f-1a0b9c8d7e6f",
+      op: "upsert",
+      hlc: formatHlc({ wall: now, counter: 0, node: deviceId }),
+      fields: { notes: { nested: [text] } },
+    };
+    const result = checkChange(change, changeId, context);
+    expect("rejection" in result && result.rejection.code).toBe("invalid_change");
+  });
+});

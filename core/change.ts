@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { hlcPattern, hlcSkewMs, parseHlc } from "./hlc.ts";
-import { type JsonValue, jsonByteLength, nestsDeeperThan } from "./json.ts";
+import { type JsonValue, jsonByteLength, nestsDeeperThan, storableJson } from "./json.ts";
 
 export const MAX_CHANGES_PER_REQUEST = 500;
 export const MAX_FIELDS_PER_CHANGE = 64;
@@ -25,6 +25,13 @@ const fields = z
   })
   .superRefine((f, ctx) => {
     for (const [name, value] of Object.entries(f)) {
+      if (!storableJson(value)) {
+        ctx.addIssue({
+          code: "custom",
+          path: [name],
+          message: `field ${name} holds a NUL character or a lone surrogate`,
+        });
+      }
       if (jsonByteLength(value) > MAX_FIELD_BYTES) {
         ctx.addIssue({
           code: "custom",

@@ -30,3 +30,29 @@ export function nestsDeeperThan(value: unknown, limit: number): boolean {
   }
   return false;
 }
+
+/**
+ * Whether PostgreSQL can store the text: no NUL character and no lone UTF-16
+ * surrogate (neither exists in its text or jsonb types). A value that cannot
+ * be stored must be refused at the door, or it would fail every batch it is in.
+ */
+export function storableText(text: string): boolean {
+  return !text.includes("\u0000") && text.isWellFormed();
+}
+
+/** Whether every string (keys included) in a JSON value is storable. */
+export function storableJson(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const current = stack.pop();
+    if (typeof current === "string") {
+      if (!storableText(current)) return false;
+    } else if (current !== null && typeof current === "object") {
+      for (const [key, child] of Object.entries(current)) {
+        if (!storableText(key)) return false;
+        stack.push(child);
+      }
+    }
+  }
+  return true;
+}

@@ -20,6 +20,7 @@ import {
   projectOf,
 } from "./lib/http.ts";
 import type { EnqueueFailure } from "./lib/queue.ts";
+import { touchDevice } from "./lib/read.ts";
 
 const BatchSchema = z.strictObject({
   changes: z.array(z.unknown()).min(1).max(MAX_CHANGES_PER_REQUEST),
@@ -87,6 +88,12 @@ export const create = (deps: Deps) =>
       const { accepted, failed } = messages.length
         ? await deps.queue.enqueue(messages)
         : { accepted: [], failed: [] };
+      if (accepted.length > 0) {
+        // After the queue has them: the counters must never cost a change.
+        await touchDevice(deps.db, principal.sub, "push", accepted.length).catch((error) =>
+          deps.logger.warn("device activity not recorded", { error }),
+        );
+      }
       deps.logger.info("changes received", {
         deviceId: principal.sub,
         accepted: accepted.length,

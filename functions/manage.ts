@@ -2,6 +2,7 @@ import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
 import { z } from "zod";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
+import { storableText } from "../core/json.ts";
 import type { Role } from "../core/types.ts";
 import { type Deps, lambdaHandler } from "./lib/deps.ts";
 import {
@@ -16,7 +17,12 @@ import {
 } from "./lib/http.ts";
 import { createDevice, createMember, createProject, revokeDevice } from "./lib/identity.ts";
 
-const name = z.string().trim().min(1).max(200);
+const name = z
+  .string()
+  .trim()
+  .min(1)
+  .max(200)
+  .refine(storableText, { message: "holds a NUL character or a lone surrogate" });
 const NameSchema = z.strictObject({ name });
 const MemberSchema = z.strictObject({ name, role: z.enum(["analyst", "auditor", "admin"]) });
 const uuid = z.uuid();

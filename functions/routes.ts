@@ -9,6 +9,7 @@ export type ApiFunction =
   | "sync"
   | "health"
   | "manage"
+  | "read"
   | "audit";
 
 export interface Route {
@@ -38,6 +39,13 @@ export const routes: readonly Route[] = [
   { method: "DELETE", path: "/v1/devices/{id}", fn: "manage", roles: ["admin"] },
   { method: "POST", path: "/v1/members", fn: "manage", roles: ["admin"] },
   { method: "POST", path: "/v1/projects", fn: "manage", roles: ["operator"] },
+  { method: "GET", path: "/v1/reports", fn: "read", roles: READERS },
+  { method: "GET", path: "/v1/reports/{id}", fn: "read", roles: READERS },
+  { method: "GET", path: "/v1/reports/{id}/history", fn: "read", roles: READERS },
+  { method: "GET", path: "/v1/conflicts", fn: "read", roles: READERS },
+  { method: "GET", path: "/v1/devices", fn: "read", roles: READERS },
+  { method: "GET", path: "/v1/status", fn: "read", roles: READERS },
+  { method: "GET", path: "/v1/audit", fn: "read", roles: ["auditor", "admin"] },
   { method: "GET", path: "/v1/audit/verify", fn: "audit", roles: ["auditor", "admin"] },
 ];
 

@@ -6,6 +6,7 @@ import type { SyncPage } from "../core/types.ts";
 import { type Deps, lambdaHandler } from "./lib/deps.ts";
 import { type ApiEvent, authorize, httpErrors, json, principalOf, projectOf } from "./lib/http.ts";
 import { pull } from "./lib/pull.ts";
+import { touchDevice } from "./lib/read.ts";
 
 const QuerySchema = z.strictObject({
   cursor: z.string().max(1024).optional(),
@@ -27,6 +28,9 @@ export const create = (deps: Deps) =>
         cursor: query.data.cursor,
         limit: query.data.limit,
       });
+      await touchDevice(deps.db, principal.sub, "pull").catch((error) =>
+        deps.logger.warn("device activity not recorded", { error }),
+      );
       const body: SyncPage = { ...page, serverTime: deps.now() };
       return json(200, body);
     });

@@ -12,6 +12,7 @@ import {
 } from "./lib/token-failures.ts";
 
 const MAX_TOKEN_REQUEST_BYTES = 8 * 1024;
+const CLIENT_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 /** RFC 6749 §5.2 error response (this route alone does not use the API error shape). */
 function oauthError(status: 400 | 401, error: string, description: string, basic = false) {
@@ -101,6 +102,10 @@ export const create = (deps: Deps) =>
       }
       if (!request.clientId || !request.clientSecret) {
         return oauthError(400, "invalid_request", "client_id and client_secret are required.");
+      }
+      // Every client id this service issues has this form; anything else is unknown.
+      if (!CLIENT_ID.test(request.clientId)) {
+        return oauthError(401, "invalid_client", "Unknown client or wrong secret.", request.basic);
       }
       const principal = await findPrincipalByClientId(deps.db, request.clientId);
       const wait = principal ? await tokenRetryAfterSeconds(deps.db, request.clientId) : 0;

@@ -8,6 +8,7 @@ import * as jwks from "../functions/jwks.ts";
 import type { Deps, Handler } from "../functions/lib/deps.ts";
 import * as manage from "../functions/manage.ts";
 import * as me from "../functions/me.ts";
+import * as read from "../functions/read.ts";
 import type { ApiFunction } from "../functions/routes.ts";
 import * as sync from "../functions/sync.ts";
 import * as token from "../functions/token.ts";
@@ -23,6 +24,7 @@ export const apiFactories: Record<ApiFunction, (deps: Deps) => ApiHandler> = {
   sync: sync.create,
   health: health.create,
   manage: manage.create,
+  read: read.create,
   audit: audit.create,
 };
 

@@ -269,6 +269,15 @@ describe.each(dbTargets())("security (%s)", (target) => {
         t.api("/v1/members", { token: a.token, body: { name: "m", role: "analyst" } }),
       "POST /v1/projects": (a) => t.api("/v1/projects", { token: a.token, body: { name: "m" } }),
       "GET /v1/audit/verify": (a) => t.api("/v1/audit/verify", { token: a.token }),
+      "GET /v1/reports": (a) => t.api("/v1/reports", { token: a.token }),
+      "GET /v1/reports/{id} (other project)": (a) =>
+        t.api(`/v1/reports/${cast.other.reportId}`, { token: a.token }),
+      "GET /v1/reports/{id}/history (other project)": (a) =>
+        t.api(`/v1/reports/${cast.other.reportId}/history`, { token: a.token }),
+      "GET /v1/conflicts": (a) => t.api("/v1/conflicts", { token: a.token }),
+      "GET /v1/devices": (a) => t.api("/v1/devices", { token: a.token }),
+      "GET /v1/status": (a) => t.api("/v1/status", { token: a.token }),
+      "GET /v1/audit": (a) => t.api("/v1/audit", { token: a.token }),
     };
     // Written from CONTRACT.md, not derived from the route table under test.
     const expected: Record<string, Record<Actor["role"], number>> = {
@@ -299,6 +308,25 @@ describe.each(dbTargets())("security (%s)", (target) => {
         admin: 200,
         operator: 403,
       },
+      "GET /v1/reports": { device: 403, analyst: 200, auditor: 200, admin: 200, operator: 403 },
+      "GET /v1/reports/{id} (other project)": {
+        device: 403,
+        analyst: 404,
+        auditor: 404,
+        admin: 404,
+        operator: 403,
+      },
+      "GET /v1/reports/{id}/history (other project)": {
+        device: 403,
+        analyst: 404,
+        auditor: 404,
+        admin: 404,
+        operator: 403,
+      },
+      "GET /v1/conflicts": { device: 403, analyst: 200, auditor: 200, admin: 200, operator: 403 },
+      "GET /v1/devices": { device: 403, analyst: 200, auditor: 200, admin: 200, operator: 403 },
+      "GET /v1/status": { device: 403, analyst: 200, auditor: 200, admin: 200, operator: 403 },
+      "GET /v1/audit": { device: 403, analyst: 403, auditor: 200, admin: 200, operator: 403 },
     };
 
     it("answers each cell as the contract says, and never shows another project's data", async () => {
@@ -585,7 +613,42 @@ describe.each(dbTargets())("security (%s)", (target) => {
         ),
       }),
     );
-    const requests = fc.sample(req, { numRuns: 240, seed: 20261122 });
+    const readers = fc.constantFrom(
+      cast.own.analyst.token,
+      cast.own.admin.token,
+      cast.own.device.token,
+    );
+    const reads: fc.Arbitrary<Req> = fc.record({
+      method: fc.constant("GET"),
+      token: readers,
+      path: fc.oneof(
+        nasty.map((s) => `/v1/reports?q=${pct(s)}`),
+        fc.constantFrom(
+          "/v1/reports?updatedAfter=yesterday",
+          "/v1/reports?deleted=maybe",
+          "/v1/reports?limit=201",
+          "/v1/reports?limit=-1",
+          "/v1/reports?cursor=%7B%7D",
+          "/v1/reports?q=",
+          "/v1/reports?q=a&q=b&unknown=1",
+          "/v1/conflicts?after=2026-13-45T00:00:00Z",
+          "/v1/audit?before=not-a-time",
+          "/v1/devices?extra=1",
+          "/v1/status?x=y",
+        ),
+        uuidish.map((s) => `/v1/reports/${pct(s)}`),
+        uuidish.map((s) => `/v1/reports/${pct(s)}/history`),
+        uuidish.map((s) => `/v1/conflicts?reportId=${pct(s)}`),
+        uuidish.map((s) => `/v1/audit?actor=${pct(s)}`),
+      ),
+    });
+    const requests = fc.sample(
+      fc.oneof({ weight: 4, arbitrary: req }, { weight: 1, arbitrary: reads }),
+      {
+        numRuns: 260,
+        seed: 20261122,
+      },
+    );
 
     let checked = 0;
     for (const r of requests) {

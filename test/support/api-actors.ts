@@ -61,11 +61,34 @@ export async function actors(t: TestCloud) {
   const otherAdmin = await t.tokenFor(created.body.admin.clientId, created.body.admin.clientSecret);
   const otherDevice = await device(otherAdmin);
   const otherAnalyst = await member(otherAdmin, "analyst");
+  // A report in the other project, written by its device.
+  const otherReportId = crypto.randomUUID();
+  const pushed = await t.api("/v1/changes", {
+    token: otherDevice.token,
+    body: {
+      changes: [
+        {
+          changeId: crypto.randomUUID(),
+          reportId: otherReportId,
+          op: "upsert",
+          hlc: `${String(Date.now()).padStart(15, "0")}:000000:${otherDevice.id}`,
+          fields: { title: "the other project's secret report" },
+        },
+      ],
+    },
+  });
+  if (pushed.body.accepted?.length !== 1) throw new Error(`push: ${JSON.stringify(pushed.body)}`);
+  for (let i = 0; i < 100; i++) {
+    const rows = await t.testDb.db.query("select 1 from reports where id = $1", [otherReportId]);
+    if (rows.length === 1) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
   return {
     ownProject: credentials.projects.demo!.id,
     own,
     other: {
       projectId: created.body.id as string,
+      reportId: otherReportId,
       admin: {
         role: "admin" as const,
         id: (await t.api("/v1/me", { token: otherAdmin })).body.id as string,

@@ -49,6 +49,9 @@ export async function createTestDb(target: DbTarget, { migrated = true } = {}): 
   const admin = new pg.Client({ connectionString });
   await admin.connect();
   await admin.query(`create schema ${schema}`);
+  // Extensions are per database: install them once, in public, where every
+  // test schema finds them (and dropping a test schema cannot take them along).
+  await admin.query("create extension if not exists pg_trgm schema public").catch(() => {});
   await admin.end();
   const db = createPostgresDb({ connectionString, schema });
   const others: Db[] = [];

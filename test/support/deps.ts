@@ -6,11 +6,15 @@ import { createLogger } from "../../functions/lib/logger.ts";
 import { createSqsClient, createSqsQueue } from "../../functions/lib/queue.ts";
 import { ensureQueues, startEmbeddedSqs } from "../../local/sqs.ts";
 
-/** A database that fails the test if a handler touches it. */
-export const untouchableDb: Db = new Proxy({} as Db, {
+/**
+ * A database that is down: every use throws. Handlers that must keep working
+ * without one (ingest puts changes on the queue whatever the database does)
+ * are tested against it.
+ */
+export const downDb: Db = new Proxy({} as Db, {
   get(_, property) {
     if (property === "then") return undefined;
-    throw new Error(`the handler used the database (${String(property)}) but must not`);
+    throw new Error(`the database is down (${String(property)})`);
   },
 });
 
@@ -18,7 +22,7 @@ export const untouchableDb: Db = new Proxy({} as Db, {
  * Real ports for handler tests: an embedded SQS with the real queues, a fresh
  * ES256 key ring, and the database given (or none).
  */
-export async function handlerDeps(db: Db = untouchableDb, overrides: Partial<Config> = {}) {
+export async function handlerDeps(db: Db = downDb, overrides: Partial<Config> = {}) {
   const sqs = await startEmbeddedSqs();
   const client = createSqsClient("us-east-1", sqs.endpoint);
   const queues = await ensureQueues(client, 1);

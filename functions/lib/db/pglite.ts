@@ -1,4 +1,5 @@
 import { PGlite, type Transaction } from "@electric-sql/pglite";
+import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
 import type { Db, Queryable } from "./db.ts";
 
 function queryable(target: PGlite | Transaction): Queryable {
@@ -21,7 +22,7 @@ function queryable(target: PGlite | Transaction): Queryable {
  * @param dataDir folder to persist to; omitted, the database lives in memory.
  */
 export async function createPgliteDb(dataDir?: string): Promise<Db> {
-  const pglite = await PGlite.create(dataDir);
+  const pglite = await PGlite.create(dataDir, { extensions: { pg_trgm } });
   let tail: Promise<unknown> = Promise.resolve();
   const serialized = <T>(work: () => Promise<T>): Promise<T> => {
     const run = tail.then(work, work);

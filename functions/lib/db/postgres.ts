@@ -11,7 +11,10 @@ const types = {
 
 export interface PostgresOptions {
   connectionString: string;
-  /** Schema to use instead of `public` (test isolation on a shared server). */
+  /**
+   * Schema to use ahead of `public` (test isolation on a shared server).
+   * Extensions live in `public`, which stays on the search path.
+   */
   schema?: string;
   max?: number;
 }
@@ -38,7 +41,7 @@ export function createPostgresDb({ connectionString, schema, max = 10 }: Postgre
     connectionString,
     max,
     types,
-    options: schema ? `-c search_path=${schema}` : undefined,
+    options: schema ? `-c search_path=${schema},public` : undefined,
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   });

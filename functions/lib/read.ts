@@ -1,0 +1,332 @@
+import { z } from "zod";
+import { NotFoundError, ValidationError } from "../../core/errors.ts";
+import type { JsonObject } from "../../core/json.ts";
+import type { Outcome } from "../../core/merge.ts";
+import type { AuditEntry, Conflict, Report } from "../../core/types.ts";
+import type { Queryable } from "./db/db.ts";
+import {
+  CONFLICT_COLUMNS,
+  type ConflictRow,
+  REPORT_COLUMNS,
+  type ReportRow,
+  toConflict,
+  toReport,
+} from "./pull.ts";
+
+/** A page of a listing; `nextCursor` is null on the last page. */
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+const encode = (key: unknown[]) => Buffer.from(JSON.stringify(key)).toString("base64url");
+
+function decode<T>(cursor: string | undefined, schema: z.ZodType<T>): T | undefined {
+  if (!cursor) return undefined;
+  try {
+    return schema.parse(JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")));
+  } catch {
+    throw new ValidationError("cursor is not one this API returned.");
+  }
+}
+
+/** A LIKE pattern matching `text` anywhere, with LIKE's own wildcards escaped. */
+const containing = (text: string) => `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+/** Collects WHERE conditions and their parameters, numbering placeholders. */
+class Where {
+  readonly params: unknown[] = [];
+  private readonly parts: string[] = [];
+  add(sql: (p: (value: unknown) => string) => string): this {
+    this.parts.push(sql((value) => `$${this.params.push(value)}`));
+    return this;
+  }
+  get sql(): string {
+    return this.parts.join(" and ");
+  }
+}
+
+export interface ReportQuery {
+  q?: string;
+  updatedAfter?: string;
+  updatedBefore?: string;
+  deleted: "false" | "true" | "any";
+  limit: number;
+  cursor?: string;
+}
+
+const ReportCursor = z.tuple([z.string().max(64), z.uuid()]);
+
+/** Reports of a project, newest first (keyset on created_at, id, which never change). */
+export async function listReports(
+  db: Queryable,
+  projectId: string,
+  query: ReportQuery,
+): Promise<Page<Report>> {
+  const after = decode(query.cursor, ReportCursor);
+  const where = new Where().add((p) => `project_id = ${p(projectId)}`);
+  // Served by the trigram index on the generated search column.
+  if (query.q) where.add((p) => `search like ${p(containing(query.q!))}`);
+  if (query.updatedAfter) where.add((p) => `updated_at > ${p(query.updatedAfter)}`);
+  if (query.updatedBefore) where.add((p) => `updated_at < ${p(query.updatedBefore)}`);
+  if (query.deleted !== "any")
+    where.add(() => `deleted_hlc is ${query.deleted === "true" ? "not " : ""}null`);
+  if (after)
+    where.add((p) => `(created_at, id) < (${p(after[0])}::timestamptz, ${p(after[1])}::uuid)`);
+  const rows = await db.query<ReportRow & { created_key: string }>(
+    `select ${REPORT_COLUMNS}, created_at::text as created_key from reports where ${where.sql}
+      order by created_at desc, id desc limit ${query.limit + 1}`,
+    where.params,
+  );
+  const page = rows.slice(0, query.limit);
+  const last = page.at(-1);
+  return {
+    items: page.map(toReport),
+    nextCursor: rows.length > query.limit && last ? encode([last.created_key, last.id]) : null,
+  };
+}
+
+export async function getReport(db: Queryable, projectId: string, id: string): Promise<Report> {
+  const [row] = await db.query<ReportRow>(
+    `select ${REPORT_COLUMNS} from reports where project_id = $1 and id = $2`,
+    [projectId, id],
+  );
+  if (!row) throw new NotFoundError("No such report.");
+  return toReport(row);
+}
+
+interface AuditRow {
+  seq: number;
+  change_id: string;
+  report_id: string | null;
+  actor_type: "device" | "member";
+  actor_id: string;
+  op: "upsert" | "delete";
+  hlc: string;
+  outcome: Outcome;
+  code: string | null;
+  fields_applied: string[];
+  fields_superseded: string[];
+  before: JsonObject;
+  after: JsonObject;
+  received_at: Date;
+  applied_at: Date;
+  prev_hash: string | null;
+  hash: string | null;
+}
+
+const AUDIT_COLUMNS =
+  "seq, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code, fields_applied, fields_superseded, before, after, received_at, applied_at, prev_hash, hash";
+
+function toAuditEntry(row: AuditRow): AuditEntry {
+  return {
+    seq: row.seq,
+    changeId: row.change_id,
+    reportId: row.report_id ?? "",
+    actor: { type: row.actor_type, id: row.actor_id },
+    op: row.op,
+    hlc: row.hlc,
+    outcome: row.outcome,
+    fieldsApplied: row.fields_applied,
+    fieldsSuperseded: row.fields_superseded,
+    before: row.before,
+    after: row.after,
+    receivedAt: row.received_at.toISOString(),
+    appliedAt: row.applied_at.toISOString(),
+    prevHash: row.prev_hash,
+    hash: row.hash,
+    ...(row.code ? { code: row.code } : {}),
+  };
+}
+
+/** A report's audit trail, oldest first; 404 when the project has no such report. */
+export async function reportHistory(
+  db: Queryable,
+  projectId: string,
+  id: string,
+): Promise<{ items: AuditEntry[] }> {
+  const rows = await db.query<AuditRow>(
+    `select ${AUDIT_COLUMNS} from audit_log where project_id = $1 and report_id = $2 order by seq`,
+    [projectId, id],
+  );
+  if (rows.length === 0) await getReport(db, projectId, id);
+  return { items: rows.map(toAuditEntry) };
+}
+
+export interface AuditQuery {
+  actor?: string;
+  reportId?: string;
+  after?: string;
+  before?: string;
+  limit: number;
+  cursor?: string;
+}
+
+/** The project's audit log, newest first, filtered by actor, report and time applied. */
+export async function listAudit(
+  db: Queryable,
+  projectId: string,
+  query: AuditQuery,
+): Promise<Page<AuditEntry>> {
+  const after = decode(query.cursor, z.tuple([z.number().int().positive()]));
+  const where = new Where().add((p) => `project_id = ${p(projectId)}`);
+  if (query.actor) where.add((p) => `actor_id = ${p(query.actor)}`);
+  if (query.reportId) where.add((p) => `report_id = ${p(query.reportId)}`);
+  if (query.after) where.add((p) => `applied_at > ${p(query.after)}`);
+  if (query.before) where.add((p) => `applied_at < ${p(query.before)}`);
+  if (after) where.add((p) => `seq < ${p(after[0])}`);
+  const rows = await db.query<AuditRow>(
+    `select ${AUDIT_COLUMNS} from audit_log where ${where.sql} order by seq desc limit ${query.limit + 1}`,
+    where.params,
+  );
+  const page = rows.slice(0, query.limit);
+  return {
+    items: page.map(toAuditEntry),
+    nextCursor: rows.length > query.limit ? encode([page.at(-1)!.seq]) : null,
+  };
+}
+
+export interface ConflictQuery {
+  reportId?: string;
+  after?: string;
+  limit: number;
+  cursor?: string;
+}
+
+/** The project's conflicts, newest first. */
+export async function listConflicts(
+  db: Queryable,
+  projectId: string,
+  query: ConflictQuery,
+): Promise<Page<Conflict>> {
+  const after = decode(query.cursor, z.tuple([z.string().max(64), z.uuid()]));
+  const where = new Where().add((p) => `project_id = ${p(projectId)}`);
+  if (query.reportId) where.add((p) => `report_id = ${p(query.reportId)}`);
+  if (query.after) where.add((p) => `detected_at > ${p(query.after)}`);
+  if (after)
+    where.add((p) => `(detected_at, id) < (${p(after[0])}::timestamptz, ${p(after[1])}::uuid)`);
+  const rows = await db.query<ConflictRow & { detected_key: string }>(
+    `select ${CONFLICT_COLUMNS}, detected_at::text as detected_key from conflicts where ${where.sql}
+      order by detected_at desc, id desc limit ${query.limit + 1}`,
+    where.params,
+  );
+  const page = rows.slice(0, query.limit);
+  const last = page.at(-1);
+  return {
+    items: page.map(toConflict),
+    nextCursor: rows.length > query.limit && last ? encode([last.detected_key, last.id]) : null,
+  };
+}
+
+export interface DeviceView {
+  id: string;
+  name: string;
+  clientId: string;
+  createdAt: string;
+  revokedAt: string | null;
+  lastSeenAt: string | null;
+  lastPushAt: string | null;
+  lastPullAt: string | null;
+  accepted: number;
+  applied: number;
+  partial: number;
+  superseded: number;
+  rejected: number;
+  conflicts: number;
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+/** The project's devices with their sync counters. */
+export async function listDevices(
+  db: Queryable,
+  projectId: string,
+): Promise<{ items: DeviceView[] }> {
+  const rows = await db.query<{
+    id: string;
+    name: string;
+    client_id: string;
+    created_at: Date;
+    revoked_at: Date | null;
+    last_seen_at: Date | null;
+    last_push_at: Date | null;
+    last_pull_at: Date | null;
+    accepted: number;
+    applied: number;
+    partial: number;
+    superseded: number;
+    rejected: number;
+    conflicts: number;
+  }>(
+    `select d.id, d.name, d.client_id, d.created_at, d.revoked_at, d.last_seen_at, d.last_push_at, d.last_pull_at,
+            d.accepted, o.applied, o.partial, o.superseded, o.rejected, k.conflicts
+       from devices d
+       cross join lateral (
+         select count(*) filter (where outcome = 'applied')::int as applied,
+                count(*) filter (where outcome = 'partial')::int as partial,
+                count(*) filter (where outcome = 'superseded')::int as superseded,
+                count(*) filter (where outcome = 'rejected')::int as rejected
+           from audit_log a where a.project_id = d.project_id and a.actor_id = d.id) as o
+       cross join lateral (
+         select count(*)::int as conflicts from conflicts c
+          where c.project_id = d.project_id and (c.winner_device_id = d.id::text or c.loser_device_id = d.id::text)) as k
+      where d.project_id = $1
+      order by d.created_at, d.id`,
+    [projectId],
+  );
+  return {
+    items: rows.map((r) => ({
+      id: r.id,
+      name: r.name,
+      clientId: r.client_id,
+      createdAt: r.created_at.toISOString(),
+      revokedAt: iso(r.revoked_at),
+      lastSeenAt: iso(r.last_seen_at),
+      lastPushAt: iso(r.last_push_at),
+      lastPullAt: iso(r.last_pull_at),
+      accepted: r.accepted,
+      applied: r.applied,
+      partial: r.partial,
+      superseded: r.superseded,
+      rejected: r.rejected,
+      conflicts: r.conflicts,
+    })),
+  };
+}
+
+/** Counts and the last time a change was applied, for GET /v1/status. */
+export async function projectCounts(db: Queryable, projectId: string) {
+  const [row] = await db.query<{
+    last_applied_at: Date | null;
+    reports: number;
+    conflicts: number;
+    devices: number;
+  }>(
+    `select (select applied_at from audit_log where project_id = $1 order by seq desc limit 1) as last_applied_at,
+            (select count(*)::int from reports where project_id = $1 and deleted_hlc is null) as reports,
+            (select count(*)::int from conflicts where project_id = $1) as conflicts,
+            (select count(*)::int from devices where project_id = $1 and revoked_at is null) as devices`,
+    [projectId],
+  );
+  return {
+    lastAppliedAt: iso(row!.last_applied_at),
+    reports: row!.reports,
+    conflicts: row!.conflicts,
+    devices: row!.devices,
+  };
+}
+
+/** Stamps a device's activity; best effort, never worth failing a request over. */
+export async function touchDevice(
+  db: Queryable,
+  deviceId: string,
+  kind: "push" | "pull",
+  accepted = 0,
+): Promise<void> {
+  await db.query(
+    kind === "push"
+      ? "update devices set last_seen_at = now(), last_push_at = now(), accepted = accepted + $2 where id = $1"
+      : "update devices set last_seen_at = now(), last_pull_at = now() where id = $1",
+    kind === "push" ? [deviceId, accepted] : [deviceId],
+  );
+}

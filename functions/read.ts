@@ -1,0 +1,113 @@
+import middy from "@middy/core";
+import type { APIGatewayProxyResult } from "aws-lambda";
+import { z } from "zod";
+import { NotFoundError, ValidationError } from "../core/errors.ts";
+import { storableText } from "../core/json.ts";
+import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import { type ApiEvent, authorize, httpErrors, json, principalOf, projectOf } from "./lib/http.ts";
+import {
+  getReport,
+  listAudit,
+  listConflicts,
+  listDevices,
+  listReports,
+  projectCounts,
+  reportHistory,
+} from "./lib/read.ts";
+
+const time = z.iso.datetime({ offset: true, message: "must be an ISO 8601 time" });
+const limit = (max: number, fallback: number) =>
+  z.coerce.number().int().min(1).max(max).default(fallback);
+const cursor = z.string().max(512).optional();
+
+export const ReportQuerySchema = z.strictObject({
+  q: z
+    .string()
+    .min(1)
+    .max(200)
+    .refine(storableText, { message: "holds a NUL character or a lone surrogate" })
+    .optional(),
+  updatedAfter: time.optional(),
+  updatedBefore: time.optional(),
+  deleted: z.enum(["false", "true", "any"]).default("false"),
+  limit: limit(200, 50),
+  cursor,
+});
+export const ConflictQuerySchema = z.strictObject({
+  reportId: z.uuid().optional(),
+  after: time.optional(),
+  limit: limit(200, 50),
+  cursor,
+});
+export const AuditQuerySchema = z.strictObject({
+  actor: z.uuid().optional(),
+  reportId: z.uuid().optional(),
+  after: time.optional(),
+  before: time.optional(),
+  limit: limit(200, 50),
+  cursor,
+});
+const NoQuery = z.strictObject({});
+
+function query<T>(schema: z.ZodType<T>, event: ApiEvent): T {
+  const parsed = schema.safeParse(event.queryStringParameters ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ValidationError(`${issue.path.join(".") || "query"}: ${issue.message}`, {
+      issues: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+    });
+  }
+  return parsed.data;
+}
+
+/** A path id: anything but a UUID names no resource. */
+function idOf(event: ApiEvent): string {
+  const id = event.pathParameters?.id ?? "";
+  if (!z.uuid().safeParse(id).success) throw new NotFoundError("No such report.");
+  return id;
+}
+
+/**
+ * The read API for a project's analysts, auditors and admins: reports,
+ * their history, conflicts, devices, sync status and the audit log. Every
+ * query is scoped by the token's project.
+ */
+export const create = (deps: Deps) =>
+  middy<ApiEvent, APIGatewayProxyResult>()
+    .use(httpErrors(deps.logger))
+    .use(authorize())
+    .handler(async (event) => {
+      const projectId = projectOf(principalOf(event));
+      switch (event.resource) {
+        case "/v1/reports":
+          return json(200, await listReports(deps.db, projectId, query(ReportQuerySchema, event)));
+        case "/v1/reports/{id}":
+          query(NoQuery, event);
+          return json(200, await getReport(deps.db, projectId, idOf(event)));
+        case "/v1/reports/{id}/history":
+          query(NoQuery, event);
+          return json(200, await reportHistory(deps.db, projectId, idOf(event)));
+        case "/v1/conflicts":
+          return json(
+            200,
+            await listConflicts(deps.db, projectId, query(ConflictQuerySchema, event)),
+          );
+        case "/v1/devices":
+          query(NoQuery, event);
+          return json(200, await listDevices(deps.db, projectId));
+        case "/v1/status": {
+          query(NoQuery, event);
+          const [queue, counts] = await Promise.all([
+            deps.queue.depth(),
+            projectCounts(deps.db, projectId),
+          ]);
+          return json(200, { queue, ...counts });
+        }
+        case "/v1/audit":
+          return json(200, await listAudit(deps.db, projectId, query(AuditQuerySchema, event)));
+        default:
+          throw new NotFoundError("No such route.");
+      }
+    });
+
+export const handler = lambdaHandler(create);
