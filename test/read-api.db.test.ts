@@ -1,0 +1,255 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { formatHlc } from "../core/hlc.ts";
+import { type ApplyItem, applyChanges } from "../functions/lib/apply-changes.ts";
+import type { Queryable } from "../functions/lib/db/db.ts";
+import { listReports, type ReportQuery } from "../functions/lib/read.ts";
+import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
+import { createTestDb, dbTargets, type TestDb } from "./support/db.ts";
+import { seedProject } from "./support/fixtures.ts";
+
+describe.each(dbTargets())("read API (%s)", (target) => {
+  let t: TestCloud;
+  let admin: string;
+  let projectId: string;
+  let deviceId: string;
+  let wall = Date.now() - 60_000;
+  beforeAll(async () => {
+    t = await startTestCloud(target);
+    admin = await t.adminToken();
+    projectId = t.cloud.credentials.projects.demo!.id;
+    deviceId = (await t.createDevice("seeder")).id;
+  });
+  afterAll(() => t.stop());
+
+  const upsert = (reportId: string, fields: Record<string, unknown>): ApplyItem => ({
+    projectId,
+    deviceId,
+    receivedAt: new Date().toISOString(),
+    change: {
+      changeId: crypto.randomUUID(),
+      reportId,
+      op: "upsert",
+      hlc: formatHlc({ wall: ++wall, counter: 0, node: deviceId }),
+      fields: fields as never,
+    },
+  });
+  const get = (path: string) => t.api(path, { token: admin });
+
+  it("finds reports by a case-insensitive substring of any string field, with LIKE's wildcards taken literally", async () => {
+    const a = crypto.randomUUID();
+    const b = crypto.randomUUID();
+    const c = crypto.randomUUID();
+    await applyChanges(t.testDb.db, [
+      upsert(a, { title: "Pump 3 LEAKING near gate", site: "Nørth" }),
+      upsert(b, { title: "gate sensor", note: "100%_sure" }),
+      upsert(c, { title: "unrelated", count: 7 }),
+    ]);
+    const ids = async (q: string) =>
+      (await get(`/v1/reports?q=${encodeURIComponent(q)}&limit=200`)).body.items.map(
+        (r: { id: string }) => r.id,
+      );
+    expect((await ids("leaking")).sort()).toEqual([a]);
+    expect((await ids("GATE")).sort()).toEqual([a, b].sort());
+    expect(await ids("nørth")).toEqual([a]);
+    expect(await ids("0%_s")).toEqual([b]);
+    expect(await ids("%")).toEqual([b]); // a literal percent sign, not "anything"
+    expect(await ids("7")).toEqual([]); // numbers are not searched
+  });
+
+  it("filters by update time and by deletion, and returns one report or 404", async () => {
+    const kept = crypto.randomUUID();
+    const gone = crypto.randomUUID();
+    await applyChanges(t.testDb.db, [
+      upsert(kept, { title: "kept" }),
+      upsert(gone, { title: "gone" }),
+    ]);
+    await applyChanges(t.testDb.db, [
+      {
+        projectId,
+        deviceId,
+        receivedAt: new Date().toISOString(),
+        change: {
+          changeId: crypto.randomUUID(),
+          reportId: gone,
+          op: "delete",
+          hlc: formatHlc({ wall: ++wall, counter: 0, node: deviceId }),
+        },
+      },
+    ]);
+    const since = new Date(Date.now() - 5_000).toISOString();
+    const all = (
+      await get(`/v1/reports?updatedAfter=${since}&deleted=any&limit=200`)
+    ).body.items.map((r: { id: string }) => r.id);
+    expect(all).toEqual(expect.arrayContaining([kept, gone]));
+    const live = (await get(`/v1/reports?updatedAfter=${since}&limit=200`)).body.items.map(
+      (r: { id: string }) => r.id,
+    );
+    expect(live).toContain(kept);
+    expect(live).not.toContain(gone);
+    const deleted = (await get(`/v1/reports?deleted=true&limit=200`)).body.items.map(
+      (r: { id: string }) => r.id,
+    );
+    expect(deleted).toEqual([gone]);
+    const future = (
+      await get(`/v1/reports?updatedAfter=${new Date(Date.now() + 60_000).toISOString()}`)
+    ).body.items;
+    expect(future).toEqual([]);
+    expect((await get(`/v1/reports/${kept}`)).body).toMatchObject({
+      id: kept,
+      fields: { title: "kept" },
+      deleted: false,
+    });
+    expect((await get(`/v1/reports/${crypto.randomUUID()}`)).status).toBe(404);
+    expect((await get("/v1/reports?updatedAfter=yesterday")).body.error.code).toBe(
+      "validation_failed",
+    );
+  });
+
+  it("walks every page and sees each existing report exactly once while new reports are written", async () => {
+    const existing = Array.from({ length: 45 }, () => crypto.randomUUID());
+    for (let i = 0; i < existing.length; i += 15) {
+      await applyChanges(
+        t.testDb.db,
+        existing.slice(i, i + 15).map((id) => upsert(id, { title: `walk ${id}` })),
+      );
+    }
+    let writing = true;
+    const writer = (async () => {
+      while (writing) {
+        await applyChanges(t.testDb.db, [upsert(crypto.randomUUID(), { title: "walk new" })]);
+        // Edits move reports' update times, never their place in the listing.
+        await applyChanges(t.testDb.db, [
+          upsert(existing[Math.floor(Math.random() * existing.length)]!, { edited: wall }),
+        ]);
+        // PGlite answers within microtasks: yield, or this loop starves the API.
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const res = await get(`/v1/reports?q=walk&limit=7${cursor ? `&cursor=${cursor}` : ""}`);
+      seen.push(...res.body.items.map((r: { id: string }) => r.id));
+      cursor = res.body.nextCursor;
+      pages++;
+      await new Promise((r) => setTimeout(r, 5));
+    } while (cursor);
+    writing = false;
+    await writer;
+    expect(pages).toBeGreaterThan(5);
+    expect(new Set(seen).size).toBe(seen.length); // nothing twice
+    for (const id of existing) expect(seen).toContain(id); // nothing missed
+  });
+
+  it("shows a report's history oldest first, the devices with their counters, the status and the audit log", async () => {
+    const { agent, deviceId: site } = await t.agent("counted site");
+    const report = agent.create({ title: "history" });
+    agent.update(report.id, { title: "history, edited" });
+    await syncUntilSettled(agent);
+
+    const history = (await get(`/v1/reports/${report.id}/history`)).body.items;
+    expect(history.map((h: { op: string; outcome: string }) => h.outcome)).toEqual([
+      "applied",
+      "applied",
+    ]);
+    expect(history[0]).toMatchObject({
+      actor: { type: "device", id: site },
+      op: "upsert",
+      after: { title: "history" },
+    });
+    expect(history[1]).toMatchObject({
+      before: { title: "history" },
+      after: { title: "history, edited" },
+      prevHash: history[0].hash,
+    });
+    expect(history[0].seq).toBeLessThan(history[1].seq);
+
+    const devices = (await get("/v1/devices")).body.items;
+    expect(devices.find((d: { id: string }) => d.id === site)).toMatchObject({
+      name: "counted site",
+      accepted: 2,
+      applied: 2,
+      rejected: 0,
+      lastPushAt: expect.any(String),
+      lastPullAt: expect.any(String),
+      revokedAt: null,
+    });
+
+    const status = (await get("/v1/status")).body;
+    expect(status).toMatchObject({
+      queue: { visible: expect.any(Number), inFlight: expect.any(Number), dlq: 0 },
+      lastAppliedAt: expect.any(String),
+      reports: expect.any(Number),
+      devices: expect.any(Number),
+    });
+
+    const audit = (await get(`/v1/audit?actor=${site}&limit=1`)).body;
+    expect(audit.items).toHaveLength(1);
+    expect(audit.items[0].reportId).toBe(report.id);
+    const older = (await get(`/v1/audit?actor=${site}&limit=1&cursor=${audit.nextCursor}`)).body;
+    expect(older.items[0].seq).toBeLessThan(audit.items[0].seq);
+  });
+});
+
+// A large table is only meaningful on the server, whose planner the index choice is for.
+describe.each(dbTargets().filter((target) => target === "postgres"))(
+  "read API at 100,000 reports (%s)",
+  (target) => {
+    let db: TestDb;
+    let projectId: string;
+    beforeAll(async () => {
+      db = await createTestDb(target);
+      projectId = (await seedProject(db.db, 0)).project.id;
+      await db.db.query(
+        `insert into reports (project_id, id, fields, clocks, version, created_at, updated_at)
+       select $1, gen_random_uuid(),
+              jsonb_build_object('title', 'report ' || g || ' at site ' || (g % 977), 'severity', g % 5),
+              '{}', 1, now() - make_interval(secs => g), now() - make_interval(secs => g)
+         from generate_series(1, 100000) as g`,
+        [projectId],
+      );
+      await db.db.exec("analyze reports");
+    }, 120_000);
+    afterAll(() => db.drop());
+
+    /** The plan of the exact statement listReports sends. */
+    async function plan(query: Partial<ReportQuery>): Promise<string> {
+      let captured: { sql: string; params: readonly unknown[] } | undefined;
+      const capture: Queryable = {
+        async query(sql, params) {
+          captured = { sql, params: params ?? [] };
+          return [];
+        },
+        async exec() {},
+      };
+      await listReports(capture, projectId, { deleted: "false", limit: 50, ...query });
+      const rows = await db.db.query<{ "QUERY PLAN": string }>(
+        `explain ${captured!.sql}`,
+        captured!.params,
+      );
+      return rows.map((r) => r["QUERY PLAN"]).join("\n");
+    }
+
+    it.each([
+      ["q", { q: "site 42" }],
+      ["a short q", { q: "t 9" }],
+      ["updatedAfter", { updatedAfter: new Date(Date.now() - 3_600_000).toISOString() }],
+      [
+        "updatedAfter and updatedBefore",
+        {
+          updatedAfter: new Date(Date.now() - 7_200_000).toISOString(),
+          updatedBefore: new Date(Date.now() - 3_600_000).toISOString(),
+        },
+      ],
+      [
+        "q and a date range",
+        { q: "report 1", updatedAfter: new Date(Date.now() - 3_600_000).toISOString() },
+      ],
+    ])("serves %s from an index, never a sequential scan", async (_, query) => {
+      const text = await plan(query);
+      expect(text).not.toMatch(/Seq Scan on reports/);
+      expect(text).toMatch(/Index|Bitmap/);
+    });
+  },
+);
