@@ -10,6 +10,7 @@ export type ApiFunction =
   | "health"
   | "manage"
   | "read"
+  | "dashboard"
   | "audit";
 
 export interface Route {
@@ -32,6 +33,9 @@ export const routes: readonly Route[] = [
   { method: "POST", path: "/v1/oauth/token", fn: "token", roles: "public" },
   { method: "GET", path: "/.well-known/jwks.json", fn: "jwks", roles: "public" },
   { method: "GET", path: "/v1/health", fn: "health", roles: "public" },
+  { method: "GET", path: "/", fn: "dashboard", roles: "public" },
+  { method: "GET", path: "/dashboard.js", fn: "dashboard", roles: "public" },
+  { method: "GET", path: "/dashboard.css", fn: "dashboard", roles: "public" },
   { method: "GET", path: "/v1/me", fn: "me", roles: EVERYONE },
   { method: "POST", path: "/v1/changes", fn: "ingest", roles: ["device"] },
   { method: "GET", path: "/v1/sync", fn: "sync", roles: ["device"] },

@@ -75,7 +75,7 @@ try {
   say("truck and lab go offline and edit the same report:");
   truck.update(report.id, { severity: 4, notes: "valve cracked" });
   say('  truck: severity=4, notes="valve cracked"');
-  await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, 50));
   lab.update(report.id, { severity: 3, status: "in progress" });
   say('  lab:   severity=3, status="in progress" (a later edit)');
   say(`  queued offline: truck ${truck.status().pending}, lab ${lab.status().pending}`);

@@ -2,6 +2,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
 import * as audit from "../functions/audit.ts";
 import * as authorizer from "../functions/authorizer.ts";
 import * as consume from "../functions/consume.ts";
+import * as dashboard from "../functions/dashboard.ts";
 import * as health from "../functions/health.ts";
 import * as ingest from "../functions/ingest.ts";
 import * as jwks from "../functions/jwks.ts";
@@ -25,6 +26,7 @@ export const apiFactories: Record<ApiFunction, (deps: Deps) => ApiHandler> = {
   health: health.create,
   manage: manage.create,
   read: read.create,
+  dashboard: dashboard.create,
   audit: audit.create,
 };
 

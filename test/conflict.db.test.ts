@@ -19,7 +19,7 @@ describe.each(dbTargets())("two devices edit one field offline (%s)", (target) =
 
     // Offline: base edits first (lower HLC), ambulance later (higher HLC).
     b.agent.update(report.id, { severity: 3 });
-    await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 50));
     a.agent.update(report.id, { severity: 5 });
 
     // Ambulance reconnects first; base's older edit arrives after and loses.

@@ -1,0 +1,46 @@
+import middy from "@middy/core";
+import type { APIGatewayProxyResult } from "aws-lambda";
+import { css, html, js } from "./dashboard/page.ts";
+import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import { type ApiEvent, httpErrors, SECURITY_HEADERS } from "./lib/http.ts";
+
+/**
+ * Only this origin's own files run and are fetched: no inline script or
+ * style, no framing, no third parties.
+ */
+const CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "connect-src 'self'",
+  "img-src 'self'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join("; ");
+
+const files: Record<string, { type: string; body: string }> = {
+  "/": { type: "text/html; charset=utf-8", body: html },
+  "/dashboard.js": { type: "text/javascript; charset=utf-8", body: js },
+  "/dashboard.css": { type: "text/css; charset=utf-8", body: css },
+};
+
+/** `GET /`: the dashboard page, its script and stylesheet. Public: it signs in itself. */
+export const create = (deps: Deps) =>
+  middy<ApiEvent, APIGatewayProxyResult>()
+    .use(httpErrors(deps.logger))
+    .handler(async (event) => {
+      const file = files[event.resource]!;
+      return {
+        statusCode: 200,
+        headers: {
+          ...SECURITY_HEADERS,
+          "content-type": file.type,
+          "content-security-policy": CSP,
+          "cache-control": "no-cache",
+        },
+        body: file.body,
+      };
+    });
+
+export const handler = lambdaHandler(create);

@@ -1,0 +1,188 @@
+/** The dashboard: one HTML page, its stylesheet and its script, served as they are. */
+export const html = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>edge-sync</title>
+<link rel="stylesheet" href="/dashboard.css">
+<script src="/dashboard.js" defer></script>
+</head>
+<body>
+<header><h1>edge-sync</h1><span id="who"></span><button id="signout" hidden>Sign out</button></header>
+<main>
+  <form id="signin" hidden>
+    <h2>Sign in</h2>
+    <label>Client id <input name="clientId" autocomplete="username" required></label>
+    <label>Client secret <input name="clientSecret" type="password" autocomplete="current-password" required></label>
+    <button>Sign in</button>
+    <p id="signin-error" role="alert"></p>
+  </form>
+  <div id="app" hidden>
+    <section id="status" aria-live="polite"></section>
+    <section><h2>Devices</h2><div id="devices"></div></section>
+    <section><h2>Recent conflicts</h2><div id="conflicts"></div></section>
+    <section>
+      <h2>Reports</h2>
+      <input id="search" type="search" placeholder="Search reports" aria-label="Search reports">
+      <div id="reports"></div>
+    </section>
+    <section id="history-section" hidden><h2>History of <span id="history-title"></span></h2><ol id="history"></ol></section>
+  </div>
+</main>
+</body>
+</html>
+`;
+
+export const css = `
+:root { font-family: system-ui, sans-serif; color: #1b1f24; background: #f6f7f9; }
+body { margin: 0; }
+[hidden] { display: none !important; }
+header { display: flex; gap: 1rem; align-items: center; padding: .75rem 1.25rem; background: #14324d; color: #fff; }
+header h1 { font-size: 1.1rem; margin: 0; flex: 1; }
+main { padding: 1rem 1.25rem; max-width: 1200px; margin: 0 auto; }
+section { background: #fff; border-radius: 8px; padding: .75rem 1rem; margin-bottom: 1rem; box-shadow: 0 1px 2px #0002; }
+h2 { font-size: 1rem; margin: .25rem 0 .75rem; }
+table { width: 100%; border-collapse: collapse; font-size: .9rem; }
+th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #e3e6ea; vertical-align: top; }
+.state { font-weight: 600; white-space: nowrap; }
+.state.in-sync { color: #17733a; } .state.behind { color: #9a6700; } .state.silent, .state.revoked { color: #b42318; }
+.warning { background: #fdecea; color: #8a1c13; padding: .5rem .75rem; border-radius: 6px; margin-top: .5rem; }
+.cards { display: flex; gap: 1rem; flex-wrap: wrap; }
+.card { flex: 1 1 8rem; } .card b { display: block; font-size: 1.4rem; }
+.conflict { display: grid; grid-template-columns: 1fr 1fr; gap: .5rem; border-bottom: 1px solid #e3e6ea; padding: .5rem 0; }
+.conflict h3 { grid-column: 1 / -1; font-size: .9rem; margin: 0; }
+.side { padding: .4rem .6rem; border-radius: 6px; font-size: .85rem; overflow-wrap: anywhere; }
+.winner { background: #e7f5ec; } .loser { background: #fbeeee; }
+form { display: grid; gap: .6rem; max-width: 24rem; background: #fff; padding: 1rem; border-radius: 8px; }
+input { padding: .45rem; font: inherit; } button { padding: .45rem .9rem; font: inherit; cursor: pointer; }
+#search { width: 100%; box-sizing: border-box; margin-bottom: .5rem; }
+tr.report { cursor: pointer; } tr.report:hover { background: #f0f4f8; }
+#history li { margin-bottom: .5rem; font-size: .9rem; }
+@media (max-width: 600px) {
+  main { padding: .5rem; }
+  table, thead, tbody, tr, th, td { display: block; }
+  thead { display: none; }
+  tr { border-bottom: 1px solid #e3e6ea; padding: .4rem 0; }
+  td { border: 0; padding: .1rem .25rem; }
+  td[data-label]::before { content: attr(data-label) ": "; color: #57606a; }
+  .conflict { grid-template-columns: 1fr; }
+}
+`;
+
+export const js = `"use strict";
+const $ = (id) => document.getElementById(id);
+const REFRESH_MS = 4000;
+const SILENT_AFTER_MS = 5 * 60 * 1000;
+let names = {};
+let query = "";
+let selected = null;
+
+function esc(value) {
+  return String(value ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+const show = (v) => esc(typeof v === "string" ? v : JSON.stringify(v));
+const when = (t) => (t ? new Date(t).toLocaleString() : "never");
+
+/** Replaces a section only when its content changed: refreshing never flickers. */
+function render(id, markup) {
+  const el = $(id);
+  if (el.dataset.markup !== markup) { el.innerHTML = markup; el.dataset.markup = markup; }
+}
+
+async function api(path) {
+  const res = await fetch(path, { headers: { authorization: "Bearer " + sessionStorage.getItem("token") } });
+  if (res.status === 401) { signOut(); throw new Error("signed out"); }
+  if (!res.ok) throw new Error(path + ": " + res.status);
+  return res.json();
+}
+
+function syncState(d, now) {
+  if (d.revokedAt) return ["revoked", "revoked"];
+  if (!d.lastSeenAt) return ["silent", "never seen"];
+  const quiet = now - Date.parse(d.lastSeenAt);
+  if (quiet > SILENT_AFTER_MS) return ["silent", "silent for " + Math.floor(quiet / 60000) + " min"];
+  const outcomes = d.applied + d.partial + d.superseded + d.rejected;
+  if (d.accepted > outcomes) return ["behind", "behind (" + (d.accepted - outcomes) + " in flight)"];
+  return ["in-sync", "in sync"];
+}
+
+async function refresh() {
+  const [status, devices, conflicts, reports] = await Promise.all([
+    api("/v1/status"), api("/v1/devices"), api("/v1/conflicts?limit=20"),
+    api("/v1/reports?limit=50" + (query ? "&q=" + encodeURIComponent(query) : "")),
+  ]);
+  names = Object.fromEntries(devices.items.map((d) => [d.id, d.name]));
+  const q = status.queue;
+  render("status", '<div class="cards">' +
+    '<div class="card">Queue<b>' + q.visible + '</b>waiting, ' + q.inFlight + ' in flight</div>' +
+    '<div class="card">Dead letters<b>' + q.dlq + '</b></div>' +
+    '<div class="card">Reports<b>' + status.reports + '</b></div>' +
+    '<div class="card">Conflicts<b>' + status.conflicts + '</b></div>' +
+    '<div class="card">Devices<b>' + status.devices + '</b>last change ' + esc(when(status.lastAppliedAt)) + '</div></div>' +
+    (q.dlq > 0 ? '<p class="warning" role="alert">' + q.dlq + ' change(s) in the dead-letter queue: they failed 5 times and need attention.</p>' : ""));
+  const now = Date.now();
+  render("devices", '<table><thead><tr><th>Device</th><th>State</th><th>Last push</th><th>Last pull</th><th>Accepted</th><th>Applied</th><th>Partial</th><th>Superseded</th><th>Rejected</th><th>Conflicts</th></tr></thead><tbody>' +
+    devices.items.map((d) => { const [cls, label] = syncState(d, now);
+      const cell = (name, value, extra) => '<td data-label="' + name + '"' + (extra ?? "") + '>' + esc(value) + '</td>';
+      return '<tr class="device">' + cell("Device", d.name) + cell("State", label, ' class="state ' + cls + '"') +
+        cell("Last push", when(d.lastPushAt)) + cell("Last pull", when(d.lastPullAt)) + cell("Accepted", d.accepted) +
+        cell("Applied", d.applied) + cell("Partial", d.partial) + cell("Superseded", d.superseded) +
+        cell("Rejected", d.rejected) + cell("Conflicts", d.conflicts) + '</tr>'; }).join("") + '</tbody></table>');
+  const side = (s, kind) => '<div class="side ' + kind + '"><b>' + kind + '</b>: ' + show(s.value) + '<br>' + esc(names[s.deviceId] ?? s.deviceId) + ' · ' + esc(when(Number(s.hlc.slice(0, 15)))) + '</div>';
+  render("conflicts", conflicts.items.length === 0 ? "<p>No conflicts.</p>" : conflicts.items.map((c) =>
+    '<div class="conflict"><h3>' + esc(c.field) + ' of report ' + esc(c.reportId.slice(0, 8)) + ' · ' + esc(when(c.detectedAt)) + '</h3>' +
+    side(c.winner, "winner") + side(c.loser, "loser") + '</div>').join(""));
+  render("reports", '<table><thead><tr><th>Report</th><th>Fields</th><th>Updated</th><th>By</th></tr></thead><tbody>' +
+    reports.items.map((r) => '<tr class="report" data-id="' + esc(r.id) + '"><td>' + esc(r.id.slice(0, 8)) + (r.deleted ? " (deleted)" : "") +
+      '</td><td>' + Object.entries(r.fields).map(([k, v]) => esc(k) + ": " + show(v)).join("<br>") + '</td><td>' + esc(when(r.updatedAt)) +
+      '</td><td>' + esc(names[r.updatedBy] ?? r.updatedBy ?? "") + '</td></tr>').join("") + '</tbody></table>' +
+    (reports.items.length === 0 ? "<p>No reports match.</p>" : ""));
+  if (selected) await showHistory(selected);
+}
+
+async function showHistory(id) {
+  selected = id;
+  const { items } = await api("/v1/reports/" + encodeURIComponent(id) + "/history");
+  $("history-section").hidden = false;
+  $("history-title").textContent = id.slice(0, 8);
+  render("history", items.map((h) => '<li><b>' + esc(when(h.appliedAt)) + '</b> ' + esc(names[h.actor.id] ?? h.actor.id) + ' · ' + esc(h.op) +
+    ' · <span class="outcome">' + esc(h.outcome) + '</span>' + (h.code ? " (" + esc(h.code) + ")" : "") + '<br>' +
+    Object.keys(h.after).map((k) => esc(k) + ": " + show(h.before[k]) + " → " + show(h.after[k])).join("; ") + '</li>').join(""));
+}
+
+function signOut() {
+  sessionStorage.removeItem("token");
+  $("app").hidden = true; $("signout").hidden = true; $("signin").hidden = false; $("who").textContent = "";
+}
+
+async function start() {
+  const me = await api("/v1/me");
+  $("who").textContent = me.name + " (" + me.role + ")";
+  $("signin").hidden = true; $("app").hidden = false; $("signout").hidden = false;
+  await refresh();
+}
+
+$("signin").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const res = await fetch("/v1/oauth/token", { method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ grant_type: "client_credentials", client_id: form.get("clientId"), client_secret: form.get("clientSecret") }) });
+  if (!res.ok) { $("signin-error").textContent = "Those credentials were not accepted."; return; }
+  sessionStorage.setItem("token", (await res.json()).access_token);
+  $("signin-error").textContent = "";
+  start().catch(() => {});
+});
+$("signout").addEventListener("click", signOut);
+let typing;
+$("search").addEventListener("input", (event) => {
+  clearTimeout(typing);
+  typing = setTimeout(() => { query = event.target.value.trim(); refresh().catch(() => {}); }, 250);
+});
+$("reports").addEventListener("click", (event) => {
+  const row = event.target.closest("tr.report");
+  if (row) showHistory(row.dataset.id).catch(() => {});
+});
+setInterval(() => { if (sessionStorage.getItem("token")) refresh().catch(() => {}); }, REFRESH_MS);
+if (sessionStorage.getItem("token")) start().catch(() => {}); else signOut();
+`;
