@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Change } from "../../core/change.ts";
 import { formatHlc } from "../../core/hlc.ts";
 import { createTestDb, dbTargets, type TestDb } from "../../test/support/db.ts";
-import { seedProject } from "../../test/support/fixtures.ts";
+import { seededDb, seedProject } from "../../test/support/fixtures.ts";
 import { type ApplyItem, applyChanges } from "./apply-changes.ts";
 import { verifyAuditChains } from "./audit.ts";
 import type { Db } from "./db/db.ts";
@@ -213,10 +213,7 @@ describe.each(dbTargets())("applyChanges statement count on %s", (target) => {
   let projectId: string;
   let device: string;
   beforeAll(async () => {
-    t = await createTestDb(target);
-    const seeded = await seedProject(t.db, 1);
-    projectId = seeded.project.id;
-    device = seeded.devices[0]!.id;
+    ({ t, projectId, device } = await seededDb(target));
   });
   afterAll(() => t.drop());
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatHlc } from "../../core/hlc.ts";
-import { createTestDb, dbTargets, type TestDb } from "../../test/support/db.ts";
-import { seedProject } from "../../test/support/fixtures.ts";
+import { dbTargets, type TestDb } from "../../test/support/db.ts";
+import { seededDb } from "../../test/support/fixtures.ts";
 import { type ApplyItem, applyChanges } from "./apply-changes.ts";
 import { eraseAuditValue, verifyAuditChains } from "./audit.ts";
 
@@ -10,10 +10,7 @@ describe.each(dbTargets())("audit log on %s", (target) => {
   let projectId: string;
   let device: string;
   beforeAll(async () => {
-    t = await createTestDb(target);
-    const seeded = await seedProject(t.db, 1);
-    projectId = seeded.project.id;
-    device = seeded.devices[0]!.id;
+    ({ t, projectId, device } = await seededDb(target));
   });
   afterAll(() => t.drop());
 

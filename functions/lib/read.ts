@@ -21,6 +21,24 @@ export interface Page<T> {
 
 const encode = (key: unknown[]) => Buffer.from(JSON.stringify(key)).toString("base64url");
 
+/**
+ * A page from `limit + 1` rows: the extra row only says there is more, and
+ * the last row kept gives the next cursor's key.
+ */
+function keysetPage<R, T>(
+  rows: R[],
+  limit: number,
+  map: (row: R) => T,
+  key: (row: R) => unknown[],
+): Page<T> {
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return {
+    items: page.map(map),
+    nextCursor: rows.length > limit && last ? encode(key(last)) : null,
+  };
+}
+
 function decode<T>(cursor: string | undefined, schema: z.ZodType<T>): T | undefined {
   if (!cursor) return undefined;
   try {
@@ -78,12 +96,7 @@ export async function listReports(
       order by created_at desc, id desc limit ${query.limit + 1}`,
     where.params,
   );
-  const page = rows.slice(0, query.limit);
-  const last = page.at(-1);
-  return {
-    items: page.map(toReport),
-    nextCursor: rows.length > query.limit && last ? encode([last.created_key, last.id]) : null,
-  };
+  return keysetPage(rows, query.limit, toReport, (r) => [r.created_key, r.id]);
 }
 
 export async function getReport(db: Queryable, projectId: string, id: string): Promise<Report> {
@@ -179,11 +192,7 @@ export async function listAudit(
     `select ${AUDIT_COLUMNS} from audit_log where ${where.sql} order by seq desc limit ${query.limit + 1}`,
     where.params,
   );
-  const page = rows.slice(0, query.limit);
-  return {
-    items: page.map(toAuditEntry),
-    nextCursor: rows.length > query.limit ? encode([page.at(-1)!.seq]) : null,
-  };
+  return keysetPage(rows, query.limit, toAuditEntry, (r) => [r.seq]);
 }
 
 export interface ConflictQuery {
@@ -210,12 +219,7 @@ export async function listConflicts(
       order by detected_at desc, id desc limit ${query.limit + 1}`,
     where.params,
   );
-  const page = rows.slice(0, query.limit);
-  const last = page.at(-1);
-  return {
-    items: page.map(toConflict),
-    nextCursor: rows.length > query.limit && last ? encode([last.detected_key, last.id]) : null,
-  };
+  return keysetPage(rows, query.limit, toConflict, (r) => [r.detected_key, r.id]);
 }
 
 export interface DeviceView {
