@@ -14,8 +14,30 @@ const uuid = z.uuid({ message: "must be a UUID" });
 const NIL_UUID = "00000000-0000-0000-0000-000000000000";
 // The nil UUID is reserved: pull cursors use it as "before every report".
 const reportId = uuid.refine((id) => id !== NIL_UUID, { message: "may not be the nil UUID" });
-const jsonValue: z.ZodType<JsonValue> = z.json();
-const hlc = z.string().regex(hlcPattern, { message: "must be an HLC (wall:counter:node)" });
+/** Any JSON value; named so the OpenAPI document can refer to it. */
+export const JsonValueSchema: z.ZodType<JsonValue> = z
+  .lazy(() =>
+    z.union([
+      z.string(),
+      z.number(),
+      z.boolean(),
+      z.null(),
+      z.array(JsonValueSchema),
+      z.record(z.string(), JsonValueSchema),
+    ]),
+  )
+  .meta({ id: "JsonValue", description: "Any JSON value." });
+const jsonValue = JsonValueSchema;
+export const HlcSchema = z
+  .string()
+  .regex(hlcPattern, { message: "must be an HLC (wall:counter:node)" })
+  .meta({
+    id: "Hlc",
+    description:
+      "Hybrid logical clock: 15-digit wall milliseconds, 6-digit counter, node (the device id), colon-separated.",
+    example: "001763800000000:000000:0190f1d2-7c3a-7b8e-9a6b-2f4c1e8d9a01",
+  });
+const hlc = HlcSchema;
 const fieldName = z.string().regex(FIELD_NAME, { message: "is not a valid field name" });
 
 const fields = z

@@ -1,6 +1,5 @@
 import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
-import { z } from "zod";
 import {
   type ChangeMessage,
   checkChange,
@@ -9,6 +8,7 @@ import {
   readableChangeId,
 } from "../core/change.ts";
 import { ValidationError } from "../core/errors.ts";
+import { ChangeBatchSchema } from "./lib/api-schemas.ts";
 import { type Deps, lambdaHandler } from "./lib/deps.ts";
 import {
   type ApiEvent,
@@ -21,10 +21,6 @@ import {
 } from "./lib/http.ts";
 import type { EnqueueFailure } from "./lib/queue.ts";
 import { touchDevice } from "./lib/read.ts";
-
-const BatchSchema = z.strictObject({
-  changes: z.array(z.unknown()).min(1).max(MAX_CHANGES_PER_REQUEST),
-});
 
 export interface IngestResult {
   accepted: string[];
@@ -44,7 +40,7 @@ export const create = (deps: Deps) =>
     .handler(async (event) => {
       const principal = principalOf(event);
       const projectId = projectOf(principal);
-      const batch = BatchSchema.safeParse(event.parsedBody);
+      const batch = ChangeBatchSchema.safeParse(event.parsedBody);
       if (!batch.success) {
         throw new ValidationError(
           `The body must be {"changes": [...]} with 1 to ${MAX_CHANGES_PER_REQUEST} changes.`,

@@ -2,8 +2,8 @@ import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
 import { z } from "zod";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
-import { storableText } from "../core/json.ts";
 import type { Role } from "../core/types.ts";
+import { MemberRequestSchema, NameSchema } from "./lib/api-schemas.ts";
 import { type Deps, lambdaHandler } from "./lib/deps.ts";
 import {
   type ApiEvent,
@@ -17,14 +17,6 @@ import {
 } from "./lib/http.ts";
 import { createDevice, createMember, createProject, revokeDevice } from "./lib/identity.ts";
 
-const name = z
-  .string()
-  .trim()
-  .min(1)
-  .max(200)
-  .refine(storableText, { message: "holds a NUL character or a lone surrogate" });
-const NameSchema = z.strictObject({ name });
-const MemberSchema = z.strictObject({ name, role: z.enum(["analyst", "auditor", "admin"]) });
 const uuid = z.uuid();
 
 function parse<T>(schema: z.ZodType<T>, body: unknown, shape: string): T {
@@ -63,7 +55,7 @@ export const create = (deps: Deps) =>
         }
         case "POST /v1/members": {
           const body = parse(
-            MemberSchema,
+            MemberRequestSchema,
             event.parsedBody,
             '{"name": "…", "role": "analyst" | "auditor" | "admin"}',
           );

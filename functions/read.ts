@@ -2,7 +2,12 @@ import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
 import { z } from "zod";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
-import { storableText } from "../core/json.ts";
+import {
+  AuditQuerySchema,
+  ConflictQuerySchema,
+  NoQuerySchema,
+  ReportQuerySchema,
+} from "./lib/api-schemas.ts";
 import { type Deps, lambdaHandler } from "./lib/deps.ts";
 import { type ApiEvent, authorize, httpErrors, json, principalOf, projectOf } from "./lib/http.ts";
 import {
@@ -14,40 +19,6 @@ import {
   projectCounts,
   reportHistory,
 } from "./lib/read.ts";
-
-const time = z.iso.datetime({ offset: true, message: "must be an ISO 8601 time" });
-const limit = (max: number, fallback: number) =>
-  z.coerce.number().int().min(1).max(max).default(fallback);
-const cursor = z.string().max(512).optional();
-
-export const ReportQuerySchema = z.strictObject({
-  q: z
-    .string()
-    .min(1)
-    .max(200)
-    .refine(storableText, { message: "holds a NUL character or a lone surrogate" })
-    .optional(),
-  updatedAfter: time.optional(),
-  updatedBefore: time.optional(),
-  deleted: z.enum(["false", "true", "any"]).default("false"),
-  limit: limit(200, 50),
-  cursor,
-});
-export const ConflictQuerySchema = z.strictObject({
-  reportId: z.uuid().optional(),
-  after: time.optional(),
-  limit: limit(200, 50),
-  cursor,
-});
-export const AuditQuerySchema = z.strictObject({
-  actor: z.uuid().optional(),
-  reportId: z.uuid().optional(),
-  after: time.optional(),
-  before: time.optional(),
-  limit: limit(200, 50),
-  cursor,
-});
-const NoQuery = z.strictObject({});
 
 function query<T>(schema: z.ZodType<T>, event: ApiEvent): T {
   const parsed = schema.safeParse(event.queryStringParameters ?? {});
@@ -82,10 +53,10 @@ export const create = (deps: Deps) =>
         case "/v1/reports":
           return json(200, await listReports(deps.db, projectId, query(ReportQuerySchema, event)));
         case "/v1/reports/{id}":
-          query(NoQuery, event);
+          query(NoQuerySchema, event);
           return json(200, await getReport(deps.db, projectId, idOf(event)));
         case "/v1/reports/{id}/history":
-          query(NoQuery, event);
+          query(NoQuerySchema, event);
           return json(200, await reportHistory(deps.db, projectId, idOf(event)));
         case "/v1/conflicts":
           return json(
@@ -93,10 +64,10 @@ export const create = (deps: Deps) =>
             await listConflicts(deps.db, projectId, query(ConflictQuerySchema, event)),
           );
         case "/v1/devices":
-          query(NoQuery, event);
+          query(NoQuerySchema, event);
           return json(200, await listDevices(deps.db, projectId));
         case "/v1/status": {
-          query(NoQuery, event);
+          query(NoQuerySchema, event);
           const [queue, counts] = await Promise.all([
             deps.queue.depth(),
             projectCounts(deps.db, projectId),

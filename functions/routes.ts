@@ -11,7 +11,8 @@ export type ApiFunction =
   | "manage"
   | "read"
   | "dashboard"
-  | "audit";
+  | "audit"
+  | "openapi";
 
 export interface Route {
   method: "GET" | "POST" | "DELETE";
@@ -33,6 +34,7 @@ export const routes: readonly Route[] = [
   { method: "POST", path: "/v1/oauth/token", fn: "token", roles: "public" },
   { method: "GET", path: "/.well-known/jwks.json", fn: "jwks", roles: "public" },
   { method: "GET", path: "/v1/health", fn: "health", roles: "public" },
+  { method: "GET", path: "/v1/openapi.json", fn: "openapi", roles: "public" },
   { method: "GET", path: "/", fn: "dashboard", roles: "public" },
   { method: "GET", path: "/dashboard.js", fn: "dashboard", roles: "public" },
   { method: "GET", path: "/dashboard.css", fn: "dashboard", roles: "public" },

@@ -1,17 +1,12 @@
 import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
-import { z } from "zod";
 import { ValidationError } from "../core/errors.ts";
 import type { SyncPage } from "../core/types.ts";
+import { SyncQuerySchema } from "./lib/api-schemas.ts";
 import { type Deps, lambdaHandler } from "./lib/deps.ts";
 import { type ApiEvent, authorize, httpErrors, json, principalOf, projectOf } from "./lib/http.ts";
 import { pull } from "./lib/pull.ts";
 import { touchDevice } from "./lib/read.ts";
-
-const QuerySchema = z.strictObject({
-  cursor: z.string().max(1024).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(500),
-});
 
 /** `GET /v1/sync`: one page of what changed since the device's cursor. */
 export const create = (deps: Deps) =>
@@ -20,7 +15,7 @@ export const create = (deps: Deps) =>
     .use(authorize())
     .handler(async (event) => {
       const principal = principalOf(event);
-      const query = QuerySchema.safeParse(event.queryStringParameters ?? {});
+      const query = SyncQuerySchema.safeParse(event.queryStringParameters ?? {});
       if (!query.success) throw new ValidationError("limit must be 1 to 1000; cursor as returned.");
       const page = await pull(deps.db, {
         projectId: projectOf(principal),

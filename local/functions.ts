@@ -9,6 +9,7 @@ import * as jwks from "../functions/jwks.ts";
 import type { Deps, Handler } from "../functions/lib/deps.ts";
 import * as manage from "../functions/manage.ts";
 import * as me from "../functions/me.ts";
+import * as openapi from "../functions/openapi.ts";
 import * as read from "../functions/read.ts";
 import type { ApiFunction } from "../functions/routes.ts";
 import * as sync from "../functions/sync.ts";
@@ -28,6 +29,7 @@ export const apiFactories: Record<ApiFunction, (deps: Deps) => ApiHandler> = {
   read: read.create,
   dashboard: dashboard.create,
   audit: audit.create,
+  openapi: openapi.create,
 };
 
 /** Every function, API or not, for `npm run invoke`. */

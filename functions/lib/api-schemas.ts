@@ -1,0 +1,362 @@
+import { z } from "zod";
+import {
+  ChangeSchema,
+  HlcSchema,
+  JsonValueSchema,
+  MAX_CHANGES_PER_REQUEST,
+  type Rejection,
+} from "../../core/change.ts";
+import { storableText } from "../../core/json.ts";
+import type { AuditEntry, Conflict, Report, SyncPage } from "../../core/types.ts";
+import type { VerifyResult } from "./audit.ts";
+import type { IssuedCredentials } from "./identity.ts";
+import type { EnqueueResult, QueueDepth } from "./queue.ts";
+import type { DeviceView } from "./read.ts";
+
+/*
+ * The API's shapes as zod schemas: the handlers parse requests with them, and
+ * the OpenAPI document (`openapi.ts`) is generated from them. The checks at
+ * the end of this file make the compiler refuse a response type that drifts
+ * from its schema; the contract test checks real responses against the
+ * document.
+ */
+
+// ---- building blocks -------------------------------------------------------
+
+const uuid = z.uuid();
+const time = z.iso.datetime({ offset: true, message: "must be an ISO 8601 time" });
+const stamp = z.iso.datetime().meta({ description: "ISO 8601 time, UTC." });
+const count = z.number().int().min(0);
+const cursor = z.string().max(512).meta({ description: "Opaque; pass back as returned." });
+const limit = (max: number, fallback: number) =>
+  z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(max)
+    .default(fallback)
+    .meta({ description: `Page size, 1 to ${max}.` });
+const text = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine(storableText, { message: "holds a NUL character or a lone surrogate" });
+
+const jsonObject = z.record(z.string(), JsonValueSchema);
+const outcome = z.enum(["applied", "partial", "superseded", "rejected"]);
+
+// ---- requests ----------------------------------------------------------------
+
+export const TokenRequestSchema = z
+  .object({
+    grant_type: z.literal("client_credentials"),
+    client_id: z.string().max(128).optional(),
+    client_secret: z.string().max(1024).optional(),
+  })
+  .meta({
+    id: "TokenRequest",
+    description:
+      "Client credentials in the body, or client_id and client_secret as HTTP Basic auth instead.",
+  });
+
+/** What the ingest handler checks first; each change is then checked on its own. */
+export const ChangeBatchSchema = z.strictObject({
+  changes: z.array(z.unknown()).min(1).max(MAX_CHANGES_PER_REQUEST),
+});
+
+/** The documented form of the batch: the shape each change must have to be accepted. */
+export const ChangeBatchDocSchema = z
+  .strictObject({ changes: z.array(ChangeSchema).min(1).max(MAX_CHANGES_PER_REQUEST) })
+  .meta({ id: "ChangeBatch" });
+
+export const SyncQuerySchema = z.strictObject({
+  cursor: z
+    .string()
+    .max(1024)
+    .optional()
+    .meta({ description: "As returned; none: from the start." }),
+  limit: limit(1000, 500),
+});
+
+export const ReportQuerySchema = z.strictObject({
+  q: text(200).optional().meta({ description: "Case-insensitive substring of any string field." }),
+  updatedAfter: time.optional(),
+  updatedBefore: time.optional(),
+  deleted: z.enum(["false", "true", "any"]).default("false"),
+  limit: limit(200, 50),
+  cursor: cursor.optional(),
+});
+
+export const ConflictQuerySchema = z.strictObject({
+  reportId: uuid.optional(),
+  after: time.optional(),
+  limit: limit(200, 50),
+  cursor: cursor.optional(),
+});
+
+export const AuditQuerySchema = z.strictObject({
+  actor: uuid.optional().meta({ description: "Device or member id." }),
+  reportId: uuid.optional(),
+  after: time.optional(),
+  before: time.optional(),
+  limit: limit(200, 50),
+  cursor: cursor.optional(),
+});
+
+export const NoQuerySchema = z.strictObject({});
+
+const name = z
+  .string()
+  .trim()
+  .min(1)
+  .max(200)
+  .refine(storableText, { message: "holds a NUL character or a lone surrogate" });
+export const NameSchema = z.strictObject({ name });
+export const MemberRequestSchema = z.strictObject({
+  name,
+  role: z.enum(["analyst", "auditor", "admin"]),
+});
+
+// ---- responses ---------------------------------------------------------------
+
+export const ApiErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().regex(/^[a-z_]+$/),
+      message: z.string(),
+      details: z.unknown().optional(),
+    }),
+  })
+  .meta({ id: "Error", description: "Every error but the token route's." });
+
+export const TokenResponseSchema = z
+  .object({
+    access_token: z.string(),
+    token_type: z.literal("Bearer"),
+    expires_in: z.number().int().positive(),
+  })
+  .meta({ id: "TokenResponse" });
+
+export const OAuthErrorSchema = z
+  .object({
+    error: z.enum(["invalid_request", "unsupported_grant_type", "invalid_client", "rate_limited"]),
+    error_description: z.string().optional(),
+  })
+  .meta({ id: "OAuthError", description: "RFC 6749 §5.2 error response." });
+
+export const JwksSchema = z
+  .object({
+    keys: z.array(
+      z.looseObject({
+        kty: z.literal("EC"),
+        crv: z.literal("P-256"),
+        x: z.string(),
+        y: z.string(),
+        kid: z.string(),
+        alg: z.literal("ES256"),
+        use: z.literal("sig"),
+      }),
+    ),
+  })
+  .meta({ id: "Jwks" });
+
+export const HealthSchema = z
+  .object({
+    status: z.enum(["ok", "unavailable"]),
+    checks: z.object({ db: z.enum(["ok", "error"]), queue: z.enum(["ok", "error"]) }),
+  })
+  .meta({ id: "Health" });
+
+export const MeSchema = z
+  .object({
+    id: uuid,
+    name: z.string(),
+    role: z.enum(["device", "analyst", "auditor", "admin", "operator"]),
+    project: uuid.nullable().meta({ description: "Null for the platform operator." }),
+  })
+  .meta({ id: "Me" });
+
+export const ReportSchema = z
+  .object({
+    id: uuid,
+    fields: jsonObject,
+    clocks: z.record(z.string(), HlcSchema),
+    deleted: z.boolean(),
+    version: count.meta({ description: "How many changes were applied." }),
+    createdAt: stamp,
+    updatedAt: stamp,
+    createdBy: uuid.nullable(),
+    updatedBy: uuid.nullable(),
+  })
+  .meta({ id: "Report" });
+
+const conflictSide = z.object({
+  changeId: uuid,
+  deviceId: uuid,
+  hlc: HlcSchema,
+  value: JsonValueSchema,
+});
+export const ConflictSchema = z
+  .object({
+    id: uuid,
+    reportId: uuid,
+    field: z.string(),
+    detectedAt: stamp,
+    winner: conflictSide,
+    loser: conflictSide,
+  })
+  .meta({ id: "Conflict" });
+
+export const AuditEntrySchema = z
+  .object({
+    seq: count,
+    changeId: uuid,
+    reportId: uuid,
+    actor: z.object({ type: z.enum(["device", "member"]), id: uuid }),
+    op: z.enum(["upsert", "delete"]),
+    hlc: HlcSchema,
+    outcome,
+    fieldsApplied: z.array(z.string()),
+    fieldsSuperseded: z.array(z.string()),
+    before: jsonObject,
+    after: jsonObject,
+    receivedAt: stamp,
+    appliedAt: stamp,
+    prevHash: z.string().nullable(),
+    hash: z.string().nullable(),
+    code: z.string().optional(),
+  })
+  .meta({ id: "AuditEntry" });
+
+export const SyncPageSchema = z
+  .object({
+    reports: z.array(ReportSchema),
+    acks: z.array(
+      z.object({
+        changeId: uuid,
+        outcome,
+        code: z.string().optional(),
+        message: z.string().optional(),
+      }),
+    ),
+    conflicts: z.array(ConflictSchema),
+    cursor: z.string(),
+    hasMore: z.boolean(),
+    serverTime: z.number().int().meta({ description: "The cloud's clock, epoch milliseconds." }),
+  })
+  .meta({ id: "SyncPage" });
+
+export const IngestResultSchema = z
+  .object({
+    accepted: z.array(uuid).meta({ description: "In the queue." }),
+    rejected: z
+      .array(
+        z.object({
+          changeId: uuid,
+          code: z.enum([
+            "invalid_change",
+            "hlc_invalid",
+            "hlc_node_mismatch",
+            "clock_skew",
+            "duplicate_in_batch",
+          ]),
+          message: z.string(),
+        }),
+      )
+      .meta({ description: "Never retry these." }),
+    failed: z
+      .array(z.object({ changeId: uuid, code: z.string(), message: z.string() }))
+      .meta({ description: "Transient; retry these." }),
+  })
+  .meta({ id: "IngestResult" });
+
+const page = <T extends z.ZodType>(item: T, id: string) =>
+  z
+    .object({
+      items: z.array(item),
+      nextCursor: z.string().nullable().meta({ description: "Null on the last page." }),
+    })
+    .meta({ id });
+
+export const ReportPageSchema = page(ReportSchema, "ReportPage");
+export const ConflictPageSchema = page(ConflictSchema, "ConflictPage");
+export const AuditPageSchema = page(AuditEntrySchema, "AuditPage");
+export const HistorySchema = z
+  .object({ items: z.array(AuditEntrySchema) })
+  .meta({ id: "History", description: "Oldest first." });
+
+export const DeviceSchema = z
+  .object({
+    id: uuid,
+    name: z.string(),
+    clientId: z.string(),
+    createdAt: stamp,
+    revokedAt: stamp.nullable(),
+    lastSeenAt: stamp.nullable(),
+    lastPushAt: stamp.nullable(),
+    lastPullAt: stamp.nullable(),
+    accepted: count,
+    applied: count,
+    partial: count,
+    superseded: count,
+    rejected: count,
+    conflicts: count,
+  })
+  .meta({ id: "Device" });
+export const DeviceListSchema = z
+  .object({ items: z.array(DeviceSchema) })
+  .meta({ id: "DeviceList" });
+
+export const QueueDepthSchema = z.object({ visible: count, inFlight: count, dlq: count });
+export const StatusSchema = z
+  .object({
+    queue: QueueDepthSchema,
+    lastAppliedAt: stamp.nullable(),
+    reports: count,
+    conflicts: count,
+    devices: count,
+  })
+  .meta({ id: "Status" });
+
+export const AuditVerifySchema = z
+  .object({ ok: z.boolean(), checked: count, firstBadSeq: count.optional() })
+  .meta({ id: "AuditVerify" });
+
+export const IssuedCredentialsSchema = z
+  .object({
+    id: uuid,
+    name: z.string(),
+    clientId: z.string(),
+    clientSecret: z.string().meta({ description: "Shown only here." }),
+  })
+  .meta({ id: "IssuedCredentials" });
+export const CreatedMemberSchema = IssuedCredentialsSchema.extend({
+  role: MemberRequestSchema.shape.role,
+}).meta({ id: "CreatedMember" });
+export const CreatedProjectSchema = z
+  .object({
+    id: uuid,
+    name: z.string(),
+    admin: z.object({ clientId: z.string(), clientSecret: z.string() }),
+  })
+  .meta({ id: "CreatedProject" });
+
+// ---- the compiler's drift check -------------------------------------------------
+
+/** True only when each type is assignable to the other. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const same = <_T extends true>() => undefined;
+
+same<Same<Report, z.output<typeof ReportSchema>>>();
+same<Same<Conflict, z.output<typeof ConflictSchema>>>();
+same<Same<AuditEntry, z.output<typeof AuditEntrySchema>>>();
+same<Same<SyncPage, z.output<typeof SyncPageSchema>>>();
+same<Same<DeviceView, z.output<typeof DeviceSchema>>>();
+same<Same<QueueDepth, z.output<typeof QueueDepthSchema>>>();
+same<Same<VerifyResult, z.output<typeof AuditVerifySchema>>>();
+same<Same<IssuedCredentials, z.output<typeof IssuedCredentialsSchema>>>();
+same<Same<Rejection, z.output<typeof IngestResultSchema>["rejected"][number]>>();
+same<
+  Same<EnqueueResult["failed"][number], z.output<typeof IngestResultSchema>["failed"][number]>
+>();

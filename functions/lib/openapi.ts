@@ -1,0 +1,310 @@
+import { z } from "zod";
+import {
+  createDocument,
+  type oas31,
+  type ZodOpenApiOperationObject,
+  type ZodOpenApiPathsObject,
+  type ZodOpenApiResponsesObject,
+} from "zod-openapi";
+import { MAX_CHANGES_PER_REQUEST } from "../../core/change.ts";
+import { type Route, routes } from "../routes.ts";
+import * as s from "./api-schemas.ts";
+
+type Status = 400 | 401 | 403 | 404 | 413 | 415 | 429 | 500 | 503;
+
+const ERRORS: Record<Status, string> = {
+  400: "`invalid_json` or `validation_failed`.",
+  401: "`unauthorized`: no valid bearer token.",
+  403: "`forbidden`: this role may not do this.",
+  404: "`not_found`, also for another project's resources.",
+  413: "`payload_too_large`.",
+  415: "`unsupported_media_type`: send `application/json`.",
+  429: "`rate_limited`: throttled; retry later.",
+  500: "`internal`: nothing internal is echoed.",
+  503: "`unavailable`: the database or the queue does not answer; retry.",
+};
+
+const jsonContent = (schema: z.ZodType) => ({ "application/json": { schema } });
+
+function errors(statuses: readonly Status[]): ZodOpenApiResponsesObject {
+  return Object.fromEntries(
+    statuses.map((status) => [
+      String(status),
+      { description: ERRORS[status], content: jsonContent(s.ApiErrorSchema) },
+    ]),
+  );
+}
+
+interface Operation {
+  operationId: string;
+  summary: string;
+  description?: string;
+  tag: "Identity" | "Sync" | "Read" | "Manage" | "Service" | "Dashboard";
+  query?: z.ZodObject;
+  body?: z.ZodType;
+  ok: { status: 200 | 201 | 202 | 204; description: string; schema?: z.ZodType; type?: string };
+  responses?: ZodOpenApiResponsesObject;
+}
+
+const page = (what: string) => `One page of ${what}; \`nextCursor\` fetches the next.`;
+const dashboardFile = (operationId: string, what: string, type: string): Operation => ({
+  operationId,
+  summary: what,
+  tag: "Dashboard",
+  ok: { status: 200, description: what, type, schema: z.string() },
+});
+
+/** What each route of the route table takes and answers, keyed "METHOD path". */
+const operations: Record<string, Operation> = {
+  "POST /v1/oauth/token": {
+    operationId: "issueToken",
+    summary: "Get an access token (OAuth 2.0 client credentials)",
+    description:
+      "Form body, JSON body, or HTTP Basic client auth. Errors follow RFC 6749 §5.2, not the API's error shape. Ten failed attempts in 15 minutes lock a client out for the rest of the window.",
+    tag: "Identity",
+    body: s.TokenRequestSchema,
+    ok: { status: 200, description: "A bearer token.", schema: s.TokenResponseSchema },
+    responses: {
+      "400": {
+        description: "`invalid_request` or `unsupported_grant_type`.",
+        content: jsonContent(s.OAuthErrorSchema),
+      },
+      "401": { description: "`invalid_client`.", content: jsonContent(s.OAuthErrorSchema) },
+      "429": {
+        description: "`rate_limited`: too many failed attempts; honour `Retry-After`.",
+        content: jsonContent(s.OAuthErrorSchema),
+      },
+    },
+  },
+  "GET /.well-known/jwks.json": {
+    operationId: "getJwks",
+    summary: "The public keys tokens are signed with (ES256)",
+    tag: "Identity",
+    ok: { status: 200, description: "A JSON Web Key Set.", schema: s.JwksSchema },
+  },
+  "GET /v1/health": {
+    operationId: "getHealth",
+    summary: "Whether the database and the queue answer",
+    tag: "Service",
+    ok: { status: 200, description: "Both answer.", schema: s.HealthSchema },
+    responses: {
+      "503": { description: "One of them does not.", content: jsonContent(s.HealthSchema) },
+    },
+  },
+  "GET /v1/openapi.json": {
+    operationId: "getOpenApi",
+    summary: "This document",
+    tag: "Service",
+    ok: { status: 200, description: "OpenAPI 3.1.", schema: z.record(z.string(), z.unknown()) },
+  },
+  "GET /": dashboardFile("getDashboard", "The dashboard page", "text/html"),
+  "GET /dashboard.js": dashboardFile(
+    "getDashboardScript",
+    "The dashboard's script",
+    "text/javascript",
+  ),
+  "GET /dashboard.css": dashboardFile("getDashboardStyles", "The dashboard's styles", "text/css"),
+  "GET /v1/me": {
+    operationId: "getMe",
+    summary: "Who the token speaks for",
+    tag: "Identity",
+    ok: { status: 200, description: "The caller.", schema: s.MeSchema },
+  },
+  "POST /v1/changes": {
+    operationId: "pushChanges",
+    summary: "Push a batch of changes",
+    description: `1 to ${MAX_CHANGES_PER_REQUEST} changes, at most 5 MiB. 202 means the queue holds the accepted ones; their outcomes arrive on \`GET /v1/sync\`. A change whose \`changeId\` cannot be read fails the whole request.`,
+    tag: "Sync",
+    body: s.ChangeBatchDocSchema,
+    ok: { status: 202, description: "Each change's fate.", schema: s.IngestResultSchema },
+  },
+  "GET /v1/sync": {
+    operationId: "pullChanges",
+    summary: "Pull what changed since a cursor",
+    tag: "Sync",
+    query: s.SyncQuerySchema,
+    ok: { status: 200, description: "One page.", schema: s.SyncPageSchema },
+  },
+  "POST /v1/devices": {
+    operationId: "registerDevice",
+    summary: "Register a device",
+    tag: "Manage",
+    body: s.NameSchema,
+    ok: { status: 201, description: "Its credentials.", schema: s.IssuedCredentialsSchema },
+  },
+  "DELETE /v1/devices/{id}": {
+    operationId: "revokeDevice",
+    summary: "Revoke a device",
+    description: "Its credentials stop at once, its tokens within 60 seconds.",
+    tag: "Manage",
+    ok: { status: 204, description: "Revoked." },
+  },
+  "POST /v1/members": {
+    operationId: "addMember",
+    summary: "Add an analyst, auditor or admin",
+    tag: "Manage",
+    body: s.MemberRequestSchema,
+    ok: { status: 201, description: "Their credentials.", schema: s.CreatedMemberSchema },
+  },
+  "POST /v1/projects": {
+    operationId: "createProject",
+    summary: "Create a project with its first admin (operator)",
+    tag: "Manage",
+    body: s.NameSchema,
+    ok: { status: 201, description: "The project.", schema: s.CreatedProjectSchema },
+  },
+  "GET /v1/reports": {
+    operationId: "listReports",
+    summary: "Search reports",
+    description:
+      "Newest created first; pages neither skip nor repeat a report while reports are written.",
+    tag: "Read",
+    query: s.ReportQuerySchema,
+    ok: { status: 200, description: page("reports"), schema: s.ReportPageSchema },
+  },
+  "GET /v1/reports/{id}": {
+    operationId: "getReport",
+    summary: "One report",
+    tag: "Read",
+    ok: { status: 200, description: "The report.", schema: s.ReportSchema },
+  },
+  "GET /v1/reports/{id}/history": {
+    operationId: "getReportHistory",
+    summary: "A report's audit entries",
+    tag: "Read",
+    ok: { status: 200, description: "Oldest first.", schema: s.HistorySchema },
+  },
+  "GET /v1/conflicts": {
+    operationId: "listConflicts",
+    summary: "Conflicts, newest first",
+    tag: "Read",
+    query: s.ConflictQuerySchema,
+    ok: { status: 200, description: page("conflicts"), schema: s.ConflictPageSchema },
+  },
+  "GET /v1/devices": {
+    operationId: "listDevices",
+    summary: "Devices with their sync counters",
+    tag: "Read",
+    ok: { status: 200, description: "Every device of the project.", schema: s.DeviceListSchema },
+  },
+  "GET /v1/status": {
+    operationId: "getStatus",
+    summary: "Queue depth and counts",
+    tag: "Read",
+    ok: { status: 200, description: "The project's sync status.", schema: s.StatusSchema },
+  },
+  "GET /v1/audit": {
+    operationId: "listAudit",
+    summary: "The audit log, newest first",
+    tag: "Read",
+    query: s.AuditQuerySchema,
+    ok: { status: 200, description: page("audit entries"), schema: s.AuditPageSchema },
+  },
+  "GET /v1/audit/verify": {
+    operationId: "verifyAudit",
+    summary: "Recompute the audit hash chains",
+    tag: "Read",
+    ok: { status: 200, description: "Whether every chain holds.", schema: s.AuditVerifySchema },
+  },
+};
+
+const TAGS: oas31.TagObject[] = [
+  { name: "Identity", description: "Tokens, keys and the caller." },
+  { name: "Sync", description: "What edge agents push and pull (role `device`)." },
+  { name: "Read", description: "Reports, conflicts, devices and audit (analyst, auditor, admin)." },
+  { name: "Manage", description: "Devices and members (admin), projects (operator)." },
+  { name: "Service", description: "Health and this document." },
+  { name: "Dashboard", description: "The single-page dashboard, served as files." },
+];
+
+function operationFor(route: Route): ZodOpenApiOperationObject {
+  const key = `${route.method} ${route.path}`;
+  const op = operations[key];
+  if (!op) throw new Error(`the OpenAPI document has no operation for ${key}`);
+  const authenticated = route.roles !== "public";
+  const pathParams = [...route.path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
+  // Stage throttling and the gateway's own 5XX apply to every route.
+  const statuses = new Set<Status>([429, 500]);
+  if (authenticated) for (const s of [401, 403, 503] as const) statuses.add(s);
+  if (op.query) statuses.add(400);
+  if (pathParams.length) statuses.add(404);
+  if (op.body && route.fn !== "token") for (const s of [400, 413, 415] as const) statuses.add(s);
+  const ok = op.ok.schema
+    ? { content: { [op.ok.type ?? "application/json"]: { schema: op.ok.schema } } }
+    : {};
+  const roles = authenticated ? `Roles: ${(route.roles as readonly string[]).join(", ")}.` : "";
+  const description = [op.description, roles].filter(Boolean).join(" ");
+  return {
+    operationId: op.operationId,
+    summary: op.summary,
+    ...(description ? { description } : {}),
+    tags: [op.tag],
+    security: authenticated
+      ? [{ bearer: [] }]
+      : route.fn === "token"
+        ? [{}, { clientBasic: [] }]
+        : [],
+    ...(op.query || pathParams.length
+      ? {
+          requestParams: {
+            ...(op.query ? { query: op.query } : {}),
+            ...(pathParams.length
+              ? { path: z.object(Object.fromEntries(pathParams.map((p) => [p, z.uuid()]))) }
+              : {}),
+          },
+        }
+      : {}),
+    ...(op.body
+      ? {
+          requestBody: {
+            required: true,
+            content:
+              route.fn === "token"
+                ? {
+                    "application/x-www-form-urlencoded": { schema: op.body },
+                    "application/json": { schema: op.body },
+                  }
+                : jsonContent(op.body),
+          },
+        }
+      : {}),
+    responses: {
+      [String(op.ok.status)]: { description: op.ok.description, ...ok },
+      ...errors([...statuses].sort()),
+      ...op.responses,
+    },
+  };
+}
+
+/** The API's OpenAPI 3.1 document, built from the route table and the zod schemas. */
+export function buildOpenApiDocument(version: string): oas31.OpenAPIObject {
+  const paths: ZodOpenApiPathsObject = {};
+  for (const route of routes) {
+    paths[route.path] ??= {};
+    paths[route.path]![route.method.toLowerCase() as "get" | "post" | "delete"] =
+      operationFor(route);
+  }
+  const unused = Object.keys(operations).filter(
+    (key) => !routes.some((r) => `${r.method} ${r.path}` === key),
+  );
+  if (unused.length) throw new Error(`operations without a route: ${unused.join(", ")}`);
+  return createDocument({
+    openapi: "3.1.0",
+    info: {
+      title: "edge-sync",
+      version,
+      description:
+        "Offline-first sync of field reports: edge agents push changes and pull the merged state; analysts, auditors and admins read reports, conflicts, devices and the audit log.",
+    },
+    // Relative to where this document is served (`<base>/v1/openapi.json`).
+    servers: [{ url: "..", description: "The API this document was served by." }],
+    tags: TAGS,
+    paths,
+    components: {
+      securitySchemes: {
+        bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
+        clientBasic: { type: "http", scheme: "basic", description: "client_id:client_secret" },
+      },
+    },
+  });
+}
