@@ -163,7 +163,7 @@ export async function pull(
     ),
     await db.query<ConflictRow & { xid: string }>(
       `select ${CONFLICT_COLUMNS}, xid::text as xid from conflicts
-        where project_id = $1 and (winner_device_id = $2 or loser_device_id = $2)
+        where project_id = $1 and (winner_device_id = $2::text or loser_device_id = $2::text)
           and (xid, id) > ($3::text::xid8, $4::uuid) and xid < $5::text::xid8
         order by xid, id limit $6`,
       [projectId, deviceId, from.c[0], from.c[1], xmin, limit + 1],

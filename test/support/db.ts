@@ -1,16 +1,19 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { createDataApiDb } from "../../functions/lib/db/data-api.ts";
 import type { Db } from "../../functions/lib/db/db.ts";
 import { migrate } from "../../functions/lib/db/migrate.ts";
-import { createPgliteDb } from "../../functions/lib/db/pglite.ts";
+import { createPgliteDb, pgliteDb } from "../../functions/lib/db/pglite.ts";
 import { createPostgresDb } from "../../functions/lib/db/postgres.ts";
+import { DataApiEmulator } from "./data-api-emulator.ts";
 
-export type DbTarget = "pglite" | "postgres";
+export type DbTarget = "pglite" | "postgres" | "data-api";
 
 /**
  * The databases the database suites run on: PGlite always, and the server
  * too when DATABASE_URL is set. DB_TARGETS (comma-separated) narrows it, as
- * `npm run test:pg` does.
+ * `npm run test:pg` does, or names `data-api`: the Data API adapter over an
+ * emulated Data API client (`npm run test:data-api`).
  */
 export function dbTargets(): DbTarget[] {
   const requested = process.env.DB_TARGETS?.split(",").map((t) => t.trim()) as
@@ -39,6 +42,19 @@ export interface TestDb {
  * server so that suites running at once never see each other's rows.
  */
 export async function createTestDb(target: DbTarget, { migrated = true } = {}): Promise<TestDb> {
+  if (target === "data-api") {
+    // Migration scripts never go through the Data API (one statement per
+    // call); on AWS the migrate function runs them through pg.
+    const emulator = await DataApiEmulator.create();
+    await migrate(pgliteDb(emulator.pglite));
+    const db = createDataApiDb({
+      client: emulator,
+      resourceArn: "arn:aws:rds:us-east-1:123456789012:cluster:edge-sync",
+      secretArn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:edge-sync-db",
+      database: "edge_sync",
+    });
+    return { db, drop: () => emulator.close() };
+  }
   if (target === "pglite") {
     const db = await createPgliteDb();
     if (migrated) await migrate(db);

@@ -22,11 +22,11 @@ export interface Queryable {
 }
 
 /**
- * The database port. Adapters: node-postgres (server, RDS Proxy) and PGlite
- * (embedded). Both return int8 as number, timestamptz as Date, jsonb parsed.
+ * The database port. Adapters: node-postgres (server, RDS Proxy), PGlite
+ * (embedded) and the RDS Data API (Aurora). Both return int8 as number, timestamptz as Date, jsonb parsed.
  */
 export interface Db extends Queryable {
-  readonly kind: "postgres" | "pglite";
+  readonly kind: "postgres" | "pglite" | "data-api";
   /** Runs `fn` in one transaction: committed if it resolves, rolled back if it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -50,12 +50,24 @@ const TRANSIENT_NODE_CODES = new Set([
   "ENOTFOUND",
 ]);
 
+/** The RDS Data API's own errors that say "try again". */
+const TRANSIENT_DATA_API_ERRORS = new Set([
+  "DatabaseResumingException",
+  "DatabaseUnavailableException",
+  "ServiceUnavailableError",
+  "StatementTimeoutException",
+  "InternalServerErrorException",
+  "ThrottlingException",
+]);
+
 /**
  * True when retrying the same work later may succeed: connection problems,
  * serialization failures, deadlocks, lock and statement timeouts.
  */
 export function isTransientDbError(error: unknown): boolean {
   if (typeof error !== "object" || error === null) return false;
+  const name = (error as { name?: unknown }).name;
+  if (typeof name === "string" && TRANSIENT_DATA_API_ERRORS.has(name)) return true;
   const code = (error as { code?: unknown }).code;
   if (typeof code === "string") {
     if (TRANSIENT_SQLSTATES.has(code) || code.startsWith("08") || TRANSIENT_NODE_CODES.has(code)) {

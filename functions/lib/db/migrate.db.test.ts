@@ -2,7 +2,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createTestDb, dbTargets, type TestDb } from "../../../test/support/db.ts";
 import { migrate, readMigrations } from "./migrate.ts";
 
-describe.each(dbTargets())("migrate on %s", (target) => {
+// Migration scripts never run through the Data API (one statement per call):
+// on Aurora the migrate function runs them through pg.
+describe.each(dbTargets().filter((target) => target !== "data-api"))("migrate on %s", (target) => {
   let t: TestDb;
   afterEach(() => t?.drop());
 

@@ -22,7 +22,11 @@ function queryable(target: PGlite | Transaction): Queryable {
  * @param dataDir folder to persist to; omitted, the database lives in memory.
  */
 export async function createPgliteDb(dataDir?: string): Promise<Db> {
-  const pglite = await PGlite.create(dataDir, { extensions: { pg_trgm } });
+  return pgliteDb(await PGlite.create(dataDir, { extensions: { pg_trgm } }));
+}
+
+/** The port over a PGlite instance that is already open. */
+export function pgliteDb(pglite: PGlite): Db {
   let tail: Promise<unknown> = Promise.resolve();
   const serialized = <T>(work: () => Promise<T>): Promise<T> => {
     const run = tail.then(work, work);
