@@ -1,7 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { keyRingFrom, loadOrCreateKeyFile } from "../functions/lib/auth/keys.ts";
-import type { Config } from "../functions/lib/config.ts";
+import { type Config, databaseAt } from "../functions/lib/config.ts";
 import type { Db } from "../functions/lib/db/db.ts";
 import { migrate } from "../functions/lib/db/migrate.ts";
 import { type Deps, keyFileSource, openDb, refreshKeys } from "../functions/lib/deps.ts";
@@ -66,6 +66,7 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
 
     const config: Config = {
       databaseUrl: options.databaseUrl,
+      database: databaseAt(options.databaseUrl),
       dataDir,
       queueUrl: queues.queueUrl,
       dlqUrl: queues.dlqUrl,

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { keyRingFrom, loadOrCreateKeyFile } from "../functions/lib/auth/keys.ts";
 import { issueToken } from "../functions/lib/auth/tokens.ts";
-import type { Config } from "../functions/lib/config.ts";
+import { type Config, databaseAt } from "../functions/lib/config.ts";
 import { migrate } from "../functions/lib/db/migrate.ts";
 import { type Deps, openDb } from "../functions/lib/deps.ts";
 import { createDevice } from "../functions/lib/identity.ts";
@@ -55,6 +55,7 @@ async function run(): Promise<number> {
   const sqsEndpoint = process.env.SQS_ENDPOINT || runtime?.sqsEndpoint;
   const config: Config = {
     databaseUrl,
+    database: databaseAt(databaseUrl),
     dataDir,
     queueUrl: runtime?.queueUrl ?? "http://127.0.0.1:1/000000000000/changes.fifo",
     dlqUrl: runtime?.dlqUrl,

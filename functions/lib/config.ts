@@ -4,6 +4,14 @@ const DEFAULT_MAX_CLOCK_SKEW_MS = 300_000;
 
 const EnvSchema = z.object({
   DATABASE_URL: z.string().min(1).optional(),
+  // RDS Proxy with IAM authentication (AWS, default stack).
+  DB_HOST: z.string().min(1).optional(),
+  DB_PORT: z.coerce.number().int().positive().default(5432),
+  DB_USER: z.string().min(1).optional(),
+  DB_NAME: z.string().min(1).default("edge_sync"),
+  // Aurora through the RDS Data API (`-c database=aurora-data-api`).
+  DB_CLUSTER_ARN: z.string().startsWith("arn:").optional(),
+  DB_SECRET_ARN: z.string().startsWith("arn:").optional(),
   DATA_DIR: z.string().min(1).default(".local"),
   QUEUE_URL: z.url({ message: "QUEUE_URL must be the changes.fifo queue URL" }),
   DLQ_URL: z.url().optional(),
@@ -16,9 +24,17 @@ const EnvSchema = z.object({
   MAX_CLOCK_SKEW_MS: z.coerce.number().int().positive().default(DEFAULT_MAX_CLOCK_SKEW_MS),
 });
 
+/** Where the database is: first match wins, PGlite in `DATA_DIR` when none is set. */
+export type DatabaseConfig =
+  | { kind: "url"; url: string }
+  | { kind: "rds-iam"; host: string; port: number; user: string; name: string }
+  | { kind: "data-api"; clusterArn: string; secretArn: string; name: string }
+  | { kind: "pglite" };
+
 /** Everything a function needs to know about its environment, resolved once. */
 export interface Config {
   databaseUrl: string | undefined;
+  database: DatabaseConfig;
   dataDir: string;
   queueUrl: string;
   dlqUrl: string | undefined;
@@ -50,6 +66,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   return {
     databaseUrl: e.DATABASE_URL,
+    database: databaseOf(e),
     dataDir: e.DATA_DIR,
     queueUrl: e.QUEUE_URL,
     dlqUrl: e.DLQ_URL,
@@ -62,4 +79,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxClockSkewMs: e.MAX_CLOCK_SKEW_MS,
     tokenTtlSeconds: 900,
   };
+}
+
+/** A connection string, or PGlite without one (the local cloud's choice). */
+export const databaseAt = (url: string | undefined): DatabaseConfig =>
+  url ? { kind: "url", url } : { kind: "pglite" };
+
+function databaseOf(e: z.output<typeof EnvSchema>): DatabaseConfig {
+  if (e.DATABASE_URL) return databaseAt(e.DATABASE_URL);
+  if (e.DB_CLUSTER_ARN) {
+    if (!e.DB_SECRET_ARN) throw new ConfigError("DB_CLUSTER_ARN needs DB_SECRET_ARN");
+    return {
+      kind: "data-api",
+      clusterArn: e.DB_CLUSTER_ARN,
+      secretArn: e.DB_SECRET_ARN,
+      name: e.DB_NAME,
+    };
+  }
+  if (e.DB_HOST) {
+    if (!e.DB_USER) throw new ConfigError("DB_HOST needs DB_USER");
+    return { kind: "rds-iam", host: e.DB_HOST, port: e.DB_PORT, user: e.DB_USER, name: e.DB_NAME };
+  }
+  return { kind: "pglite" };
 }

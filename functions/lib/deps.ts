@@ -25,12 +25,50 @@ export interface Deps {
   now: () => number;
 }
 
-/** Opens the database the configuration names: `DATABASE_URL`, else PGlite in `DATA_DIR`. */
+/**
+ * Opens the database the configuration names: a URL, RDS Proxy with IAM
+ * auth, Aurora's Data API, else PGlite in `DATA_DIR`.
+ */
 export async function openDb(config: Config): Promise<Db> {
-  if (config.databaseUrl) return createPostgresDb({ connectionString: config.databaseUrl });
-  // Loaded only when used: Lambda bundles leave PGlite out.
-  const { createPgliteDb } = await import("./db/pglite.ts");
-  return createPgliteDb(join(config.dataDir, "pgdata"));
+  const database = config.database;
+  switch (database.kind) {
+    case "url":
+      return createPostgresDb({ connectionString: database.url });
+    case "rds-iam": {
+      const { Signer } = await import("@aws-sdk/rds-signer");
+      const signer = new Signer({
+        hostname: database.host,
+        port: database.port,
+        username: database.user,
+        region: config.region,
+      });
+      // A Lambda instance serves one request at a time: two connections suffice.
+      return createPostgresDb({
+        host: database.host,
+        port: database.port,
+        user: database.user,
+        database: database.name,
+        password: () => signer.getAuthToken(),
+        ssl: true,
+        max: 2,
+      });
+    }
+    case "data-api": {
+      const { RDSDataClient } = await import("@aws-sdk/client-rds-data");
+      const { createDataApiDb } = await import("./db/data-api.ts");
+      return createDataApiDb({
+        client: new RDSDataClient({ region: config.region }),
+        resourceArn: database.clusterArn,
+        secretArn: database.secretArn,
+        database: database.name,
+      });
+    }
+    case "pglite": {
+      // Loaded only when used: Lambda bundles leave PGlite out.
+      const { createPgliteDb } = await import("./db/pglite.ts");
+      return createPgliteDb(join(config.dataDir, "pgdata"));
+    }
+  }
 }
 
 /** Where the key file comes from: Secrets Manager on AWS, a file locally. */

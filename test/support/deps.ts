@@ -28,6 +28,7 @@ export async function handlerDeps(db: Db = downDb, overrides: Partial<Config> = 
   const queues = await ensureQueues(client, 1);
   const config: Config = {
     databaseUrl: undefined,
+    database: { kind: "pglite" },
     dataDir: "unused",
     queueUrl: queues.queueUrl,
     dlqUrl: queues.dlqUrl,

@@ -10,7 +10,15 @@ const types = {
 };
 
 export interface PostgresOptions {
-  connectionString: string;
+  connectionString?: string;
+  host?: string;
+  port?: number;
+  user?: string;
+  database?: string;
+  /** A function is called for every new connection (IAM auth tokens expire). */
+  password?: string | (() => Promise<string>);
+  /** TLS with the server's certificate verified (RDS Proxy requires TLS). */
+  ssl?: boolean;
   /**
    * Schema to use ahead of `public` (test isolation on a shared server).
    * Extensions live in `public`, which stays on the search path.
@@ -36,9 +44,10 @@ function queryable(client: pg.Pool | pg.PoolClient): Queryable {
 }
 
 /** node-postgres adapter: one pool per cold start. */
-export function createPostgresDb({ connectionString, schema, max = 10 }: PostgresOptions): Db {
+export function createPostgresDb({ schema, max = 10, ssl, ...connection }: PostgresOptions): Db {
   const pool = new pg.Pool({
-    connectionString,
+    ...connection,
+    ...(ssl ? { ssl: { rejectUnauthorized: true } } : {}),
     max,
     types,
     options: schema ? `-c search_path=${schema},public` : undefined,
