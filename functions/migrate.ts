@@ -17,8 +17,10 @@ const SecretSchema = z.object({
 });
 
 const Env = z.object({
-  DB_MASTER_SECRET_ARN: z.string().startsWith("arn:"),
-  DB_APP_SECRET_ARN: z.string().startsWith("arn:"),
+  // LocalStack: the compose file's PostgreSQL, as the one user it has.
+  DATABASE_URL: z.string().min(1).optional(),
+  DB_MASTER_SECRET_ARN: z.string().startsWith("arn:").optional(),
+  DB_APP_SECRET_ARN: z.string().startsWith("arn:").optional(),
   DB_NAME: z.string().min(1).default("edge_sync"),
   MIGRATIONS_DIR: z.string().min(1).optional(),
 });
@@ -38,6 +40,19 @@ export async function handler(event: CloudFormationCustomResourceEvent) {
   const physicalId = "edge-sync-migrations";
   if (event.RequestType === "Delete") return { PhysicalResourceId: physicalId };
   const env = Env.parse(process.env);
+  const migrations = await readMigrations(env.MIGRATIONS_DIR);
+  if (env.DATABASE_URL) {
+    const db = createPostgresDb({ connectionString: env.DATABASE_URL, max: 1 });
+    try {
+      const applied = await migrate(db, migrations);
+      return { PhysicalResourceId: physicalId, Data: { applied: applied.join(",") } };
+    } finally {
+      await db.close();
+    }
+  }
+  if (!env.DB_MASTER_SECRET_ARN || !env.DB_APP_SECRET_ARN) {
+    throw new Error("set DATABASE_URL, or DB_MASTER_SECRET_ARN and DB_APP_SECRET_ARN");
+  }
   const client = new SecretsManagerClient({});
   const [master, app] = await Promise.all([
     secret(client, env.DB_MASTER_SECRET_ARN),
@@ -54,7 +69,7 @@ export async function handler(event: CloudFormationCustomResourceEvent) {
     max: 1,
   });
   try {
-    const applied = await migrate(db, await readMigrations(env.MIGRATIONS_DIR));
+    const applied = await migrate(db, migrations);
     await grantAppRole(db, app.username, app.password);
     logger.info("migrations applied", { applied });
     return { PhysicalResourceId: physicalId, Data: { applied: applied.join(",") } };

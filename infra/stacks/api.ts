@@ -1,12 +1,29 @@
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Duration, Stack, type StackProps } from "aws-cdk-lib";
+import {
+  CfnOutput,
+  CustomResource,
+  Duration,
+  Stack,
+  type StackProps,
+  Validations,
+} from "aws-cdk-lib";
 import * as apigateway from "aws-cdk-lib/aws-apigateway";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import * as actions from "aws-cdk-lib/aws-cloudwatch-actions";
+import * as ec2 from "aws-cdk-lib/aws-ec2";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
+import * as sns from "aws-cdk-lib/aws-sns";
+import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
+import * as cr from "aws-cdk-lib/custom-resources";
 import type { Construct } from "constructs";
 import {
   type ApiFunction,
@@ -17,70 +34,166 @@ import {
   routes,
   SECURITY_HEADERS,
 } from "../../functions/routes.ts";
-import { CONSUMER_TIMEOUT } from "./stateful.ts";
+import type { Settings } from "../settings.ts";
+import { CONSUMER_TIMEOUT, type DatabaseAccess, DB_APP_USER, DB_NAME } from "./stateful.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
+const MIGRATIONS = join(ROOT, "db", "migrations");
+
+/** Changes whenever a migration file does, so the custom resource runs again. */
+function migrationsHash(): string {
+  const hash = createHash("sha256");
+  for (const name of readdirSync(MIGRATIONS).sort()) {
+    hash.update(name).update(readFileSync(join(MIGRATIONS, name)));
+  }
+  return hash.digest("hex");
+}
 
 export interface ApiStackProps extends StackProps {
+  settings: Settings;
   queue: sqs.IQueue;
   dlq: sqs.IQueue;
   signingKeys: secretsmanager.ISecret;
-  /** How functions reach PostgreSQL (a connection string secret in the production stack). */
-  databaseUrl: string;
+  database: DatabaseAccess;
 }
+
+type FunctionName = ApiFunction | "authorizer" | "consume";
 
 /**
  * The stateless side: one function per file in `functions/`, the REST API
- * built from the route table with the TOKEN authorizer, and the consumer on
- * the FIFO queue.
+ * built from the route table with the TOKEN authorizer, the consumer on the
+ * FIFO queue, the migration custom resource and the alarms.
  */
 export class ApiStack extends Stack {
   readonly api: apigateway.RestApi;
-  readonly functions: Record<ApiFunction | "authorizer" | "consume", nodejs.NodejsFunction>;
+  readonly functions: Record<FunctionName, nodejs.NodejsFunction>;
+  readonly alarms: cloudwatch.Alarm[] = [];
 
   constructor(scope: Construct, id: string, props: ApiStackProps) {
     super(scope, id, props);
+    const { database } = props;
+
+    const databaseEnv: Record<string, string> =
+      database.kind === "rds-proxy"
+        ? { DB_HOST: database.proxy.endpoint, DB_USER: DB_APP_USER, DB_NAME }
+        : database.kind === "data-api"
+          ? {
+              DB_CLUSTER_ARN: database.cluster.clusterArn,
+              DB_SECRET_ARN: database.appSecret.secretArn,
+              DB_NAME,
+            }
+          : { DATABASE_URL: database.url };
     const environment = {
-      DATABASE_URL: props.databaseUrl,
+      ...databaseEnv,
       QUEUE_URL: props.queue.queueUrl,
       DLQ_URL: props.dlq.queueUrl,
       KEYS_SECRET_ARN: props.signingKeys.secretArn,
       NODE_OPTIONS: "--enable-source-maps",
       POWERTOOLS_SERVICE_NAME: "edge-sync",
     };
-    const fn = (name: string, timeout = Duration.seconds(10)) =>
-      new nodejs.NodejsFunction(this, `${name[0]!.toUpperCase()}${name.slice(1)}Function`, {
-        entry: join(ROOT, "functions", `${name}.ts`),
-        handler: "handler",
-        runtime: lambda.Runtime.NODEJS_22_X,
-        architecture: lambda.Architecture.ARM_64,
-        memorySize: 512,
-        timeout,
-        environment,
-        logGroup: new logs.LogGroup(this, `${name}Logs`, {
-          retention: logs.RetentionDays.ONE_MONTH,
-        }),
-        bundling: {
-          minify: true,
-          sourceMap: true,
-          target: "node22",
-          // The runtime ships the AWS SDK v3; PGlite is the local cloud's only.
-          externalModules: ["@aws-sdk/*", "@electric-sql/pglite"],
-        },
-        depsLockFilePath: join(ROOT, "package-lock.json"),
-        projectRoot: ROOT,
-      });
 
-    const functions = Object.fromEntries(apiFunctions.map((name) => [name, fn(name)])) as Record<
+    // Only the RDS Proxy variant puts the API functions in the VPC; the Data
+    // API is reached over HTTPS, and LocalStack has no VPC to speak of.
+    const network = (vpc: ec2.IVpc, sg: ec2.ISecurityGroup) => ({
+      vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+      securityGroups: [sg],
+    });
+    const apiNetwork =
+      database.kind === "rds-proxy" ? network(database.vpc, database.functionsSecurityGroup) : {};
+
+    const fn = (
+      name: string,
+      options: Partial<nodejs.NodejsFunctionProps> = {},
+    ): nodejs.NodejsFunction => {
+      const f = new nodejs.NodejsFunction(
+        this,
+        `${name[0]!.toUpperCase()}${name.slice(1)}Function`,
+        {
+          entry: join(ROOT, "functions", `${name}.ts`),
+          handler: "handler",
+          runtime: lambda.Runtime.NODEJS_22_X,
+          architecture: lambda.Architecture.ARM_64,
+          memorySize: 512,
+          timeout: Duration.seconds(10),
+          environment,
+          logGroup: new logs.LogGroup(this, `${name}Logs`, {
+            retention: logs.RetentionDays.ONE_MONTH,
+          }),
+          ...apiNetwork,
+          ...options,
+          bundling: {
+            minify: true,
+            sourceMap: true,
+            target: "node22",
+            format: nodejs.OutputFormat.ESM,
+            mainFields: ["module", "main"],
+            // Bundled CommonJS dependencies still call require().
+            banner:
+              "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+            // The runtime ships the AWS SDK v3; PGlite is the local cloud's only.
+            externalModules: ["@aws-sdk/*", "@electric-sql/pglite"],
+            ...options.bundling,
+          },
+          depsLockFilePath: join(ROOT, "package-lock.json"),
+          projectRoot: ROOT,
+        },
+      );
+      Validations.of(f).acknowledge(
+        {
+          id: "AwsSolutions::AwsSolutions-L1",
+          reason:
+            "Node.js 22 is the runtime the project targets and tests; moving up is a deliberate change.",
+        },
+        {
+          id: "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+          reason: "Lets the function write its own logs and nothing else; AWS keeps it current.",
+        },
+        {
+          id: "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
+          reason:
+            "Lets a function in the VPC manage its network interfaces; Lambda requires exactly these rights.",
+        },
+      );
+      return f;
+    };
+
+    const api = Object.fromEntries(apiFunctions.map((name) => [name, fn(name)])) as Record<
       ApiFunction,
       nodejs.NodejsFunction
     >;
     const authorizerFn = fn("authorizer");
-    const consumeFn = fn("consume", CONSUMER_TIMEOUT);
-    this.functions = { ...functions, authorizer: authorizerFn, consume: consumeFn };
+    const consumeFn = fn("consume", { timeout: CONSUMER_TIMEOUT });
+    this.functions = { ...api, authorizer: authorizerFn, consume: consumeFn };
 
-    for (const f of Object.values(this.functions)) props.signingKeys.grantRead(f);
-    props.queue.grantSendMessages(functions.ingest);
+    for (const f of Object.values(this.functions)) {
+      props.signingKeys.grantRead(f);
+      if (database.kind === "rds-proxy") database.proxy.grantConnect(f, DB_APP_USER);
+      if (database.kind === "data-api") {
+        database.appSecret.grantRead(f);
+        f.addToRolePolicy(
+          new iam.PolicyStatement({
+            actions: [
+              "rds-data:ExecuteStatement",
+              "rds-data:BatchExecuteStatement",
+              "rds-data:BeginTransaction",
+              "rds-data:CommitTransaction",
+              "rds-data:RollbackTransaction",
+            ],
+            resources: [database.cluster.clusterArn],
+          }),
+        );
+      }
+    }
+    props.queue.grantSendMessages(api.ingest);
+    for (const f of [api.read, api.health]) {
+      f.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ["sqs:GetQueueAttributes"],
+          resources: [props.queue.queueArn, props.dlq.queueArn],
+        }),
+      );
+    }
     consumeFn.addEventSource(
       new SqsEventSource(props.queue, {
         batchSize: 10,
@@ -89,18 +202,121 @@ export class ApiStack extends Stack {
       }),
     );
 
-    this.api = new apigateway.RestApi(this, "Api", {
+    this.migrations(props, fn);
+    this.api = this.restApi(api, authorizerFn);
+    this.alarmsFor(props);
+  }
+
+  /** Runs `db/migrations` on every deploy that changes them, before the API serves. */
+  private migrations(
+    props: ApiStackProps,
+    fn: (name: string, options?: Partial<nodejs.NodejsFunctionProps>) => nodejs.NodejsFunction,
+  ) {
+    const { database } = props;
+    const bundling: nodejs.BundlingOptions = {
+      commandHooks: {
+        beforeBundling: () => [],
+        beforeInstall: () => [],
+        afterBundling: (inputDir: string, outputDir: string) => [
+          `cp -r "${inputDir}/db/migrations" "${outputDir}/migrations"`,
+        ],
+      },
+    };
+    const migrateEnv: Record<string, string> = { MIGRATIONS_DIR: "/var/task/migrations", DB_NAME };
+    let network: Partial<nodejs.NodejsFunctionProps> = {};
+    if (database.kind === "url") {
+      migrateEnv.DATABASE_URL = database.url;
+    } else {
+      migrateEnv.DB_MASTER_SECRET_ARN = database.masterSecret.secretArn;
+      migrateEnv.DB_APP_SECRET_ARN = database.appSecret.secretArn;
+      network = {
+        vpc: database.vpc,
+        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+        securityGroups: [database.migrateSecurityGroup],
+      };
+    }
+    const migrateFn = fn("migrate", {
+      ...network,
+      timeout: Duration.minutes(5),
+      environment: migrateEnv,
+      bundling,
+    });
+    if (database.kind !== "url") {
+      database.masterSecret.grantRead(migrateFn);
+      database.appSecret.grantRead(migrateFn);
+    }
+    const provider = new cr.Provider(this, "MigrateProvider", {
+      onEventHandler: migrateFn,
+      logGroup: new logs.LogGroup(this, "MigrateProviderLogs", {
+        retention: logs.RetentionDays.ONE_MONTH,
+      }),
+    });
+    Validations.of(provider).acknowledge(
+      {
+        id: "AwsSolutions::AwsSolutions-L1",
+        reason: "The custom-resource framework function's runtime is chosen by aws-cdk-lib.",
+      },
+      {
+        id: "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+        reason:
+          "The framework function writes only its own logs; the managed policy is exactly that.",
+      },
+      {
+        id: `AwsSolutions::AwsSolutions-IAM5[Resource::<${this.getLogicalId(migrateFn.node.defaultChild as lambda.CfnFunction)}.Arn>:*]`,
+        reason: "The framework invokes the migrate function's versions and aliases, nothing else.",
+      },
+    );
+    new CustomResource(this, "Migrations", {
+      serviceToken: provider.serviceToken,
+      properties: { migrations: migrationsHash() },
+    });
+  }
+
+  private restApi(
+    functions: Record<ApiFunction, nodejs.NodejsFunction>,
+    authorizerFn: nodejs.NodejsFunction,
+  ): apigateway.RestApi {
+    const accessLogs = new logs.LogGroup(this, "ApiAccessLogs", {
+      retention: logs.RetentionDays.THREE_MONTHS,
+    });
+    const api = new apigateway.RestApi(this, "Api", {
       restApiName: "edge-sync",
-      deployOptions: { stageName: "prod", throttlingRateLimit: 200, throttlingBurstLimit: 400 },
+      cloudWatchRole: true,
+      deployOptions: {
+        stageName: "prod",
+        throttlingRateLimit: 200,
+        throttlingBurstLimit: 400,
+        accessLogDestination: new apigateway.LogGroupLogDestination(accessLogs),
+        accessLogFormat: apigateway.AccessLogFormat.jsonWithStandardFields(),
+        loggingLevel: apigateway.MethodLoggingLevel.ERROR,
+        metricsEnabled: true,
+      },
       endpointTypes: [apigateway.EndpointType.REGIONAL],
     });
+    Validations.of(api).acknowledge(
+      {
+        id: "AwsSolutions::AwsSolutions-APIG2",
+        reason:
+          "Every handler validates its query and body with the zod schemas the OpenAPI document is built from; a gateway model would be a second, drifting copy.",
+      },
+      {
+        id: "AwsSolutions::AwsSolutions-APIG3",
+        reason:
+          "No WAF: tokens are required on every data route and stage throttling caps load; WAF inspects only the first 64 KB of a body, and change batches are larger.",
+      },
+      {
+        id: "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+        reason:
+          "The account-level role API Gateway needs to write execution logs; AWS's policy is that.",
+      },
+    );
     const authorizer = new apigateway.TokenAuthorizer(this, "Authorizer", {
       handler: authorizerFn,
       identitySource: apigateway.IdentitySource.header("Authorization"),
       resultsCacheTtl: Duration.seconds(AUTHORIZER_CACHE_TTL_SECONDS),
     });
     for (const route of routes) {
-      this.api.root
+      const method = api.root
         .resourceForPath(route.path)
         .addMethod(
           route.method,
@@ -109,10 +325,24 @@ export class ApiStack extends Stack {
             ? {}
             : { authorizer, authorizationType: apigateway.AuthorizationType.CUSTOM },
         );
+      if (route.roles === "public") {
+        for (const id of ["AwsSolutions::AwsSolutions-APIG4", "AwsSolutions::AwsSolutions-COG4"]) {
+          Validations.of(method).acknowledge({
+            id,
+            reason: `${route.method} ${route.path} is public by contract (CONTRACT.md "Public"/"Identity").`,
+          });
+        }
+      } else {
+        Validations.of(method).acknowledge({
+          id: "AwsSolutions::AwsSolutions-COG4",
+          reason:
+            "Callers are devices and service members with the project's own OAuth client credentials, checked by the Lambda TOKEN authorizer; there is no Cognito user pool.",
+        });
+      }
     }
     // API Gateway's own answers, in the API's error shape (routes.ts).
     for (const [type, { status, code, message }] of Object.entries(gatewayResponses)) {
-      this.api.addGatewayResponse(`Gateway${type}`, {
+      api.addGatewayResponse(`Gateway${type}`, {
         type: apigateway.ResponseType.of(type as GatewayResponse),
         statusCode: String(status),
         // Gateway response header values are quoted literals.
@@ -122,5 +352,49 @@ export class ApiStack extends Stack {
         templates: { "application/json": JSON.stringify({ error: { code, message } }) },
       });
     }
+    return api;
+  }
+
+  /** DLQ not empty, changes waiting too long, any function failing or throttled. */
+  private alarmsFor(props: ApiStackProps) {
+    const topic = new sns.Topic(this, "Alarms", {
+      displayName: "edge-sync alarms",
+      enforceSSL: true,
+      masterKey: kms.Alias.fromAliasName(this, "SnsKey", "alias/aws/sns"),
+    });
+    if (props.settings.alarmEmail) {
+      topic.addSubscription(new subscriptions.EmailSubscription(props.settings.alarmEmail));
+    }
+    const alarm = (id: string, metric: cloudwatch.IMetric, threshold: number, what: string) => {
+      const a = new cloudwatch.Alarm(this, id, {
+        metric,
+        threshold,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: what,
+      });
+      a.addAlarmAction(new actions.SnsAction(topic));
+      this.alarms.push(a);
+    };
+    alarm(
+      "DlqNotEmpty",
+      props.dlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) }),
+      1,
+      "A change failed 5 times and is in the DLQ: inspect it, fix, redrive.",
+    );
+    alarm(
+      "ChangesWaiting",
+      props.queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1) }),
+      300,
+      "The oldest change has waited 5 minutes: the consumer is failing or starved.",
+    );
+    for (const [name, f] of Object.entries(this.functions)) {
+      const period = Duration.minutes(5);
+      alarm(`${name}Errors`, f.metricErrors({ period }), 1, `${name} function errors`);
+      alarm(`${name}Throttles`, f.metricThrottles({ period }), 1, `${name} function throttled`);
+    }
+    new CfnOutput(this, "ApiUrl", { value: this.api.url });
+    new CfnOutput(this, "AlarmTopic", { value: topic.topicArn });
   }
 }

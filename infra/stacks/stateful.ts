@@ -1,31 +1,72 @@
-import { Duration, RemovalPolicy, Stack, type StackProps } from "aws-cdk-lib";
+import { Duration, RemovalPolicy, Stack, type StackProps, Validations } from "aws-cdk-lib";
+import * as ec2 from "aws-cdk-lib/aws-ec2";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as rds from "aws-cdk-lib/aws-rds";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
+import type { Settings } from "../settings.ts";
 
 /** The consumer's timeout; SQS visibility must be at least six times it (AWS guidance). */
 export const CONSUMER_TIMEOUT = Duration.seconds(30);
 /** Receives before a message moves to the DLQ (DESIGN.md). */
 export const MAX_RECEIVE_COUNT = 5;
+export const DB_NAME = "edge_sync";
+const VPC_CIDR = "10.40.0.0/16";
+/** The role the functions connect as; the migrate function creates it. */
+export const DB_APP_USER = "edge_sync_app";
+
+/** How the stateless stack reaches the database. */
+export type DatabaseAccess =
+  | {
+      kind: "rds-proxy";
+      vpc: ec2.IVpc;
+      /** The API functions' group: may reach the proxy. */
+      functionsSecurityGroup: ec2.ISecurityGroup;
+      /** The migrate function's group: may reach the database itself. */
+      migrateSecurityGroup: ec2.ISecurityGroup;
+      proxy: rds.DatabaseProxy;
+      masterSecret: secretsmanager.ISecret;
+      appSecret: secretsmanager.ISecret;
+    }
+  | {
+      kind: "data-api";
+      vpc: ec2.IVpc;
+      migrateSecurityGroup: ec2.ISecurityGroup;
+      cluster: rds.DatabaseCluster;
+      masterSecret: secretsmanager.ISecret;
+      appSecret: secretsmanager.ISecret;
+    }
+  | { kind: "url"; url: string };
+
+export interface StatefulStackProps extends StackProps {
+  settings: Settings;
+}
 
 /**
  * What holds data and must outlive deployments of the code: the changes
- * queue with its DLQ, and the JWT signing keys. (The database joins it with
- * the production stack.)
+ * queue with its DLQ, the JWT signing keys, and the database in a VPC of
+ * isolated subnets (no NAT; SQS and Secrets Manager through endpoints).
  */
 export class StatefulStack extends Stack {
   readonly queue: sqs.Queue;
   readonly dlq: sqs.Queue;
   readonly signingKeys: secretsmanager.Secret;
+  readonly database: DatabaseAccess;
 
-  constructor(scope: Construct, id: string, props?: StackProps) {
+  constructor(scope: Construct, id: string, props: StatefulStackProps) {
     super(scope, id, props);
+    const { settings } = props;
     this.dlq = new sqs.Queue(this, "ChangesDlq", {
       queueName: "changes-dlq.fifo",
       fifo: true,
       retentionPeriod: Duration.days(14),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
+    });
+    Validations.of(this.dlq).acknowledge({
+      id: "AwsSolutions::AwsSolutions-SQS3",
+      reason: "This is the dead-letter queue of the changes queue; it has none of its own.",
     });
     this.queue = new sqs.Queue(this, "Changes", {
       queueName: "changes.fifo",
@@ -48,5 +89,198 @@ export class StatefulStack extends Stack {
       description: "edge-sync ES256 JWT signing keys (JSON key file)",
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    Validations.of(this.signingKeys).acknowledge({
+      id: "AwsSolutions::AwsSolutions-SMG4",
+      reason:
+        "Rotated by `npm run keys:rotate`, which adds a key and keeps the old one for a 20-minute grace; a rotation Lambda cannot keep that overlap.",
+    });
+
+    if (settings.target === "localstack") {
+      // LocalStack's free tier has no RDS: PostgreSQL runs in a container.
+      this.database = { kind: "url", url: settings.databaseUrl };
+      return;
+    }
+
+    const vpc = new ec2.Vpc(this, "Vpc", {
+      ipAddresses: ec2.IpAddresses.cidr(VPC_CIDR),
+      maxAzs: 2,
+      natGateways: 0,
+      subnetConfiguration: [{ name: "isolated", subnetType: ec2.SubnetType.PRIVATE_ISOLATED }],
+      flowLogs: {
+        rejected: {
+          destination: ec2.FlowLogDestination.toCloudWatchLogs(
+            new logs.LogGroup(this, "FlowLogs", { retention: logs.RetentionDays.ONE_MONTH }),
+          ),
+          trafficType: ec2.FlowLogTrafficType.REJECT,
+        },
+      },
+    });
+    for (const [name, service] of [
+      ["Sqs", ec2.InterfaceVpcEndpointAwsService.SQS],
+      ["SecretsManager", ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER],
+    ] as const) {
+      const securityGroup = new ec2.SecurityGroup(this, `${name}EndpointSg`, {
+        vpc,
+        description: `${name} endpoint: HTTPS from inside the VPC`,
+        allowAllOutbound: false,
+      });
+      securityGroup.addIngressRule(ec2.Peer.ipv4(VPC_CIDR), ec2.Port.tcp(443), "the VPC");
+      vpc.addInterfaceEndpoint(`${name}Endpoint`, {
+        service,
+        privateDnsEnabled: true,
+        open: false,
+        securityGroups: [securityGroup],
+      });
+    }
+
+    const appSecret = new rds.DatabaseSecret(this, "AppSecret", {
+      username: DB_APP_USER,
+      secretName: "edge-sync/db-app",
+    });
+    Validations.of(appSecret).acknowledge({
+      id: "AwsSolutions::AwsSolutions-SMG4",
+      reason:
+        "The migrate function sets this role's password from the secret on every deploy; to rotate it, put a new value and deploy.",
+    });
+    const migrateSecurityGroup = new ec2.SecurityGroup(this, "MigrateSg", {
+      vpc,
+      description: "edge-sync migrate function: out to PostgreSQL and the VPC endpoints",
+    });
+    const retain = settings.deletionProtection ? RemovalPolicy.SNAPSHOT : RemovalPolicy.DESTROY;
+
+    if (settings.database === "aurora-data-api") {
+      const clusterSecurityGroup = new ec2.SecurityGroup(this, "ClusterSg", {
+        vpc,
+        description:
+          "Aurora cluster: reached by the migrate function only (the rest via the Data API)",
+        allowAllOutbound: false,
+      });
+      clusterSecurityGroup.addIngressRule(migrateSecurityGroup, ec2.Port.tcp(5432), "migrate");
+      const cluster = new rds.DatabaseCluster(this, "Cluster", {
+        engine: rds.DatabaseClusterEngine.auroraPostgres({
+          version: rds.AuroraPostgresEngineVersion.VER_16_11,
+        }),
+        writer: rds.ClusterInstance.serverlessV2("Writer"),
+        readers: settings.multiAz
+          ? [rds.ClusterInstance.serverlessV2("Reader", { scaleWithWriter: true })]
+          : [],
+        serverlessV2MinCapacity: 0.5,
+        serverlessV2MaxCapacity: 8,
+        enableDataApi: true,
+        vpc,
+        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+        securityGroups: [clusterSecurityGroup],
+        credentials: rds.Credentials.fromGeneratedSecret("edge_sync_admin"),
+        defaultDatabaseName: DB_NAME,
+        storageEncrypted: true,
+        iamAuthentication: true,
+        deletionProtection: settings.deletionProtection,
+        removalPolicy: retain,
+        backup: { retention: Duration.days(7) },
+        cloudwatchLogsExports: ["postgresql"],
+        parameterGroup: new rds.ParameterGroup(this, "ClusterParameters", {
+          engine: rds.DatabaseClusterEngine.auroraPostgres({
+            version: rds.AuroraPostgresEngineVersion.VER_16_11,
+          }),
+          parameters: { "rds.force_ssl": "1" },
+        }),
+      });
+      cluster.addRotationSingleUser();
+      Validations.of(cluster).acknowledge({
+        id: "AwsSolutions::AwsSolutions-RDS11",
+        reason:
+          "The port is reachable only from the migrate function's security group, inside isolated subnets; a non-default port adds nothing.",
+      });
+      this.database = {
+        kind: "data-api",
+        vpc,
+        cluster,
+        migrateSecurityGroup,
+        masterSecret: cluster.secret!,
+        appSecret,
+      };
+      return;
+    }
+
+    const instanceSecurityGroup = new ec2.SecurityGroup(this, "DbSg", {
+      vpc,
+      description: "PostgreSQL: reached by RDS Proxy and the migrate function",
+      allowAllOutbound: false,
+    });
+    const proxySecurityGroup = new ec2.SecurityGroup(this, "ProxySg", {
+      vpc,
+      description: "RDS Proxy: reached by the functions",
+      allowAllOutbound: false,
+    });
+    const functionsSecurityGroup = new ec2.SecurityGroup(this, "FunctionsSg", {
+      vpc,
+      description: "edge-sync functions: out to RDS Proxy and the VPC endpoints",
+    });
+    instanceSecurityGroup.addIngressRule(proxySecurityGroup, ec2.Port.tcp(5432), "from RDS Proxy");
+    instanceSecurityGroup.addIngressRule(migrateSecurityGroup, ec2.Port.tcp(5432), "migrate");
+    proxySecurityGroup.addIngressRule(functionsSecurityGroup, ec2.Port.tcp(5432), "functions");
+    proxySecurityGroup.addEgressRule(instanceSecurityGroup, ec2.Port.tcp(5432), "to PostgreSQL");
+    const engine = rds.DatabaseInstanceEngine.postgres({
+      version: rds.PostgresEngineVersion.VER_16,
+    });
+    const instance = new rds.DatabaseInstance(this, "Database", {
+      engine,
+      instanceType: ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.MEDIUM),
+      vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+      securityGroups: [instanceSecurityGroup],
+      credentials: rds.Credentials.fromGeneratedSecret("edge_sync_admin"),
+      databaseName: DB_NAME,
+      storageEncrypted: true,
+      allocatedStorage: 20,
+      maxAllocatedStorage: 200,
+      multiAz: settings.multiAz,
+      iamAuthentication: true,
+      deletionProtection: settings.deletionProtection,
+      removalPolicy: retain,
+      backupRetention: Duration.days(7),
+      cloudwatchLogsExports: ["postgresql"],
+      autoMinorVersionUpgrade: true,
+      parameterGroup: new rds.ParameterGroup(this, "Parameters", {
+        engine,
+        parameters: { "rds.force_ssl": "1" },
+      }),
+    });
+    instance.addRotationSingleUser();
+    Validations.of(instance).acknowledge({
+      id: "AwsSolutions::AwsSolutions-RDS11",
+      reason:
+        "The port is reachable only from RDS Proxy and the migrate function, inside isolated subnets; a non-default port adds nothing.",
+    });
+    if (!settings.multiAz) {
+      Validations.of(instance).acknowledge({
+        id: "AwsSolutions::AwsSolutions-RDS3",
+        reason: "Multi-AZ is the `-c multiAz=true` flag: off for trial and staging deployments.",
+      });
+    }
+    if (!settings.deletionProtection) {
+      Validations.of(instance).acknowledge({
+        id: "AwsSolutions::AwsSolutions-RDS10",
+        reason:
+          "Deletion protection is on unless `-c deletionProtection=false` (throwaway stacks).",
+      });
+    }
+    const proxy = instance.addProxy("Proxy", {
+      secrets: [appSecret],
+      vpc,
+      securityGroups: [proxySecurityGroup],
+      iamAuth: true,
+      requireTLS: true,
+      debugLogging: false,
+    });
+    this.database = {
+      kind: "rds-proxy",
+      vpc,
+      proxy,
+      functionsSecurityGroup,
+      migrateSecurityGroup,
+      masterSecret: instance.secret!,
+      appSecret,
+    };
   }
 }
