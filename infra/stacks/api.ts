@@ -202,7 +202,9 @@ export class ApiStack extends Stack {
       }),
     );
 
-    this.migrations(props, fn);
+    // New code goes live only once the schema it expects is in place.
+    const migrations = this.migrations(props, fn);
+    for (const f of Object.values(this.functions)) f.node.addDependency(migrations);
     this.api = this.restApi(api, authorizerFn);
     this.alarmsFor(props);
   }
@@ -211,7 +213,7 @@ export class ApiStack extends Stack {
   private migrations(
     props: ApiStackProps,
     fn: (name: string, options?: Partial<nodejs.NodejsFunctionProps>) => nodejs.NodejsFunction,
-  ) {
+  ): CustomResource {
     const { database } = props;
     const bundling: nodejs.BundlingOptions = {
       commandHooks: {
@@ -266,7 +268,7 @@ export class ApiStack extends Stack {
         reason: "The framework invokes the migrate function's versions and aliases, nothing else.",
       },
     );
-    new CustomResource(this, "Migrations", {
+    return new CustomResource(this, "Migrations", {
       serviceToken: provider.serviceToken,
       properties: { migrations: migrationsHash() },
     });

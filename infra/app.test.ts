@@ -1,0 +1,395 @@
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { App, type Stack } from "aws-cdk-lib";
+import { Match, Template } from "aws-cdk-lib/assertions";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
+import * as sqs from "aws-cdk-lib/aws-sqs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { routes } from "../functions/routes.ts";
+import { buildApp } from "./build.ts";
+import { CONSUMER_TIMEOUT, MAX_RECEIVE_COUNT } from "./stacks/stateful.ts";
+
+// Synthesises the app as `cdk synth` does, cdk-nag included: synth() throws
+// on any unacknowledged finding. Only the default variant bundles the
+// functions (esbuild, about 7 s); the others check the same code's wiring.
+const outdirs: string[] = [];
+function synth(context: Record<string, unknown>, { bundle = false } = {}) {
+  const outdir = mkdtempSync(join(tmpdir(), "edge-sync-cdk-"));
+  outdirs.push(outdir);
+  const app = new App({
+    outdir,
+    context: {
+      ...context,
+      "aws:cdk:version-reporting": false,
+      ...(bundle ? {} : { "aws:cdk:bundling-stacks": [] }),
+    },
+  });
+  const built = buildApp(app);
+  const assembly = app.synth();
+  const template = (stack: Stack) =>
+    Template.fromJSON(assembly.getStackByName(stack.stackName).template);
+  return {
+    settings: built.settings,
+    functions: built.api.functions,
+    assembly,
+    stateful: template(built.stateful),
+    api: template(built.api),
+    logicalId: (construct: { node: { defaultChild?: unknown } }) =>
+      built.api.getLogicalId(construct.node.defaultChild as lambda.CfnFunction),
+  };
+}
+afterAll(() => {
+  for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
+});
+
+type Synth = ReturnType<typeof synth>;
+// biome-ignore lint/suspicious/noExplicitAny: CloudFormation templates are untyped JSON.
+type Cfn = any;
+type Resource = { Type: string; Properties: Record<string, Cfn>; DependsOn?: string[] };
+const resources = (t: Template, type: string) =>
+  Object.entries(t.findResources(type)) as [string, Resource][];
+const json = (value: unknown) => JSON.stringify(value);
+
+/** Every route the REST API serves: method, path, authorization and target function. */
+function servedRoutes(t: Template) {
+  const all = t.toJSON().Resources as Record<string, Resource>;
+  const pathOf = (ref: Record<string, Cfn>): string => {
+    if (ref["Fn::GetAtt"]?.[1] === "RootResourceId") return "";
+    const resource = all[ref.Ref]!.Properties;
+    return `${pathOf(resource.ParentId)}/${resource.PathPart}`;
+  };
+  return resources(t, "AWS::ApiGateway::Method").map(([, { Properties: m }]) => {
+    const uri = m.Integration.Uri["Fn::Join"][1] as unknown[];
+    const target = uri.find((part) => (part as Cfn)?.["Fn::GetAtt"]) as Cfn;
+    return {
+      route: `${m.HttpMethod} ${pathOf(m.ResourceId) || "/"}`,
+      authorizationType: m.AuthorizationType,
+      authorizer: m.AuthorizerId?.Ref as string | undefined,
+      integration: m.Integration.Type,
+      fn: target["Fn::GetAtt"][0] as string,
+    };
+  });
+}
+
+/** Allow statements of every IAM policy, inline or attached, in a template. */
+function allowStatements(t: Template) {
+  const documents = [
+    ...resources(t, "AWS::IAM::Policy").map(([, r]) => r.Properties.PolicyDocument),
+    ...resources(t, "AWS::IAM::Role").flatMap(([, r]) =>
+      (r.Properties.Policies ?? []).map((p: Cfn) => p.PolicyDocument),
+    ),
+  ];
+  return documents
+    .flatMap((d) => d.Statement)
+    .filter((s: Cfn) => s.Effect === "Allow")
+    .map((s: Cfn) => ({ actions: [s.Action].flat() as string[], resource: s.Resource }));
+}
+
+describe("default: RDS PostgreSQL behind RDS Proxy", () => {
+  let s: Synth;
+  beforeAll(() => {
+    s = synth({}, { bundle: true });
+  }, 120_000);
+
+  it("puts changes on a high-throughput FIFO queue deduplicated per report, with a DLQ after 5 receives", () => {
+    const [dlqId] = resources(s.stateful, "AWS::SQS::Queue").find(
+      ([, r]) => r.Properties.QueueName === "changes-dlq.fifo",
+    )!;
+    s.stateful.hasResourceProperties("AWS::SQS::Queue", {
+      QueueName: "changes.fifo",
+      FifoQueue: true,
+      ContentBasedDeduplication: false,
+      DeduplicationScope: "messageGroup",
+      FifoThroughputLimit: "perMessageGroupId",
+      RedrivePolicy: {
+        deadLetterTargetArn: { "Fn::GetAtt": [dlqId, "Arn"] },
+        maxReceiveCount: MAX_RECEIVE_COUNT,
+      },
+    });
+    expect(MAX_RECEIVE_COUNT).toBe(5);
+  });
+
+  it("keeps a message invisible for at least six consumer timeouts", () => {
+    const [, queue] = resources(s.stateful, "AWS::SQS::Queue").find(
+      ([, r]) => r.Properties.QueueName === "changes.fifo",
+    )!;
+    const consume = s.api.toJSON().Resources[s.logicalId(s.functions.consume)];
+    expect(consume.Properties.Timeout).toBe(CONSUMER_TIMEOUT.toSeconds());
+    expect(queue.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(
+      6 * consume.Properties.Timeout,
+    );
+  });
+
+  it("feeds the consumer batches of 10 with partial batch failures and capped concurrency", () => {
+    s.api.resourceCountIs("AWS::Lambda::EventSourceMapping", 1);
+    s.api.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      FunctionName: { Ref: s.logicalId(s.functions.consume) },
+      EventSourceArn: { "Fn::ImportValue": Match.stringLikeRegexp("GetAttChanges[0-9A-F]+Arn") },
+      BatchSize: 10,
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+      ScalingConfig: { MaximumConcurrency: Match.anyValue() },
+    });
+  });
+
+  it("encrypts every queue, the database and the alarm topic, and refuses plain-text transport", () => {
+    const queues = resources(s.stateful, "AWS::SQS::Queue");
+    expect(queues).toHaveLength(2);
+    for (const [id, q] of queues) {
+      expect(q.Properties.SqsManagedSseEnabled ?? q.Properties.KmsMasterKeyId).toBeTruthy();
+      // A TLS-only policy on each queue.
+      const policies = resources(s.stateful, "AWS::SQS::QueuePolicy").filter(([, p]) =>
+        json(p.Properties.Queues).includes(`"${id}"`),
+      );
+      expect(json(policies)).toContain('"aws:SecureTransport":"false"');
+    }
+    s.stateful.hasResourceProperties("AWS::RDS::DBInstance", {
+      StorageEncrypted: true,
+      EnableIAMDatabaseAuthentication: true,
+      BackupRetentionPeriod: Match.anyValue(),
+      EngineVersion: Match.stringLikeRegexp("^16"),
+    });
+    s.stateful.hasResourceProperties("AWS::RDS::DBParameterGroup", {
+      Parameters: { "rds.force_ssl": "1" },
+    });
+    s.stateful.hasResourceProperties("AWS::RDS::DBProxy", {
+      RequireTLS: true,
+      Auth: [Match.objectLike({ IAMAuth: "REQUIRED" })],
+    });
+    const [[, topic]] = resources(s.api, "AWS::SNS::Topic") as [[string, Resource]];
+    expect(topic.Properties.KmsMasterKeyId).toBeTruthy();
+    s.api.hasResourceProperties("AWS::SNS::TopicPolicy", {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: "Deny",
+            Condition: { Bool: { "aws:SecureTransport": "false" } },
+          }),
+        ]),
+      },
+    });
+    const [, db] = resources(s.stateful, "AWS::RDS::DBInstance")[0]!;
+    expect(db.Properties.BackupRetentionPeriod).toBeGreaterThanOrEqual(7);
+  });
+
+  it("protects the database from deletion and runs it in one AZ unless told otherwise", () => {
+    s.stateful.hasResourceProperties("AWS::RDS::DBInstance", {
+      DeletionProtection: true,
+      MultiAZ: false,
+    });
+  });
+
+  it("runs in isolated subnets: no NAT or internet gateway, SQS and Secrets Manager through endpoints", () => {
+    s.stateful.resourceCountIs("AWS::EC2::NatGateway", 0);
+    s.stateful.resourceCountIs("AWS::EC2::InternetGateway", 0);
+    const endpoints = resources(s.stateful, "AWS::EC2::VPCEndpoint").map(([, e]) =>
+      json(e.Properties.ServiceName),
+    );
+    expect(endpoints.some((e) => e.includes(".sqs"))).toBe(true);
+    expect(endpoints.some((e) => e.includes(".secretsmanager"))).toBe(true);
+    for (const [name, f] of Object.entries(s.functions)) {
+      const props = s.api.toJSON().Resources[s.logicalId(f)].Properties;
+      expect(props.VpcConfig, name).toBeDefined();
+    }
+  });
+
+  it("grants no function a wildcard action", () => {
+    const statements = [...allowStatements(s.api), ...allowStatements(s.stateful)];
+    expect(statements.length).toBeGreaterThan(10);
+    for (const { actions } of statements) {
+      for (const action of actions) expect(action).not.toMatch(/(^\*$|:\*$)/);
+    }
+  });
+
+  it("serves every route of the route table, behind the authorizer unless public", () => {
+    const served = servedRoutes(s.api);
+    const [[authorizerId, authorizer]] = resources(s.api, "AWS::ApiGateway::Authorizer") as [
+      [string, Resource],
+    ];
+    expect(authorizer.Properties).toMatchObject({
+      Type: "TOKEN",
+      IdentitySource: "method.request.header.Authorization",
+    });
+    expect(json(authorizer.Properties.AuthorizerUri)).toContain(
+      s.logicalId(s.functions.authorizer),
+    );
+    expect(served.map((r) => r.route).sort()).toEqual(
+      routes.map((r) => `${r.method} ${r.path}`).sort(),
+    );
+    for (const route of routes) {
+      const method = served.find((r) => r.route === `${route.method} ${route.path}`)!;
+      expect(method.fn, method.route).toBe(s.logicalId(s.functions[route.fn]));
+      expect(method.integration).toBe("AWS_PROXY");
+      if (route.roles === "public") {
+        expect(method.authorizationType, method.route).toBe("NONE");
+      } else {
+        expect(method, method.route).toMatchObject({
+          authorizationType: "CUSTOM",
+          authorizer: authorizerId,
+        });
+      }
+    }
+  });
+
+  it("logs access and errors and throttles the stage", () => {
+    s.api.hasResourceProperties("AWS::ApiGateway::Stage", {
+      AccessLogSetting: { DestinationArn: Match.anyValue(), Format: Match.anyValue() },
+      MethodSettings: [
+        Match.objectLike({
+          LoggingLevel: "ERROR",
+          ThrottlingRateLimit: Match.anyValue(),
+          ThrottlingBurstLimit: Match.anyValue(),
+        }),
+      ],
+    });
+  });
+
+  it("runs every function on Node.js 22 arm64 with source maps", () => {
+    for (const [name, f] of Object.entries(s.functions)) {
+      const props = s.api.toJSON().Resources[s.logicalId(f)].Properties;
+      expect(props, name).toMatchObject({ Runtime: "nodejs22.x", Architectures: ["arm64"] });
+      expect(props.Environment.Variables.NODE_OPTIONS, name).toContain("--enable-source-maps");
+    }
+  });
+
+  it("bundles db/migrations with the migrate function and migrates before the functions update", () => {
+    const [migrationsId, migrations] = resources(s.api, "AWS::CloudFormation::CustomResource")[0]!;
+    expect(migrations.Properties.migrations).toMatch(/^[0-9a-f]{64}$/);
+    for (const [name, f] of Object.entries(s.functions)) {
+      const resource = s.api.toJSON().Resources[s.logicalId(f)];
+      expect(resource.DependsOn, name).toContain(migrationsId);
+    }
+    const [, migrate] = resources(s.api, "AWS::Lambda::Function").find(([id]) =>
+      id.startsWith("MigrateFunction"),
+    )!;
+    // The staged asset directory is named after the zip's hash.
+    const zip: string = migrate.Properties.Code.S3Key;
+    const bundle = join(s.assembly.directory, `asset.${zip.replace(/\.zip$/, "")}`);
+    expect(migrate.Properties.Environment.Variables.MIGRATIONS_DIR).toBe("/var/task/migrations");
+    expect(existsSync(join(bundle, "index.mjs"))).toBe(true);
+    expect(readdirSync(join(bundle, "migrations")).sort()).toEqual(
+      readdirSync(join(import.meta.dirname, "..", "db", "migrations")).sort(),
+    );
+  });
+
+  it("alarms on the DLQ, the oldest change's age, and each function's errors and throttles", () => {
+    const alarms = resources(s.api, "AWS::CloudWatch::Alarm").map(([, a]) => a.Properties);
+    const [[topicId]] = resources(s.api, "AWS::SNS::Topic") as [[string, Resource]];
+    for (const alarm of alarms) expect(alarm.AlarmActions).toEqual([{ Ref: topicId }]);
+    const on = (metric: string, dimension: string) =>
+      alarms.filter((a) => a.MetricName === metric && json(a.Dimensions).includes(dimension));
+    expect(on("ApproximateNumberOfMessagesVisible", "ChangesDlq")).toHaveLength(1);
+    expect(on("ApproximateAgeOfOldestMessage", "GetAttChanges")).toHaveLength(1);
+    for (const [name, f] of Object.entries(s.functions)) {
+      const ref = `{"Ref":"${s.logicalId(f)}"}`;
+      expect(on("Errors", ref), name).toHaveLength(1);
+      expect(on("Throttles", ref), name).toHaveLength(1);
+    }
+  });
+
+  it("matches the reviewed template (asset hashes aside)", async () => {
+    const normalise = (t: Template) =>
+      `${JSON.stringify(t.toJSON(), null, 2).replace(/[0-9a-f]{64}/g, "<hash>")}\n`;
+    await expect(normalise(s.stateful)).toMatchFileSnapshot(
+      "__snapshots__/EdgeSyncStateful.template.json",
+    );
+    await expect(normalise(s.api)).toMatchFileSnapshot("__snapshots__/EdgeSyncApi.template.json");
+  });
+});
+
+describe("-c database=aurora-data-api", () => {
+  let s: Synth;
+  beforeAll(() => {
+    s = synth({ database: "aurora-data-api" });
+  }, 60_000);
+
+  it("runs Aurora Serverless v2 PostgreSQL 16 with the Data API, encrypted", () => {
+    s.stateful.resourceCountIs("AWS::RDS::DBInstance", 1);
+    s.stateful.resourceCountIs("AWS::RDS::DBProxy", 0);
+    s.stateful.hasResourceProperties("AWS::RDS::DBCluster", {
+      Engine: "aurora-postgresql",
+      EngineVersion: Match.stringLikeRegexp("^16"),
+      EnableHttpEndpoint: true,
+      StorageEncrypted: true,
+      DeletionProtection: true,
+      ServerlessV2ScalingConfiguration: Match.anyValue(),
+    });
+    s.stateful.hasResourceProperties("AWS::RDS::DBClusterParameterGroup", {
+      Parameters: { "rds.force_ssl": "1" },
+    });
+  });
+
+  it("runs the functions outside the VPC on the Data API, scoped to the cluster; only migrate is inside", () => {
+    for (const [name, f] of Object.entries(s.functions)) {
+      const props = s.api.toJSON().Resources[s.logicalId(f)].Properties;
+      expect(props.VpcConfig, name).toBeUndefined();
+      expect(props.Environment.Variables, name).toHaveProperty("DB_CLUSTER_ARN");
+    }
+    const [, migrate] = resources(s.api, "AWS::Lambda::Function").find(([id]) =>
+      id.startsWith("MigrateFunction"),
+    )!;
+    expect(migrate.Properties.VpcConfig).toBeDefined();
+    const dataApi = allowStatements(s.api).filter((st) =>
+      st.actions.some((a) => a.startsWith("rds-data:")),
+    );
+    expect(dataApi).toHaveLength(Object.keys(s.functions).length);
+    for (const st of dataApi) expect(json(st.resource)).toMatch(/:cluster:.*RefCluster/);
+    for (const { actions } of allowStatements(s.api)) {
+      for (const action of actions) expect(action).not.toMatch(/(^\*$|:\*$)/);
+    }
+  });
+});
+
+describe("-c target=localstack", () => {
+  let s: Synth;
+  beforeAll(() => {
+    s = synth({ target: "localstack", databaseUrl: "postgres://u:p@db:5432/x" });
+  }, 60_000);
+
+  it("has no VPC or RDS and points every function at the compose file's PostgreSQL", () => {
+    for (const type of ["AWS::EC2::VPC", "AWS::RDS::DBInstance", "AWS::RDS::DBCluster"]) {
+      s.stateful.resourceCountIs(type, 0);
+    }
+    for (const [name, f] of Object.entries(s.functions)) {
+      const props = s.api.toJSON().Resources[s.logicalId(f)].Properties;
+      expect(props.Environment.Variables.DATABASE_URL, name).toBe("postgres://u:p@db:5432/x");
+      expect(props.VpcConfig, name).toBeUndefined();
+    }
+  });
+
+  it("keeps the queue, the event source and the routes", () => {
+    s.stateful.hasResourceProperties("AWS::SQS::Queue", { QueueName: "changes.fifo" });
+    s.api.resourceCountIs("AWS::Lambda::EventSourceMapping", 1);
+    expect(servedRoutes(s.api)).toHaveLength(routes.length);
+  });
+});
+
+describe("context and cdk-nag", () => {
+  it("turns on Multi-AZ and off deletion protection by flag", () => {
+    const s = synth({ multiAz: "true", deletionProtection: "false" });
+    s.stateful.hasResourceProperties("AWS::RDS::DBInstance", {
+      MultiAZ: true,
+      DeletionProtection: false,
+    });
+  }, 60_000);
+
+  it("rejects an unknown database or target instead of guessing", () => {
+    expect(() => synth({ database: "mysql" })).toThrow(/database must be rds or aurora-data-api/);
+    expect(() => synth({ target: "gcp" })).toThrow(/target must be aws or localstack/);
+  });
+
+  it("fails synth on a finding nobody acknowledged", () => {
+    const outdir = mkdtempSync(join(tmpdir(), "edge-sync-cdk-"));
+    outdirs.push(outdir);
+    const app = new App({
+      outdir,
+      context: { target: "localstack", "aws:cdk:bundling-stacks": [] },
+    });
+    const { stateful } = buildApp(app);
+    // No DLQ, no TLS-only policy, no encryption: what cdk-nag is there to catch.
+    new sqs.Queue(stateful, "Careless", { encryption: sqs.QueueEncryption.UNENCRYPTED });
+    expect(() => app.synth()).toThrow(
+      /AwsSolutions-SQS2[\s\S]*AwsSolutions-SQS3[\s\S]*AwsSolutions-SQS4/,
+    );
+  }, 60_000);
+});
