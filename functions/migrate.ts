@@ -1,10 +1,16 @@
-import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import {
+  GetSecretValueCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+} from "@aws-sdk/client-secrets-manager";
 import type { CloudFormationCustomResourceEvent } from "aws-lambda";
 import { z } from "zod";
+import type { Db } from "./lib/db/db.ts";
 import { migrate, readMigrations } from "./lib/db/migrate.ts";
 import { createPostgresDb } from "./lib/db/postgres.ts";
 import { grantAppRole } from "./lib/db/roles.ts";
 import { createLogger } from "./lib/logger.ts";
+import { ensureOperator, ensureSigningKey, type SecretStore } from "./lib/setup.ts";
 
 const logger = createLogger();
 
@@ -23,57 +29,78 @@ const Env = z.object({
   DB_APP_SECRET_ARN: z.string().startsWith("arn:").optional(),
   DB_NAME: z.string().min(1).default("edge_sync"),
   MIGRATIONS_DIR: z.string().min(1).optional(),
+  KEYS_SECRET_ARN: z.string().startsWith("arn:"),
+  OPERATOR_SECRET_ARN: z.string().startsWith("arn:"),
 });
 
-async function secret(client: SecretsManagerClient, arn: string) {
-  const out = await client.send(new GetSecretValueCommand({ SecretId: arn }));
-  return SecretSchema.parse(JSON.parse(out.SecretString ?? "{}"));
+function secretsManager(client: SecretsManagerClient): SecretStore {
+  return {
+    async get(secretId) {
+      const out = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
+      return out.SecretString ?? "";
+    },
+    async put(secretId, value) {
+      await client.send(new PutSecretValueCommand({ SecretId: secretId, SecretString: value }));
+    },
+  };
+}
+
+/** Connects as the master user: from DATABASE_URL (LocalStack) or the RDS master secret. */
+async function connect(env: z.infer<typeof Env>, store: SecretStore) {
+  if (env.DATABASE_URL) {
+    return { db: createPostgresDb({ connectionString: env.DATABASE_URL, max: 1 }), app: undefined };
+  }
+  if (!env.DB_MASTER_SECRET_ARN || !env.DB_APP_SECRET_ARN) {
+    throw new Error("set DATABASE_URL, or DB_MASTER_SECRET_ARN and DB_APP_SECRET_ARN");
+  }
+  const [master, app] = await Promise.all(
+    [env.DB_MASTER_SECRET_ARN, env.DB_APP_SECRET_ARN].map(async (arn) =>
+      SecretSchema.parse(JSON.parse(await store.get(arn))),
+    ),
+  );
+  if (!master!.host) throw new Error("the master secret names no host");
+  const db: Db = createPostgresDb({
+    host: master!.host,
+    port: master!.port ?? 5432,
+    user: master!.username,
+    password: master!.password,
+    database: env.DB_NAME,
+    ssl: true,
+    max: 1,
+  });
+  return { db, app };
 }
 
 /**
  * The migration custom resource: on every create and update of the stack
  * (its properties carry a hash of `db/migrations`), applies the migrations
- * not yet applied as the master user, then sets up the role the functions
- * use. Deleting the stack leaves the data alone.
+ * not yet applied as the master user, sets up the role the functions use,
+ * and on the first deploy gives the stack its first signing key and its
+ * platform operator (credentials in the operator secret). Deleting the stack
+ * leaves the data alone.
  */
 export async function handler(event: CloudFormationCustomResourceEvent) {
   const physicalId = "edge-sync-migrations";
   if (event.RequestType === "Delete") return { PhysicalResourceId: physicalId };
   const env = Env.parse(process.env);
   const migrations = await readMigrations(env.MIGRATIONS_DIR);
-  if (env.DATABASE_URL) {
-    const db = createPostgresDb({ connectionString: env.DATABASE_URL, max: 1 });
-    try {
-      const applied = await migrate(db, migrations);
-      return { PhysicalResourceId: physicalId, Data: { applied: applied.join(",") } };
-    } finally {
-      await db.close();
-    }
-  }
-  if (!env.DB_MASTER_SECRET_ARN || !env.DB_APP_SECRET_ARN) {
-    throw new Error("set DATABASE_URL, or DB_MASTER_SECRET_ARN and DB_APP_SECRET_ARN");
-  }
   const client = new SecretsManagerClient({});
-  const [master, app] = await Promise.all([
-    secret(client, env.DB_MASTER_SECRET_ARN),
-    secret(client, env.DB_APP_SECRET_ARN),
-  ]);
-  if (!master.host) throw new Error("the master secret names no host");
-  const db = createPostgresDb({
-    host: master.host,
-    port: master.port ?? 5432,
-    user: master.username,
-    password: master.password,
-    database: env.DB_NAME,
-    ssl: true,
-    max: 1,
-  });
+  const store = secretsManager(client);
+  const { db, app } = await connect(env, store);
   try {
     const applied = await migrate(db, migrations);
-    await grantAppRole(db, app.username, app.password);
-    logger.info("migrations applied", { applied });
+    // LocalStack's PostgreSQL has one user; on RDS the functions use their own role.
+    if (app) await grantAppRole(db, app.username, app.password);
+    const signingKey = await ensureSigningKey(store, env.KEYS_SECRET_ARN);
+    const operator = await ensureOperator(db, store, env.OPERATOR_SECRET_ARN);
+    logger.info("database ready", {
+      applied,
+      signingKeyCreated: signingKey,
+      operatorCreated: operator,
+    });
     return { PhysicalResourceId: physicalId, Data: { applied: applied.join(",") } };
   } finally {
     await db.close();
+    client.destroy();
   }
 }

@@ -6,6 +6,7 @@ import { Match, Template } from "aws-cdk-lib/assertions";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EMPTY_KEY_FILE } from "../functions/lib/setup.ts";
 import { routes } from "../functions/routes.ts";
 import { buildApp } from "./build.ts";
 import { CONSUMER_TIMEOUT, MAX_RECEIVE_COUNT } from "./stacks/stateful.ts";
@@ -266,6 +267,24 @@ describe("default: RDS PostgreSQL behind RDS Proxy", () => {
     const zip: string = migrate.Properties.Code.S3Key;
     const bundle = join(s.assembly.directory, `asset.${zip.replace(/\.zip$/, "")}`);
     expect(migrate.Properties.Environment.Variables.MIGRATIONS_DIR).toBe("/var/task/migrations");
+    // It writes the first signing key and the operator's credentials there.
+    const secrets = resources(s.stateful, "AWS::SecretsManager::Secret");
+    const [keysId, keys] = secrets.find(([id]) => id.startsWith("SigningKeys"))!;
+    const [operatorId] = secrets.find(([id]) => id.startsWith("OperatorCredentials"))!;
+    expect(keys.Properties).toMatchObject({ SecretString: EMPTY_KEY_FILE });
+    expect(keys.Properties.GenerateSecretString).toBeUndefined();
+    for (const [variable, id] of [
+      ["KEYS_SECRET_ARN", keysId],
+      ["OPERATOR_SECRET_ARN", operatorId],
+    ] as const) {
+      expect(json(migrate.Properties.Environment.Variables[variable])).toContain(`Ref${id}`);
+      const writes = allowStatements(s.api).filter(
+        (st) =>
+          st.actions.includes("secretsmanager:PutSecretValue") &&
+          json(st.resource).includes(`Ref${id}`),
+      );
+      expect(writes, variable).toHaveLength(1);
+    }
     expect(existsSync(join(bundle, "index.mjs"))).toBe(true);
     expect(readdirSync(join(bundle, "migrations")).sort()).toEqual(
       readdirSync(join(import.meta.dirname, "..", "db", "migrations")).sort(),

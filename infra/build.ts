@@ -19,6 +19,7 @@ export function buildApp(app: App) {
     queue: stateful.queue,
     dlq: stateful.dlq,
     signingKeys: stateful.signingKeys,
+    operatorCredentials: stateful.operatorCredentials,
     database: stateful.database,
   });
   return { settings, stateful, api };

@@ -54,6 +54,7 @@ export interface ApiStackProps extends StackProps {
   queue: sqs.IQueue;
   dlq: sqs.IQueue;
   signingKeys: secretsmanager.ISecret;
+  operatorCredentials: secretsmanager.ISecret;
   database: DatabaseAccess;
 }
 
@@ -224,7 +225,12 @@ export class ApiStack extends Stack {
         ],
       },
     };
-    const migrateEnv: Record<string, string> = { MIGRATIONS_DIR: "/var/task/migrations", DB_NAME };
+    const migrateEnv: Record<string, string> = {
+      MIGRATIONS_DIR: "/var/task/migrations",
+      DB_NAME,
+      KEYS_SECRET_ARN: props.signingKeys.secretArn,
+      OPERATOR_SECRET_ARN: props.operatorCredentials.secretArn,
+    };
     let network: Partial<nodejs.NodejsFunctionProps> = {};
     if (database.kind === "url") {
       migrateEnv.DATABASE_URL = database.url;
@@ -243,6 +249,10 @@ export class ApiStack extends Stack {
       environment: migrateEnv,
       bundling,
     });
+    // It writes the first signing key and the operator's credentials.
+    props.signingKeys.grantWrite(migrateFn);
+    props.operatorCredentials.grantRead(migrateFn);
+    props.operatorCredentials.grantWrite(migrateFn);
     if (database.kind !== "url") {
       database.masterSecret.grantRead(migrateFn);
       database.appSecret.grantRead(migrateFn);
@@ -398,5 +408,9 @@ export class ApiStack extends Stack {
     }
     new CfnOutput(this, "ApiUrl", { value: this.api.url });
     new CfnOutput(this, "AlarmTopic", { value: topic.topicArn });
+    new CfnOutput(this, "OperatorSecret", {
+      value: props.operatorCredentials.secretName,
+      description: "The platform operator's client credentials (written on the first deploy)",
+    });
   }
 }

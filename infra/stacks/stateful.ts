@@ -1,10 +1,18 @@
-import { Duration, RemovalPolicy, Stack, type StackProps, Validations } from "aws-cdk-lib";
+import {
+  Duration,
+  RemovalPolicy,
+  SecretValue,
+  Stack,
+  type StackProps,
+  Validations,
+} from "aws-cdk-lib";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as rds from "aws-cdk-lib/aws-rds";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
+import { EMPTY_KEY_FILE, EMPTY_OPERATOR_SECRET } from "../../functions/lib/setup.ts";
 import type { Settings } from "../settings.ts";
 
 /** The consumer's timeout; SQS visibility must be at least six times it (AWS guidance). */
@@ -52,6 +60,8 @@ export class StatefulStack extends Stack {
   readonly queue: sqs.Queue;
   readonly dlq: sqs.Queue;
   readonly signingKeys: secretsmanager.Secret;
+  /** The first platform operator's client credentials (CONTRACT.md: shown nowhere else). */
+  readonly operatorCredentials: secretsmanager.Secret;
   readonly database: DatabaseAccess;
 
   constructor(scope: Construct, id: string, props: StatefulStackProps) {
@@ -85,14 +95,29 @@ export class StatefulStack extends Stack {
     });
     // The key file document (functions/lib/auth/keys.ts); written by the key
     // rotation command, read by the token and authorizer functions.
+    // Created empty: the migrate function writes the first key on the first
+    // deploy, so no private key is ever in a template.
     this.signingKeys = new secretsmanager.Secret(this, "SigningKeys", {
       description: "edge-sync ES256 JWT signing keys (JSON key file)",
+      secretStringValue: SecretValue.unsafePlainText(EMPTY_KEY_FILE),
       removalPolicy: RemovalPolicy.RETAIN,
     });
     Validations.of(this.signingKeys).acknowledge({
       id: "AwsSolutions::AwsSolutions-SMG4",
       reason:
         "Rotated by `npm run keys:rotate`, which adds a key and keeps the old one for a 20-minute grace; a rotation Lambda cannot keep that overlap.",
+    });
+
+    this.operatorCredentials = new secretsmanager.Secret(this, "OperatorCredentials", {
+      description:
+        "edge-sync platform operator client credentials, written by the first deploy's migrate function",
+      secretStringValue: SecretValue.unsafePlainText(EMPTY_OPERATOR_SECRET),
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    Validations.of(this.operatorCredentials).acknowledge({
+      id: "AwsSolutions::AwsSolutions-SMG4",
+      reason:
+        "Client credentials the API stores only as a scrypt hash; a rotation Lambda cannot change them. Replace the operator through the API and delete this value instead.",
     });
 
     if (settings.target === "localstack") {
@@ -135,7 +160,6 @@ export class StatefulStack extends Stack {
 
     const appSecret = new rds.DatabaseSecret(this, "AppSecret", {
       username: DB_APP_USER,
-      secretName: "edge-sync/db-app",
     });
     Validations.of(appSecret).acknowledge({
       id: "AwsSolutions::AwsSolutions-SMG4",
