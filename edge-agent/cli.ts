@@ -100,6 +100,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
         if (!values.api || !values["client-id"] || !values["client-secret"]) {
           throw new UsageError("init needs --api, --client-id and --client-secret");
         }
+        if (!URL.canParse(values.api) || !/^https?:$/.test(new URL(values.api).protocol)) {
+          throw new UsageError(`--api must be an http(s) URL, not ${values.api}`);
+        }
         const who = await agent.init(values.api, values["client-id"], values["client-secret"]);
         print(who, `initialized device ${who.deviceId} (project ${who.projectId})`);
         return EXIT.ok;

@@ -48,7 +48,13 @@ function retryAfterMs(response: Response): number | undefined {
 
 /** The HTTP side of the agent: token, push, pull. Knows nothing of SQLite. */
 export class SyncClient {
-  constructor(private readonly options: ClientOptions) {}
+  /** The API's address as a directory, so paths join under a stage path (`…/prod/`). */
+  private readonly base: URL;
+
+  constructor(private readonly options: ClientOptions) {
+    this.base = new URL(options.apiUrl);
+    if (!this.base.pathname.endsWith("/")) this.base.pathname += "/";
+  }
 
   private async request(path: string, init: RequestInit): Promise<unknown> {
     const signal = AbortSignal.any([
@@ -57,7 +63,7 @@ export class SyncClient {
     ]);
     let response: Response;
     try {
-      response = await fetch(new URL(path, this.options.apiUrl), { ...init, signal });
+      response = await fetch(new URL(path.replace(/^\//, ""), this.base), { ...init, signal });
     } catch (error) {
       throw new CloudUnreachableError(
         `cannot reach ${this.options.apiUrl}: ${(error as Error).message}`,

@@ -30,6 +30,17 @@ export const create = (deps: Deps) =>
   middy<ApiEvent, APIGatewayProxyResult>()
     .use(httpErrors(deps.logger))
     .handler(async (event) => {
+      // The page links its files and the API relative to itself, so it works
+      // under a stage path (`/prod/`) as at a domain's root; `/prod` without
+      // the slash would resolve them against `/`, so it is sent to `/prod/`.
+      const asked = event.requestContext.path;
+      if (event.resource === "/" && /^\/[\w.-]+$/.test(asked)) {
+        return {
+          statusCode: 301,
+          headers: { ...SECURITY_HEADERS, location: `${asked}/` },
+          body: "",
+        };
+      }
       const file = files[event.resource]!;
       return {
         statusCode: 200,

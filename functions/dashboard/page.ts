@@ -5,8 +5,8 @@ export const html = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>edge-sync</title>
-<link rel="stylesheet" href="/dashboard.css">
-<script src="/dashboard.js" defer></script>
+<link rel="stylesheet" href="dashboard.css">
+<script src="dashboard.js" defer></script>
 </head>
 <body>
 <header><h1>edge-sync</h1><span id="who"></span><button id="signout" hidden>Sign out</button></header>
@@ -109,8 +109,8 @@ function syncState(d, now) {
 
 async function refresh() {
   const [status, devices, conflicts, reports] = await Promise.all([
-    api("/v1/status"), api("/v1/devices"), api("/v1/conflicts?limit=20"),
-    api("/v1/reports?limit=50" + (query ? "&q=" + encodeURIComponent(query) : "")),
+    api("v1/status"), api("v1/devices"), api("v1/conflicts?limit=20"),
+    api("v1/reports?limit=50" + (query ? "&q=" + encodeURIComponent(query) : "")),
   ]);
   names = Object.fromEntries(devices.items.map((d) => [d.id, d.name]));
   const q = status.queue;
@@ -143,7 +143,7 @@ async function refresh() {
 
 async function showHistory(id) {
   selected = id;
-  const { items } = await api("/v1/reports/" + encodeURIComponent(id) + "/history");
+  const { items } = await api("v1/reports/" + encodeURIComponent(id) + "/history");
   $("history-section").hidden = false;
   $("history-title").textContent = id.slice(0, 8);
   render("history", items.map((h) => '<li><b>' + esc(when(h.appliedAt)) + '</b> ' + esc(names[h.actor.id] ?? h.actor.id) + ' · ' + esc(h.op) +
@@ -157,7 +157,7 @@ function signOut() {
 }
 
 async function start() {
-  const me = await api("/v1/me");
+  const me = await api("v1/me");
   $("who").textContent = me.name + " (" + me.role + ")";
   $("signin").hidden = true; $("app").hidden = false; $("signout").hidden = false;
   await refresh();
@@ -166,7 +166,7 @@ async function start() {
 $("signin").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = new FormData(event.target);
-  const res = await fetch("/v1/oauth/token", { method: "POST", headers: { "content-type": "application/json" },
+  const res = await fetch("v1/oauth/token", { method: "POST", headers: { "content-type": "application/json" },
     body: JSON.stringify({ grant_type: "client_credentials", client_id: form.get("clientId"), client_secret: form.get("clientSecret") }) });
   if (!res.ok) { $("signin-error").textContent = "Those credentials were not accepted."; return; }
   sessionStorage.setItem("token", (await res.json()).access_token);

@@ -97,7 +97,16 @@ const operations: Record<string, Operation> = {
     tag: "Service",
     ok: { status: 200, description: "OpenAPI 3.1.", schema: z.record(z.string(), z.unknown()) },
   },
-  "GET /": dashboardFile("getDashboard", "The dashboard page", "text/html"),
+  "GET /": {
+    ...dashboardFile("getDashboard", "The dashboard page", "text/html"),
+    responses: {
+      "301": {
+        description:
+          "Asked for a stage path without its slash (`/prod`): `Location` is the same path with one, so the page's relative links resolve.",
+        headers: { location: { schema: { type: "string" } } },
+      },
+    },
+  },
   "GET /dashboard.js": dashboardFile(
     "getDashboardScript",
     "The dashboard's script",
