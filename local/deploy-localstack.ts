@@ -24,6 +24,8 @@ const dataDir = process.env.DATA_DIR ?? ".local";
 const outputsFile = join(dataDir, "localstack-outputs.json");
 const credentialsFile = join(dataDir, "localstack.json");
 const envFile = join(dataDir, "localstack.env");
+// Its own cloud assembly, so a synth or deploy for AWS can run alongside.
+const output = ["--output", join(dataDir, "cdk.out.localstack")];
 
 function run(command: string, args: string[], env: NodeJS.ProcessEnv) {
   console.log(`\n$ ${command} ${args.join(" ")}`);
@@ -56,7 +58,7 @@ async function main() {
   const cdk = join("node_modules", ".bin", "cdk");
   const context = ["-c", "target=localstack"];
   if (process.argv[2] === "destroy") {
-    run(cdk, ["destroy", "--all", ...context, "--force", ...process.argv.slice(3)], env);
+    run(cdk, ["destroy", "--all", ...context, ...output, "--force", ...process.argv.slice(3)], env);
     return;
   }
   run(cdk, ["bootstrap", `aws://${LOCALSTACK_ACCOUNT}/${region}`, ...context], env);
@@ -67,6 +69,7 @@ async function main() {
       "deploy",
       "--all",
       ...context,
+      ...output,
       "--require-approval",
       "never",
       "--outputs-file",

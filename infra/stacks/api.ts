@@ -408,8 +408,12 @@ export class ApiStack extends Stack {
     }
     new CfnOutput(this, "ApiUrl", { value: this.api.url });
     new CfnOutput(this, "AlarmTopic", { value: topic.topicArn });
+    new CfnOutput(this, "SigningKeysSecret", {
+      value: props.signingKeys.secretArn,
+      description: "KEYS_SECRET_ARN for npm run keys:rotate",
+    });
     new CfnOutput(this, "OperatorSecret", {
-      value: props.operatorCredentials.secretName,
+      value: props.operatorCredentials.secretArn,
       description: "The platform operator's client credentials (written on the first deploy)",
     });
   }
