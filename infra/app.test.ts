@@ -1,6 +1,8 @@
+import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { App, type Stack } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
@@ -10,6 +12,8 @@ import { EMPTY_KEY_FILE } from "../functions/lib/setup.ts";
 import { routes } from "../functions/routes.ts";
 import { buildApp } from "./build.ts";
 import { CONSUMER_TIMEOUT, MAX_RECEIVE_COUNT } from "./stacks/stateful.ts";
+
+const run = promisify(execFile);
 
 // Synthesises the app as `cdk synth` does, cdk-nag included: synth() throws
 // on any unacknowledged finding. Only the default variant bundles the
@@ -290,6 +294,33 @@ describe("default: RDS PostgreSQL behind RDS Proxy", () => {
       readdirSync(join(import.meta.dirname, "..", "db", "migrations")).sort(),
     );
   });
+
+  it("bundles every function so it loads on its own, with nothing from node_modules", async () => {
+    const bundles = resources(s.api, "AWS::Lambda::Function")
+      .filter(([, f]) => f.Properties.Handler === "index.handler")
+      .map(([id, f]) => {
+        const zip: string = f.Properties.Code.S3Key;
+        const dir = `asset.${zip.replace(/\.zip$/, "")}`;
+        return [id, join(s.assembly.directory, dir, "index.mjs")] as const;
+      });
+    expect(bundles.length).toBe(Object.keys(s.functions).length + 1); // and migrate
+    const loads = await Promise.all(
+      bundles.map(async ([id, file]) => {
+        // A fresh Node, outside the repository: what the Lambda runtime does at init.
+        const { stdout } = await run(
+          process.execPath,
+          [
+            "--input-type=module",
+            "-e",
+            `const m = await import(${JSON.stringify(file)}); console.log(typeof m.handler)`,
+          ],
+          { cwd: tmpdir(), env: { PATH: process.env.PATH } },
+        ).catch((error: { stderr: string }) => ({ stdout: error.stderr.split("\n")[0] ?? "" }));
+        return [id, stdout.trim()];
+      }),
+    );
+    for (const [id, result] of loads) expect(result, id).toBe("function");
+  }, 60_000);
 
   it("alarms on the DLQ, the oldest change's age, and each function's errors and throttles", () => {
     const alarms = resources(s.api, "AWS::CloudWatch::Alarm").map(([, a]) => a.Properties);

@@ -132,8 +132,10 @@ export class ApiStack extends Stack {
             // Bundled CommonJS dependencies still call require().
             banner:
               "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
-            // The runtime ships the AWS SDK v3; PGlite is the local cloud's only.
-            externalModules: ["@aws-sdk/*", "@electric-sql/pglite"],
+            // The AWS SDK is bundled at the versions the tests ran, not taken
+            // from the runtime (which lacks @aws-sdk/rds-signer, and whose
+            // version moves under us). PGlite is the local cloud's only.
+            externalModules: ["@electric-sql/pglite"],
             ...options.bundling,
           },
           depsLockFilePath: join(ROOT, "package-lock.json"),

@@ -1,5 +1,6 @@
-import { PGlite, type Transaction } from "@electric-sql/pglite";
-import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
+// Types only: PGlite is loaded when a local cloud or a test asks for it, so
+// the Lambda bundles, which leave it out, never import it.
+import type { PGlite, Transaction } from "@electric-sql/pglite";
 import type { Db, Queryable } from "./db.ts";
 
 function queryable(target: PGlite | Transaction): Queryable {
@@ -22,6 +23,10 @@ function queryable(target: PGlite | Transaction): Queryable {
  * @param dataDir folder to persist to; omitted, the database lives in memory.
  */
 export async function createPgliteDb(dataDir?: string): Promise<Db> {
+  const [{ PGlite }, { pg_trgm }] = await Promise.all([
+    import("@electric-sql/pglite"),
+    import("@electric-sql/pglite/contrib/pg_trgm"),
+  ]);
   return pgliteDb(await PGlite.create(dataDir, { extensions: { pg_trgm } }));
 }
 
