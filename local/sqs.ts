@@ -51,8 +51,8 @@ export async function ensureQueues(
       QueueName: QUEUE_NAME,
       Attributes: {
         FifoQueue: "true",
-        DeduplicationScope: "queue",
-        FifoThroughputLimit: "perQueue",
+        DeduplicationScope: "messageGroup",
+        FifoThroughputLimit: "perMessageGroupId",
         VisibilityTimeout: String(visibilityTimeoutSeconds),
         RedrivePolicy: JSON.stringify({
           deadLetterTargetArn: dlqArn,
