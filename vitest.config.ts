@@ -3,7 +3,14 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["**/*.test.ts"],
-    exclude: ["node_modules/**", "cdk.out/**", ".local/**"],
+    exclude: [
+      "node_modules/**",
+      "cdk.out/**",
+      ".local/**",
+      // Suites that need a PostgreSQL server (DATABASE_URL) and nothing else:
+      // `npm run test:pg`, or `npm test` with DATABASE_URL set.
+      ...(process.env.DATABASE_URL ? [] : ["**/*.pg.test.ts"]),
+    ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -11,9 +11,14 @@ export interface EmbeddedSqs {
   stop(): Promise<void>;
 }
 
-/** fauxqs, an SQS emulator, listening on loopback only. */
+/**
+ * fauxqs, an SQS emulator, listening on loopback only. Its queue URLs name
+ * `sqs.<region>.localhost:<port>`, a well-formed URL (with an IP address it
+ * would write `sqs.<region>.127.0.0.1`, which is not) that clients never
+ * dial: they are given the endpoint.
+ */
 export async function startEmbeddedSqs(host = "127.0.0.1", port = 0): Promise<EmbeddedSqs> {
-  const app = buildApp({ logger: false, host });
+  const app = buildApp({ logger: false, host: "localhost" });
   await app.listen({ host, port });
   const address = app.server.address();
   const actualPort = typeof address === "object" && address ? address.port : port;

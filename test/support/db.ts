@@ -34,6 +34,8 @@ export interface TestDb {
   db: Db;
   /** Opens another connection pool on the same database (postgres only). */
   connectAgain?: () => Db;
+  /** A DATABASE_URL for this database, for code that connects by itself (postgres only). */
+  url?: string;
   drop(): Promise<void>;
 }
 
@@ -72,8 +74,11 @@ export async function createTestDb(target: DbTarget, { migrated = true } = {}): 
   const db = createPostgresDb({ connectionString, schema });
   const others: Db[] = [];
   if (migrated) await migrate(db);
+  const url = new URL(connectionString);
+  url.searchParams.set("options", `-c search_path=${schema},public`);
   return {
     db,
+    url: url.toString(),
     connectAgain: () => {
       const other = createPostgresDb({ connectionString, schema });
       others.push(other);

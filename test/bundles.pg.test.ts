@@ -1,0 +1,159 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import type {
+  APIGatewayProxyEvent,
+  APIGatewayProxyResult,
+  APIGatewayTokenAuthorizerEvent,
+  SQSBatchResponse,
+  SQSEvent,
+} from "aws-lambda";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { formatHlc } from "../core/hlc.ts";
+import type { Handler } from "../functions/lib/deps.ts";
+import { createSqsClient } from "../functions/lib/queue.ts";
+import { loadEvent } from "../local/events.ts";
+import { lambdaContext } from "../local/lambda-context.ts";
+import { startPoller } from "../local/poller.ts";
+import { ensureQueues, startEmbeddedSqs } from "../local/sqs.ts";
+import { bundleFunctions } from "./support/bundles.ts";
+import { createTestDb, type TestDb } from "./support/db.ts";
+import { seedProject } from "./support/fixtures.ts";
+
+// The deploy artefacts themselves, not the sources: each function as esbuild
+// bundled it for Lambda, loaded as the runtime loads it, configured only by
+// environment variables, against PostgreSQL and an SQS API. Runs where
+// DATABASE_URL is set (`npm run test:pg`): every bundle opens its own
+// connection, which an embedded single-session database cannot share.
+describe("bundled functions, configured as on Lambda", () => {
+  let t: TestDb;
+  let dir: string;
+  let stopSqs: () => Promise<void>;
+  const saved = { ...process.env };
+  let bundles: Record<string, string>;
+  // biome-ignore lint/suspicious/noExplicitAny: each bundle's handler takes its own event type.
+  const load = async (name: string): Promise<Handler<any, any>> =>
+    (await import(pathToFileURL(bundles[name]!).href)).handler;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "edge-sync-bundles-"));
+    bundles = bundleFunctions(join(dir, "cdk.out"));
+    t = await createTestDb("postgres");
+    const sqs = await startEmbeddedSqs();
+    stopSqs = sqs.stop;
+    const queues = await ensureQueues(createSqsClient("us-east-1", sqs.endpoint), 5);
+    Object.assign(process.env, {
+      DATABASE_URL: t.url,
+      QUEUE_URL: queues.queueUrl,
+      DLQ_URL: queues.dlqUrl,
+      SQS_ENDPOINT: sqs.endpoint,
+      AWS_REGION: "us-east-1",
+      DATA_DIR: dir,
+      KEYS_FILE: join(dir, "keys.json"),
+    });
+  }, 120_000);
+  afterAll(async () => {
+    process.env = saved;
+    await stopSqs?.();
+    await t?.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("issue a token, authorize it, take a change, merge it from the queue and sync it back", async () => {
+    const { project, devices } = await seedProject(t.db, 1);
+    const device = devices[0]!;
+    const context = (name: string) => lambdaContext(name, "bundle");
+
+    const token = (await (
+      await load("token")
+    )(
+      await loadEvent<APIGatewayProxyEvent>("events/api/post-token.json", {
+        clientId: device.clientId,
+        clientSecret: device.clientSecret,
+      }),
+      context("token"),
+    )) as APIGatewayProxyResult;
+    expect(token.statusCode).toBe(200);
+    const accessToken = JSON.parse(token.body).access_token as string;
+
+    const policy = await (await load("authorizer"))(
+      await loadEvent<APIGatewayTokenAuthorizerEvent>("events/authorizer/token.json", {
+        token: accessToken,
+      }),
+      context("authorizer"),
+    );
+    expect(policy).toMatchObject({
+      principalId: device.id,
+      policyDocument: { Statement: [expect.objectContaining({ Effect: "Allow" })] },
+      context: { project: project.id, role: "device" },
+    });
+
+    const reportId = crypto.randomUUID();
+    const ingestEvent = await loadEvent<APIGatewayProxyEvent>("events/api/post-changes.json", {
+      token: accessToken,
+      sub: device.id,
+      project: project.id,
+    });
+    const changeId = crypto.randomUUID();
+    ingestEvent.body = JSON.stringify({
+      changes: [
+        {
+          changeId,
+          reportId,
+          op: "upsert",
+          hlc: formatHlc({ wall: Date.now(), counter: 0, node: device.id }),
+          fields: { title: "Pump 3 leaking", severity: 3 },
+        },
+      ],
+    });
+    const ingested = (await (
+      await load("ingest")
+    )(ingestEvent, context("ingest"))) as APIGatewayProxyResult;
+    expect(ingested.statusCode).toBe(202);
+    expect(JSON.parse(ingested.body)).toMatchObject({
+      accepted: [changeId],
+      rejected: [],
+      failed: [],
+    });
+
+    // The event source mapping, as the local cloud runs it, feeding the bundled consumer.
+    const consume: Handler<SQSEvent, SQSBatchResponse> = await load("consume");
+    const outcomes: SQSBatchResponse[] = [];
+    const poller = startPoller({
+      client: createSqsClient("us-east-1", process.env.SQS_ENDPOINT),
+      queueUrl: process.env.QUEUE_URL!,
+      queueArn: "arn:aws:sqs:us-east-1:000000000000:changes.fifo",
+      region: "us-east-1",
+      loops: 1,
+      waitTimeSeconds: 1,
+      handler: async (event, ctx) => {
+        const response = await consume(event, ctx);
+        outcomes.push(response);
+        return response;
+      },
+    });
+    const deadline = Date.now() + 20_000;
+    while (outcomes.length === 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    await poller.stop();
+    expect(outcomes).toEqual([{ batchItemFailures: [] }]);
+
+    const synced = (await (
+      await load("sync")
+    )(
+      await loadEvent<APIGatewayProxyEvent>("events/api/get-sync.json", {
+        token: accessToken,
+        sub: device.id,
+        project: project.id,
+      }),
+      context("sync"),
+    )) as APIGatewayProxyResult;
+    expect(synced.statusCode).toBe(200);
+    const page = JSON.parse(synced.body);
+    expect(page.reports).toEqual([
+      expect.objectContaining({ id: reportId, fields: { title: "Pump 3 leaking", severity: 3 } }),
+    ]);
+    expect(page.acks).toEqual([expect.objectContaining({ changeId, outcome: "applied" })]);
+  }, 60_000);
+});

@@ -1,0 +1,25 @@
+import { join } from "node:path";
+import { App } from "aws-cdk-lib";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
+import { buildApp } from "../../infra/build.ts";
+
+/**
+ * Synthesises the CDK app into `outdir`, bundling every function as a deploy
+ * does, and returns each function's bundle (`index.mjs`) by name.
+ */
+export function bundleFunctions(outdir: string) {
+  const app = new App({
+    outdir,
+    context: { target: "localstack", "aws:cdk:version-reporting": false },
+  });
+  const { api } = buildApp(app);
+  const assembly = app.synth();
+  const template = assembly.getStackByName(api.stackName).template;
+  return Object.fromEntries(
+    Object.entries(api.functions).map(([name, f]) => {
+      const id = api.getLogicalId(f.node.defaultChild as lambda.CfnFunction);
+      const zip: string = template.Resources[id].Properties.Code.S3Key;
+      return [name, join(assembly.directory, `asset.${zip.replace(/\.zip$/, "")}`, "index.mjs")];
+    }),
+  ) as Record<keyof typeof api.functions, string>;
+}
