@@ -1,18 +1,24 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type {
   APIGatewayProxyEvent,
   APIGatewayProxyResult,
   APIGatewayTokenAuthorizerEvent,
+  CloudFormationCustomResourceEvent,
   SQSBatchResponse,
   SQSEvent,
 } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatHlc } from "../core/hlc.ts";
+import { keyRingFrom } from "../functions/lib/auth/keys.ts";
+import { verifySecret } from "../functions/lib/auth/secrets.ts";
+import { readMigrations } from "../functions/lib/db/migrate.ts";
 import type { Handler } from "../functions/lib/deps.ts";
+import { findPrincipalByClientId } from "../functions/lib/identity.ts";
 import { createSqsClient } from "../functions/lib/queue.ts";
+import { EMPTY_KEY_FILE, EMPTY_OPERATOR_SECRET } from "../functions/lib/setup.ts";
 import { loadEvent } from "../local/events.ts";
 import { lambdaContext } from "../local/lambda-context.ts";
 import { startPoller } from "../local/poller.ts";
@@ -20,10 +26,12 @@ import { ensureQueues, startEmbeddedSqs } from "../local/sqs.ts";
 import { bundleFunctions } from "./support/bundles.ts";
 import { createTestDb, type TestDb } from "./support/db.ts";
 import { seedProject } from "./support/fixtures.ts";
+import { startSecretsManager } from "./support/secrets-manager.ts";
 
 // The deploy artefacts themselves, not the sources: each function as esbuild
 // bundled it for Lambda, loaded as the runtime loads it, configured only by
-// environment variables, against PostgreSQL and an SQS API. Runs where
+// environment variables, against PostgreSQL, an SQS API and a stand-in for
+// Secrets Manager, from the first deploy's migration to a synced change. Runs where
 // DATABASE_URL is set (`npm run test:pg`): every bundle opens its own
 // connection, which an embedded single-session database cannot share.
 describe("bundled functions, configured as on Lambda", () => {
@@ -32,6 +40,9 @@ describe("bundled functions, configured as on Lambda", () => {
   let stopSqs: () => Promise<void>;
   const saved = { ...process.env };
   let bundles: Record<string, string>;
+  let secretsManager: Awaited<ReturnType<typeof startSecretsManager>>;
+  const KEYS = "arn:aws:secretsmanager:us-east-1:000000000000:secret:SigningKeys-AbCdEf";
+  const OPERATOR = "arn:aws:secretsmanager:us-east-1:000000000000:secret:Operator-AbCdEf";
   // biome-ignore lint/suspicious/noExplicitAny: each bundle's handler takes its own event type.
   const load = async (name: string): Promise<Handler<any, any>> =>
     (await import(pathToFileURL(bundles[name]!).href)).handler;
@@ -39,7 +50,12 @@ describe("bundled functions, configured as on Lambda", () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "edge-sync-bundles-"));
     bundles = bundleFunctions(join(dir, "cdk.out"));
-    t = await createTestDb("postgres");
+    // A new deployment: an empty database, the secrets as the stack creates them.
+    t = await createTestDb("postgres", { migrated: false });
+    secretsManager = await startSecretsManager({
+      [KEYS]: EMPTY_KEY_FILE,
+      [OPERATOR]: EMPTY_OPERATOR_SECRET,
+    });
     const sqs = await startEmbeddedSqs();
     stopSqs = sqs.stop;
     const queues = await ensureQueues(createSqsClient("us-east-1", sqs.endpoint), 5);
@@ -50,14 +66,48 @@ describe("bundled functions, configured as on Lambda", () => {
       SQS_ENDPOINT: sqs.endpoint,
       AWS_REGION: "us-east-1",
       DATA_DIR: dir,
-      KEYS_FILE: join(dir, "keys.json"),
+      KEYS_SECRET_ARN: KEYS,
+      OPERATOR_SECRET_ARN: OPERATOR,
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsManager.endpoint,
+      AWS_ACCESS_KEY_ID: "test",
+      AWS_SECRET_ACCESS_KEY: "test",
+      MIGRATIONS_DIR: join(dirname(bundles.migrate!), "migrations"),
     });
   }, 120_000);
   afterAll(async () => {
     process.env = saved;
     await stopSqs?.();
+    await secretsManager?.stop();
     await t?.drop();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it("migrate prepares the new deployment on Create, and changes nothing on a repeat Update", async () => {
+    const migrate = await load("migrate");
+    const event = await loadEvent<CloudFormationCustomResourceEvent>(
+      "events/cfn/create-migrations.json",
+      { migrations: "a".repeat(64) },
+    );
+    const created = await migrate(event, lambdaContext("migrate", "bundle"));
+    const names = (await readMigrations()).map((m) => m.name);
+    expect(created).toEqual({
+      PhysicalResourceId: "edge-sync-migrations",
+      Data: { applied: names.join(",") },
+    });
+    const keys = secretsManager.values.get(KEYS)!;
+    expect((await keyRingFrom(JSON.parse(keys))).jwks.keys).toHaveLength(1);
+    const operator = JSON.parse(secretsManager.values.get(OPERATOR)!);
+    const principal = await findPrincipalByClientId(t.db, operator.clientId);
+    expect(principal).toMatchObject({ role: "operator", project_id: null });
+    expect(await verifySecret(operator.clientSecret, principal!.secret_hash)).toBe(true);
+
+    const updated = await migrate(
+      { ...event, RequestType: "Update", PhysicalResourceId: "edge-sync-migrations" },
+      lambdaContext("migrate", "bundle"),
+    );
+    expect(updated).toEqual({ PhysicalResourceId: "edge-sync-migrations", Data: { applied: "" } });
+    expect(secretsManager.values.get(KEYS)).toBe(keys);
+    expect(JSON.parse(secretsManager.values.get(OPERATOR)!)).toEqual(operator);
   });
 
   it("issue a token, authorize it, take a change, merge it from the queue and sync it back", async () => {

@@ -5,7 +5,8 @@ import { buildApp } from "../../infra/build.ts";
 
 /**
  * Synthesises the CDK app into `outdir`, bundling every function as a deploy
- * does, and returns each function's bundle (`index.mjs`) by name.
+ * does, and returns each function's bundle (`index.mjs`) by name, the
+ * migration custom resource's (`migrate`) included.
  */
 export function bundleFunctions(outdir: string) {
   const app = new App({
@@ -15,11 +16,12 @@ export function bundleFunctions(outdir: string) {
   const { api } = buildApp(app);
   const assembly = app.synth();
   const template = assembly.getStackByName(api.stackName).template;
+  const migrate = api.node.findChild("MigrateFunction") as lambda.Function;
   return Object.fromEntries(
-    Object.entries(api.functions).map(([name, f]) => {
+    Object.entries({ ...api.functions, migrate }).map(([name, f]) => {
       const id = api.getLogicalId(f.node.defaultChild as lambda.CfnFunction);
       const zip: string = template.Resources[id].Properties.Code.S3Key;
       return [name, join(assembly.directory, `asset.${zip.replace(/\.zip$/, "")}`, "index.mjs")];
     }),
-  ) as Record<keyof typeof api.functions, string>;
+  ) as Record<keyof typeof api.functions | "migrate", string>;
 }
