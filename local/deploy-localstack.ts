@@ -81,7 +81,9 @@ async function main() {
 
   const outputs = JSON.parse(await readFile(outputsFile, "utf8"));
   const urls = localstackApiUrls(outputs.EdgeSyncApi.ApiUrl, endpoint);
-  let saved: { apiUrl: string } & Partial<Provisioned> = { apiUrl: urls.host };
+  let saved: { apiUrl: string; operator?: ClientCredentials } & Partial<Provisioned> = {
+    apiUrl: urls.host,
+  };
   try {
     saved = JSON.parse(await readFile(credentialsFile, "utf8"));
   } catch {}
@@ -95,7 +97,16 @@ async function main() {
       new GetSecretValueCommand({ SecretId: outputs.EdgeSyncApi.OperatorSecret }),
     );
     secrets.destroy();
-    const operator = JSON.parse(secret.SecretString ?? "{}") as ClientCredentials;
+    // The secret is filled only when the migration creates the operator: a
+    // database kept from an earlier deployment already has one.
+    const fromSecret = JSON.parse(secret.SecretString ?? "{}") as Partial<ClientCredentials>;
+    const operator = fromSecret.clientId ? (fromSecret as ClientCredentials) : saved.operator;
+    if (!operator) {
+      console.error(
+        `The database already has a platform operator from an earlier deployment, and ${credentialsFile} does not hold its credentials.\nStart from an empty database: docker compose down -v && docker compose up -d`,
+      );
+      process.exit(1);
+    }
     const made = await provision(urls.host, operator, {
       project: "localstack",
       devices: ["agent a", "agent b"],
