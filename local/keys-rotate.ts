@@ -24,12 +24,20 @@ async function rotateSecret(secretArn: string): Promise<KeyFile> {
   const client = new SecretsManagerClient({});
   try {
     let current: KeyFile = { keys: [] };
+    let text: string | undefined;
     try {
-      const out = await client.send(new GetSecretValueCommand({ SecretId: secretArn }));
-      if (out.SecretString) current = JSON.parse(out.SecretString) as KeyFile;
+      text = (await client.send(new GetSecretValueCommand({ SecretId: secretArn }))).SecretString;
     } catch (error) {
       // A secret created without a value has no current version yet.
       if ((error as { name?: string }).name !== "ResourceNotFoundException") throw error;
+    }
+    if (text) {
+      try {
+        current = JSON.parse(text) as KeyFile;
+        if (!Array.isArray(current.keys)) throw new Error("no keys array");
+      } catch {
+        throw new Error(`${secretArn} does not hold a key file; nothing was changed`);
+      }
     }
     const next = await rotateKeyFile(current);
     await client.send(
@@ -49,6 +57,11 @@ async function rotateFile(path: string): Promise<KeyFile> {
 
 const secretArn = process.env.KEYS_SECRET_ARN;
 const path = process.env.KEYS_FILE || join(process.env.DATA_DIR || ".local", "keys.json");
-const after = secretArn ? await rotateSecret(secretArn) : await rotateFile(path);
-console.log(`new signing key ${after.keys.at(-1)!.kid} in ${secretArn ?? path}`);
-console.log(`the previous key verifies for ${KEY_GRACE_MS / 60_000} more minutes`);
+try {
+  const after = secretArn ? await rotateSecret(secretArn) : await rotateFile(path);
+  console.log(`new signing key ${after.keys.at(-1)!.kid} in ${secretArn ?? path}`);
+  console.log(`the previous key verifies for ${KEY_GRACE_MS / 60_000} more minutes`);
+} catch (error) {
+  console.error(`keys:rotate: ${(error as Error).message}`);
+  process.exitCode = 1;
+}
