@@ -10,6 +10,7 @@ import * as sqs from "aws-cdk-lib/aws-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EMPTY_KEY_FILE } from "../functions/lib/setup.ts";
 import { routes } from "../functions/routes.ts";
+import { stagedCode } from "../test/support/bundles.ts";
 import { buildApp } from "./build.ts";
 import { CONSUMER_TIMEOUT, MAX_RECEIVE_COUNT } from "./stacks/stateful.ts";
 
@@ -267,9 +268,7 @@ describe("default: RDS PostgreSQL behind RDS Proxy", () => {
     const [, migrate] = resources(s.api, "AWS::Lambda::Function").find(([id]) =>
       id.startsWith("MigrateFunction"),
     )!;
-    // The staged asset directory is named after the zip's hash.
-    const zip: string = migrate.Properties.Code.S3Key;
-    const bundle = join(s.assembly.directory, `asset.${zip.replace(/\.zip$/, "")}`);
+    const bundle = stagedCode(s.assembly.directory, migrate.Properties.Code);
     expect(migrate.Properties.Environment.Variables.MIGRATIONS_DIR).toBe("/var/task/migrations");
     // It writes the first signing key and the operator's credentials there.
     const secrets = resources(s.stateful, "AWS::SecretsManager::Secret");
@@ -299,9 +298,10 @@ describe("default: RDS PostgreSQL behind RDS Proxy", () => {
     const bundles = resources(s.api, "AWS::Lambda::Function")
       .filter(([, f]) => f.Properties.Handler === "index.handler")
       .map(([id, f]) => {
-        const zip: string = f.Properties.Code.S3Key;
-        const dir = `asset.${zip.replace(/\.zip$/, "")}`;
-        return [id, join(s.assembly.directory, dir, "index.mjs")] as const;
+        return [
+          id,
+          join(stagedCode(s.assembly.directory, f.Properties.Code), "index.mjs"),
+        ] as const;
       });
     expect(bundles.length).toBe(Object.keys(s.functions).length + 1); // and migrate
     const loads = await Promise.all(

@@ -3,6 +3,10 @@ import { App } from "aws-cdk-lib";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import { buildApp } from "../../infra/build.ts";
 
+/** Where a synthesised function's code was staged: the asset folder its zip is named after. */
+export const stagedCode = (assemblyDir: string, code: { S3Key: string }) =>
+  join(assemblyDir, `asset.${code.S3Key.replace(/\.zip$/, "")}`);
+
 /**
  * Synthesises the CDK app into `outdir`, bundling every function as a deploy
  * does, and returns each function's bundle (`index.mjs`) by name, the
@@ -20,8 +24,8 @@ export function bundleFunctions(outdir: string) {
   return Object.fromEntries(
     Object.entries({ ...api.functions, migrate }).map(([name, f]) => {
       const id = api.getLogicalId(f.node.defaultChild as lambda.CfnFunction);
-      const zip: string = template.Resources[id].Properties.Code.S3Key;
-      return [name, join(assembly.directory, `asset.${zip.replace(/\.zip$/, "")}`, "index.mjs")];
+      const code = template.Resources[id].Properties.Code;
+      return [name, join(stagedCode(assembly.directory, code), "index.mjs")];
     }),
   ) as Record<keyof typeof api.functions | "migrate", string>;
 }
