@@ -180,10 +180,11 @@ export class StatefulStack extends Stack {
         allowAllOutbound: false,
       });
       clusterSecurityGroup.addIngressRule(migrateSecurityGroup, ec2.Port.tcp(5432), "migrate");
+      const clusterEngine = rds.DatabaseClusterEngine.auroraPostgres({
+        version: rds.AuroraPostgresEngineVersion.VER_16_11,
+      });
       const cluster = new rds.DatabaseCluster(this, "Cluster", {
-        engine: rds.DatabaseClusterEngine.auroraPostgres({
-          version: rds.AuroraPostgresEngineVersion.VER_16_11,
-        }),
+        engine: clusterEngine,
         writer: rds.ClusterInstance.serverlessV2("Writer"),
         readers: settings.multiAz
           ? [rds.ClusterInstance.serverlessV2("Reader", { scaleWithWriter: true })]
@@ -203,9 +204,7 @@ export class StatefulStack extends Stack {
         backup: { retention: Duration.days(7) },
         cloudwatchLogsExports: ["postgresql"],
         parameterGroup: new rds.ParameterGroup(this, "ClusterParameters", {
-          engine: rds.DatabaseClusterEngine.auroraPostgres({
-            version: rds.AuroraPostgresEngineVersion.VER_16_11,
-          }),
+          engine: clusterEngine,
           parameters: { "rds.force_ssl": "1" },
         }),
       });
