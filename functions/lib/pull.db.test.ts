@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatHlc } from "../../core/hlc.ts";
-import { dbTargets, type TestDb } from "../../test/support/db.ts";
-import { seededDb } from "../../test/support/fixtures.ts";
+import { createTestDb, dbTargets, type TestDb } from "../../test/support/db.ts";
+import { seededDb, seedProject } from "../../test/support/fixtures.ts";
 import { type ApplyItem, applyChanges } from "./apply-changes.ts";
-import type { Db } from "./db/db.ts";
+import type { Db, Queryable } from "./db/db.ts";
 import { pull } from "./pull.ts";
 
 describe.each(dbTargets())("pull on %s", (target) => {
@@ -134,6 +134,189 @@ describe.each(dbTargets().filter((target) => target === "postgres"))(
       expect(seen).toContain(reportOf(late));
       // The later commit waits behind the open transaction rather than moving the cursor past it.
       expect(first.reports.map((r) => r.id)).not.toContain(reportOf(late));
+    });
+  },
+);
+
+/**
+ * The xid of the oldest running transaction, and the largest power of ten
+ * whose neighbours all lie below it: rows written "by" those xids count as
+ * committed for a pull.
+ */
+async function powerOfTenBelowXmin(db: Queryable): Promise<bigint> {
+  const [{ xmin }] = (await db.query<{ xmin: string }>(
+    "select pg_snapshot_xmin(pg_current_snapshot())::text as xmin",
+  )) as [{ xmin: string }];
+  let power = 10n;
+  while (power * 10n + 1n < BigInt(xmin)) power *= 10n;
+  return power;
+}
+
+describe.each(dbTargets())("pull across a power of ten in transaction ids on %s", (target) => {
+  let t: TestDb;
+  let projectId: string;
+  let device: string;
+  let other: string;
+  // Rows in the numeric (xid, key) order a pull must deliver them in.
+  let expected: { reports: string[]; acks: string[]; conflicts: string[] };
+
+  beforeAll(async () => {
+    t = await createTestDb(target);
+    const seeded = await seedProject(t.db, 2);
+    projectId = seeded.project.id;
+    [device, other] = seeded.devices.map((d) => d.id) as [string, string];
+    const power = await powerOfTenBelowXmin(t.db);
+    // 9998, 9999, 10000, 10001 (or the same around 100, 1000…): text order
+    // puts 10000 and 10001 first, numeric order last.
+    const xids = [power - 2n, power - 1n, power, power + 1n].map(String);
+    const reports: [string, string][] = [];
+    const acks: [string, number][] = [];
+    const conflicts: [string, string][] = [];
+    for (const xid of xids) {
+      for (let n = 0; n < 2; n++) {
+        const reportId = crypto.randomUUID();
+        await t.db.query(
+          "insert into reports (project_id, id, fields, xid) values ($1, $2, '{}', $3::text::xid8)",
+          [projectId, reportId, xid],
+        );
+        reports.push([xid, reportId]);
+        const [{ seq }] = (await t.db.query<{ seq: number }>(
+          `insert into audit_log (project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome, received_at, xid)
+           values ($1, $2, $3, 'device', $4, 'upsert', $5, 'applied', now(), $6::text::xid8) returning seq`,
+          [projectId, crypto.randomUUID(), reportId, device, `${xid}:${n}`, xid],
+        )) as [{ seq: number }];
+        acks.push([xid, seq]);
+        // The device wins one conflict and loses the other at each xid.
+        const [winner, loser] = n === 0 ? [device, other] : [other, device];
+        const [{ id }] = (await t.db.query<{ id: string }>(
+          `insert into conflicts (project_id, report_id, field, winner_change_id, winner_device_id, winner_hlc,
+                                  loser_change_id, loser_device_id, loser_hlc, xid)
+           values ($1, $2, 'title', gen_random_uuid(), $3, 'b', gen_random_uuid(), $4, 'a', $5::text::xid8)
+           returning id`,
+          [projectId, reportId, winner, loser, xid],
+        )) as [{ id: string }];
+        conflicts.push([xid, id]);
+      }
+    }
+    // Numeric xid first, then the key (uuids compare as their hex text).
+    const numeric = <K>(rows: [string, K][]) =>
+      [...rows].sort(([xa, ka], [xb, kb]) =>
+        xa === xb ? (ka < kb ? -1 : 1) : BigInt(xa) < BigInt(xb) ? -1 : 1,
+      );
+    expected = {
+      reports: numeric(reports).map(([, id]) => id),
+      acks: numeric(acks).map(([, seq]) => String(seq)),
+      conflicts: numeric(conflicts).map(([, id]) => id),
+    };
+  });
+  afterAll(() => t.drop());
+
+  it.each([1, 2, 3, 4, 5])(
+    "delivers every report, ack and conflict once, in numeric order, in pages of %i",
+    async (limit) => {
+      const seen = { reports: [] as string[], acks: [] as string[], conflicts: [] as string[] };
+      let cursor: string | undefined;
+      for (let page = 0; ; page++) {
+        expect(page).toBeLessThan(50);
+        const result = await pull(t.db, { projectId, deviceId: device, cursor, limit });
+        seen.reports.push(...result.reports.map((r) => r.id));
+        seen.conflicts.push(...result.conflicts.map((c) => c.id));
+        const seqs = await t.db.query<{ seq: number }>(
+          "select seq from audit_log where change_id = any($1::uuid[]) order by array_position($1::uuid[], change_id)",
+          [result.acks.map((a) => a.changeId)],
+        );
+        seen.acks.push(...seqs.map((r) => String(r.seq)));
+        cursor = result.cursor;
+        if (!result.hasMore) break;
+      }
+      expect(seen).toEqual(expected);
+    },
+  );
+});
+
+// The planner's choice only means something on the server, at size.
+describe.each(dbTargets().filter((target) => target === "postgres"))(
+  "pull plans at 100,000 reports (%s)",
+  (target) => {
+    let t: TestDb;
+    let projectId: string;
+    let device: string;
+    beforeAll(async () => {
+      t = await createTestDb(target);
+      const seeded = await seedProject(t.db, 2);
+      projectId = seeded.project.id;
+      device = seeded.devices[0]!.id;
+      const other = seeded.devices[1]!.id;
+      // Another project of the same size, so the project filter has to count.
+      const neighbour = (await seedProject(t.db, 0)).project.id;
+      for (const project of [projectId, neighbour]) {
+        await t.db.query(
+          `insert into reports (project_id, id, fields)
+           select $1, gen_random_uuid(), jsonb_build_object('n', g) from generate_series(1, 100000) g`,
+          [project],
+        );
+      }
+      await t.db.query(
+        `insert into audit_log (project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome, received_at)
+         select $1, gen_random_uuid(), gen_random_uuid(), 'device', case when g % 2 = 0 then $2 else $3 end::uuid,
+                'upsert', g::text, 'applied', now()
+           from generate_series(1, 100000) g`,
+        [projectId, device, other],
+      );
+      await t.db.query(
+        `insert into conflicts (project_id, report_id, field, winner_change_id, winner_device_id, winner_hlc,
+                                loser_change_id, loser_device_id, loser_hlc)
+         select $1, gen_random_uuid(), 'title', gen_random_uuid(), case when g % 2 = 0 then $2 else $3 end,
+                'b', gen_random_uuid(), case when g % 2 = 0 then $3 else $2 end, 'a'
+           from generate_series(1, 20000) g`,
+        [projectId, device, other],
+      );
+    }, 120_000);
+    afterAll(() => t.drop());
+
+    /** The plans of the exact statements a pull sends, from the start and from mid-way. */
+    async function plans(): Promise<string[]> {
+      const sent: { sql: string; params: readonly unknown[] }[] = [];
+      // Runs the pull's first statement (its snapshot and planner settings)
+      // and records the rest, to explain them under the same settings.
+      let settings = "";
+      const capture: Queryable = {
+        async query<R>(sql: string, params?: readonly unknown[]) {
+          if (sql.includes("pg_current_snapshot")) {
+            settings = sql;
+            return t.db.query<R>(sql, params);
+          }
+          sent.push({ sql, params: params ?? [] });
+          return [];
+        },
+        async exec() {},
+      };
+      const captureDb: Db = { ...t.db, ...capture, transaction: (fn) => fn(capture) };
+      await pull(captureDb, { projectId, deviceId: device, cursor: undefined, limit: 500 });
+      return t.db.transaction(async (tx) => {
+        await tx.query(settings);
+        const plans: string[] = [];
+        for (const { sql, params } of sent) {
+          const rows = await tx.query<{ "QUERY PLAN": string }>(`explain ${sql}`, params);
+          plans.push(rows.map((r) => r["QUERY PLAN"]).join("\n"));
+        }
+        return plans;
+      });
+    }
+
+    it.each([
+      ["without statistics", false],
+      ["analysed", true],
+    ])("reads each stream %s through an index, with no sort", async (_, analysed) => {
+      if (analysed) await t.db.exec("analyze reports; analyze audit_log; analyze conflicts");
+      const [reports, acks, won, lost] = await plans();
+      for (const plan of [reports, acks, won, lost]) {
+        expect(plan).not.toMatch(/Sort|Seq Scan|Bitmap/);
+      }
+      expect(reports).toMatch(/Index Scan using reports_pull/);
+      expect(acks).toMatch(/Index Scan using audit_actor_pull/);
+      expect(won).toMatch(/Index Scan using conflicts_winner_pull/);
+      expect(lost).toMatch(/Index Scan using conflicts_loser_pull/);
     });
   },
 );

@@ -3,7 +3,7 @@ import { ValidationError } from "../../core/errors.ts";
 import type { JsonObject, JsonValue } from "../../core/json.ts";
 import type { Outcome } from "../../core/merge.ts";
 import type { Ack, Conflict, Report } from "../../core/types.ts";
-import type { Queryable } from "./db/db.ts";
+import type { Db } from "./db/db.ts";
 
 /**
  * Where a device's pull stands in each stream: rows strictly after
@@ -127,70 +127,101 @@ export interface PullResult {
   hasMore: boolean;
 }
 
+/** Rows of one stream carry their xid as text too, for the next cursor. */
+type Positioned<R> = R & { cursor_xid: string };
+
+interface AckRow {
+  change_id: string;
+  outcome: Outcome;
+  code: string | null;
+  message: string | null;
+  seq: number;
+}
+
+/**
+ * The planner settings a pull runs under, set for its own transaction only.
+ * Each stream's one right plan is an ordered range scan of its index on
+ * (…, xid, key) that stops after `limit` rows. Without statistics (a new,
+ * restored or bulk-loaded database) the planner may instead fetch every row
+ * after the cursor and sort them, on every page, which makes a first sync
+ * grow with the square of the project; these rule that out.
+ */
+const ORDERED_INDEX_SCANS_ONLY =
+  "set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)";
+
 /**
  * One page of a device's pull: its project's reports, its own changes'
  * outcomes and the conflicts it took part in, each after the cursor and below
  * the snapshot's xmin. At most `limit` rows per stream.
+ *
+ * Every stream is ordered by the xid8 column itself. Its text form is
+ * selected under another name (`cursor_xid`) because ORDER BY binds a bare
+ * name to an output column first: text order ("10000" < "9998") would end a
+ * page on the wrong row, and the numeric cursor would then skip the rest.
  */
 export async function pull(
-  db: Queryable,
+  db: Db,
   { projectId, deviceId, cursor, limit }: PullRequest,
 ): Promise<PullResult> {
   const from = decodeCursor(cursor);
-  const [{ xmin }] = (await db.query<{ xmin: string }>(
-    "select pg_snapshot_xmin(pg_current_snapshot())::text as xmin",
-  )) as [{ xmin: string }];
-
-  const [reportRows, ackRows, conflictRows] = [
-    await db.query<ReportRow & { xid: string }>(
-      `select ${REPORT_COLUMNS}, xid::text as xid from reports
+  const { xmin, reports, acks, conflicts } = await db.transaction(async (tx) => {
+    const [{ xmin }] = (await tx.query<{ xmin: string }>(
+      `select pg_snapshot_xmin(pg_current_snapshot())::text as xmin, ${ORDERED_INDEX_SCANS_ONLY}`,
+    )) as [{ xmin: string }];
+    const reports = await tx.query<Positioned<ReportRow>>(
+      `select ${REPORT_COLUMNS}, xid::text as cursor_xid from reports
         where project_id = $1 and (xid, id) > ($2::text::xid8, $3::uuid) and xid < $4::text::xid8
         order by xid, id limit $5`,
       [projectId, from.r[0], from.r[1], xmin, limit + 1],
-    ),
-    await db.query<{
-      change_id: string;
-      outcome: Outcome;
-      code: string | null;
-      message: string | null;
-      xid: string;
-      seq: number;
-    }>(
-      `select change_id, outcome, code, message, xid::text as xid, seq from audit_log
+    );
+    const acks = await tx.query<Positioned<AckRow>>(
+      `select change_id, outcome, code, message, seq, xid::text as cursor_xid from audit_log
         where actor_id = $1 and project_id = $2 and (xid, seq) > ($3::text::xid8, $4::bigint) and xid < $5::text::xid8
         order by xid, seq limit $6`,
       [deviceId, projectId, from.a[0], from.a[1], xmin, limit + 1],
-    ),
-    await db.query<ConflictRow & { xid: string }>(
-      `select ${CONFLICT_COLUMNS}, xid::text as xid from conflicts
-        where project_id = $1 and (winner_device_id = $2::text or loser_device_id = $2::text)
-          and (xid, id) > ($3::text::xid8, $4::uuid) and xid < $5::text::xid8
-        order by xid, id limit $6`,
-      [projectId, deviceId, from.c[0], from.c[1], xmin, limit + 1],
-    ),
-  ];
+    );
+    // A conflict names two different devices, so the device's conflicts are
+    // two disjoint index ranges, read apart and merged below.
+    const conflictsAs = (side: "winner" | "loser") =>
+      tx.query<Positioned<ConflictRow>>(
+        `select ${CONFLICT_COLUMNS}, xid::text as cursor_xid from conflicts
+          where ${side}_device_id = $2::text and project_id = $1
+            and (xid, id) > ($3::text::xid8, $4::uuid) and xid < $5::text::xid8
+          order by xid, id limit $6`,
+        [projectId, deviceId, from.c[0], from.c[1], xmin, limit + 1],
+      );
+    const won = await conflictsAs("winner");
+    const lost = await conflictsAs("loser");
+    const conflicts = [...won, ...lost].sort(byXidThenId).slice(0, limit + 1);
+    return { xmin, reports, acks, conflicts };
+  });
 
   // A full stream continues after its last row; an exhausted one from xmin.
+  const last = <R extends { cursor_xid: string }>(stream: R[]) => stream[limit - 1]!;
   const next: PullCursor = {
-    r:
-      reportRows.length > limit
-        ? [reportRows[limit - 1]!.xid, reportRows[limit - 1]!.id]
-        : [xmin, NIL_UUID],
-    a: ackRows.length > limit ? [ackRows[limit - 1]!.xid, ackRows[limit - 1]!.seq] : [xmin, 0],
+    r: reports.length > limit ? [last(reports).cursor_xid, last(reports).id] : [xmin, NIL_UUID],
+    a: acks.length > limit ? [last(acks).cursor_xid, last(acks).seq] : [xmin, 0],
     c:
-      conflictRows.length > limit
-        ? [conflictRows[limit - 1]!.xid, conflictRows[limit - 1]!.id]
+      conflicts.length > limit
+        ? [last(conflicts).cursor_xid, last(conflicts).id]
         : [xmin, NIL_UUID],
   };
   return {
-    reports: reportRows.slice(0, limit).map(toReport),
-    acks: ackRows.slice(0, limit).map((r) => ({
+    reports: reports.slice(0, limit).map(toReport),
+    acks: acks.slice(0, limit).map((r) => ({
       changeId: r.change_id,
       outcome: r.outcome,
       ...(r.code ? { code: r.code, message: r.message ?? "" } : {}),
     })),
-    conflicts: conflictRows.slice(0, limit).map(toConflict),
+    conflicts: conflicts.slice(0, limit).map(toConflict),
     cursor: encodeCursor(next),
-    hasMore: reportRows.length > limit || ackRows.length > limit || conflictRows.length > limit,
+    hasMore: reports.length > limit || acks.length > limit || conflicts.length > limit,
   };
+}
+
+/** PostgreSQL's order of (xid8, uuid): xids as numbers, uuids as their lowercase hex. */
+function byXidThenId(a: Positioned<{ id: string }>, b: Positioned<{ id: string }>): number {
+  const [xa, xb] = [BigInt(a.cursor_xid), BigInt(b.cursor_xid)];
+  if (xa !== xb) return xa < xb ? -1 : 1;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
