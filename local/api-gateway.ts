@@ -33,7 +33,18 @@ export interface ApiGatewayOptions {
   authorizer: Handler<APIGatewayTokenAuthorizerEvent, APIGatewayAuthorizerResult>;
   /** Called with each request's outcome, for logs. */
   onRequest?: (line: { method: string; path: string; status: number; ms: number }) => void;
+  /**
+   * Wraps every routed request: runs before the handler and may hold it, or
+   * hold its response after `next()`. Tests use it to stop a client at an
+   * exact point of a round (the push before or after the cloud took it).
+   */
+  around?: RequestInterceptor;
 }
+
+export type RequestInterceptor = (
+  request: { method: string; resource: string; body: string | null },
+  next: () => Promise<APIGatewayProxyResult>,
+) => Promise<APIGatewayProxyResult>;
 
 export interface ApiGateway {
   url: string;
@@ -209,12 +220,17 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<ApiGa
         stage: STAGE,
       },
     };
-    try {
-      return await options.handlers[route.fn](event, lambdaContext(route.fn, requestId));
-    } catch {
-      // A handler that throws is a Lambda error: API Gateway answers 502.
-      return { ...gatewayResponse("DEFAULT_5XX", requestId), statusCode: 502 };
-    }
+    const invoke = async () => {
+      try {
+        return await options.handlers[route.fn](event, lambdaContext(route.fn, requestId));
+      } catch {
+        // A handler that throws is a Lambda error: API Gateway answers 502.
+        return { ...gatewayResponse("DEFAULT_5XX", requestId), statusCode: 502 };
+      }
+    };
+    return options.around
+      ? options.around({ method, resource: route.path, body: event.body }, invoke)
+      : invoke();
   }
 
   function send(res: ServerResponse, result: APIGatewayProxyResult, requestId: string) {

@@ -8,7 +8,7 @@ import { type Deps, keyFileSource, openDb, refreshKeys } from "../functions/lib/
 import { createLogger } from "../functions/lib/logger.ts";
 import { createSqsClient, createSqsQueue } from "../functions/lib/queue.ts";
 import { apiFunctions } from "../functions/routes.ts";
-import { startApiGateway } from "./api-gateway.ts";
+import { type RequestInterceptor, startApiGateway } from "./api-gateway.ts";
 import { type ApiHandler, allFactories, apiFactories } from "./functions.ts";
 import { startPoller } from "./poller.ts";
 import { type Credentials, seed } from "./seed.ts";
@@ -29,6 +29,8 @@ export interface LocalCloudOptions {
   visibilityTimeoutSeconds?: number;
   maxClockSkewMs?: number;
   now?: () => number;
+  /** Wraps every API request (see `ApiGatewayOptions.around`). */
+  around?: RequestInterceptor;
 }
 
 export interface LocalCloud {
@@ -102,6 +104,7 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
       port: options.port ?? 3000,
       handlers,
       authorizer: allFactories.authorizer(deps),
+      around: options.around,
     });
     stops.push(api.close);
 

@@ -1,12 +1,11 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchBrowser } from "./support/browser.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
 import { dbTargets } from "./support/db.ts";
 
-// Debian's Chromium, which .ci/run installs with apt-get.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = join(import.meta.dirname, "artifacts");
 
 describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (target) => {
@@ -14,19 +13,7 @@ describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (targ
   let browser: Browser;
   beforeAll(async () => {
     t = await startTestCloud(target);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchBrowser();
     await mkdir(ARTIFACTS, { recursive: true });
   }, 60_000);
   afterAll(async () => {
@@ -41,9 +28,12 @@ describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (targ
     const report = a.agent.create({ title: "Water pump leaking", severity: 2 });
     await syncUntilSettled(a.agent);
     await b.agent.syncOnce();
-    b.agent.update(report.id, { severity: 3 });
-    await new Promise((r) => setTimeout(r, 50));
-    a.agent.update(report.id, { severity: 5 });
+    // Concurrent edits: the higher clock wins, whichever device that is.
+    const fromB = b.agent.update(report.id, { severity: 3 }).clocks.severity!;
+    const fromA = a.agent.update(report.id, { severity: 5 }).clocks.severity!;
+    const [winner, loser] = fromA > fromB ? ["5", "3"] : ["3", "5"];
+    const [winnerName, loserName] =
+      fromA > fromB ? ["Ambulance 12", "Field Lab 3"] : ["Field Lab 3", "Ambulance 12"];
     await syncUntilSettled(a.agent);
     await syncUntilSettled(b.agent);
     a.agent.create({ title: "Generator fuel low" });
@@ -76,8 +66,10 @@ describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (targ
     await page.waitForSelector("#conflicts .conflict");
     const conflict = await page.textContent("#conflicts .conflict");
     expect(conflict).toContain("severity");
-    expect(await page.textContent("#conflicts .winner")).toMatch(/5[\s\S]*Ambulance 12/);
-    expect(await page.textContent("#conflicts .loser")).toMatch(/3[\s\S]*Field Lab 3/);
+    const winnerText = await page.textContent("#conflicts .winner");
+    const loserText = await page.textContent("#conflicts .loser");
+    expect(winnerText).toMatch(new RegExp(`^winner: ${winner}${winnerName}`));
+    expect(loserText).toMatch(new RegExp(`^loser: ${loser}${loserName}`));
 
     await page.fill("#search", "PUMP");
     await page.waitForFunction(() => {
