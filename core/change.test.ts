@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { checkChange, MAX_FIELD_BYTES, readableChangeId } from "./change.ts";
+import { checkChange, readableChangeId } from "./change.ts";
 import { formatHlc } from "./hlc.ts";
+import { MAX_FIELD_BYTES } from "./limits.ts";
 
 const deviceId = "6f1c2d9e-4b7a-4f1e-9c3d-2a5b8e7f0a11";
 const now = 1_795_352_400_000;
@@ -43,7 +44,16 @@ describe("checkChange", () => {
       { fields: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`f${i}`, i])) },
       "invalid_change",
     ],
-    ["a field over 32 KiB", { fields: { notes: "x".repeat(MAX_FIELD_BYTES) } }, "invalid_change"],
+    ["a field over 32 KiB", { fields: { notes: "x".repeat(MAX_FIELD_BYTES) } }, "too_large"],
+    [
+      "a change over 256 KiB",
+      {
+        fields: Object.fromEntries(
+          Array.from({ length: 9 }, (_, i) => [`f${i}`, "x".repeat(MAX_FIELD_BYTES - 10)]),
+        ),
+      },
+      "too_large",
+    ],
     ["an unknown op", { op: "merge" }, "invalid_change"],
     ["an unknown key", { extra: true }, "invalid_change"],
     ["the nil report id", { reportId: "00000000-0000-0000-0000-000000000000" }, "invalid_change"],
@@ -51,12 +61,12 @@ describe("checkChange", () => {
     [
       "a value nested 17 levels deep",
       { fields: { deep: JSON.parse(`${"[".repeat(17)}${"]".repeat(17)}`) } },
-      "invalid_change",
+      "too_deep",
     ],
     [
       "a value nested 100,000 levels deep",
       { fields: { deep: JSON.parse(`${"[".repeat(100_000)}${"]".repeat(100_000)}`) } },
-      "invalid_change",
+      "too_deep",
     ],
   ])("rejects %s", (_, patch, code) => {
     expect(codeOf({ ...valid, ...patch })).toBe(code);
@@ -113,6 +123,37 @@ describe("values PostgreSQL cannot store", () => {
       fields: { notes: { nested: [text] } },
     };
     const result = checkChange(change, changeId, context);
-    expect("rejection" in result && result.rejection.code).toBe("invalid_change");
+    expect("rejection" in result && result.rejection.code).toBe("invalid_text");
+  });
+
+  it.each([
+    ["an emoji", "Pump 3 🚀"],
+    ["a noncharacter", "a\uFFFEb\uFFFF"],
+    ["a control character", "tab\tbell\u0007"],
+  ])("accepts %s, which jsonb stores", (_, text) => {
+    expect(codeOf({ ...valid, fields: { title: text } })).toBe("ok");
+  });
+});
+
+describe("objects with a __proto__ key", () => {
+  it("keeps a nested __proto__ key as data, never as a prototype", () => {
+    const raw = JSON.parse(
+      `{"changeId":"${changeId}","reportId":"${valid.reportId}","op":"upsert","hlc":"${valid.hlc}",
+        "fields":{"meta":{"__proto__":{"admin":true},"n":1}}}`,
+    );
+    const result = checkChange(raw, changeId, context);
+    if (!("change" in result)) throw new Error(result.rejection.message);
+    expect(JSON.stringify(result.change.fields)).toBe(
+      '{"meta":{"__proto__":{"admin":true},"n":1}}',
+    );
+    expect(({} as { admin?: boolean }).admin).toBeUndefined();
+  });
+
+  it("refuses __proto__ as a field name", () => {
+    const raw = JSON.parse(
+      `{"changeId":"${changeId}","reportId":"${valid.reportId}","op":"upsert","hlc":"${valid.hlc}",
+        "fields":{"__proto__":1}}`,
+    );
+    expect(codeOf(raw)).toBe("invalid_change");
   });
 });

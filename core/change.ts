@@ -1,32 +1,26 @@
 import { z } from "zod";
 import { hlcPattern, hlcSkewMs, parseHlc } from "./hlc.ts";
-import { type JsonValue, jsonByteLength, nestsDeeperThan, storableJson } from "./json.ts";
+import { isJsonValue, type JsonValue } from "./json.ts";
+import {
+  breachedLimit,
+  FIELD_NAME,
+  MAX_CHANGES_PER_REQUEST,
+  MAX_FIELDS_PER_CHANGE,
+} from "./limits.ts";
 
-export const MAX_CHANGES_PER_REQUEST = 500;
-export const MAX_FIELDS_PER_CHANGE = 64;
-export const MAX_FIELD_BYTES = 32 * 1024;
-export const MAX_CHANGE_BYTES = 256 * 1024;
-export const FIELD_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
-/** How deep a field value may nest arrays and objects. */
-export const MAX_VALUE_DEPTH = 16;
+export { MAX_CHANGES_PER_REQUEST };
 
 const uuid = z.uuid({ message: "must be a UUID" });
 const NIL_UUID = "00000000-0000-0000-0000-000000000000";
 // The nil UUID is reserved: pull cursors use it as "before every report".
 const reportId = uuid.refine((id) => id !== NIL_UUID, { message: "may not be the nil UUID" });
-/** Any JSON value; named so the OpenAPI document can refer to it. */
+/**
+ * Any JSON value, checked but never rebuilt: a schema that copies objects key
+ * by key would turn a `__proto__` key into a prototype and drop it silently.
+ */
 export const JsonValueSchema: z.ZodType<JsonValue> = z
-  .lazy(() =>
-    z.union([
-      z.string(),
-      z.number(),
-      z.boolean(),
-      z.null(),
-      z.array(JsonValueSchema),
-      z.record(z.string(), JsonValueSchema),
-    ]),
-  )
-  .meta({ id: "JsonValue", description: "Any JSON value." });
+  .custom<JsonValue>(isJsonValue, { message: "must be a JSON value" })
+  .meta({ id: "JsonValue", description: "Any JSON value.", override: {} });
 const jsonValue = JsonValueSchema;
 export const HlcSchema = z
   .string()
@@ -40,28 +34,11 @@ export const HlcSchema = z
 const hlc = HlcSchema;
 const fieldName = z.string().regex(FIELD_NAME, { message: "is not a valid field name" });
 
+// Sizes, depth and text are checked before this schema (`breachedLimit`).
 const fields = z
   .record(fieldName, jsonValue)
   .refine((f) => Object.keys(f).length >= 1 && Object.keys(f).length <= MAX_FIELDS_PER_CHANGE, {
     message: `must name 1 to ${MAX_FIELDS_PER_CHANGE} fields`,
-  })
-  .superRefine((f, ctx) => {
-    for (const [name, value] of Object.entries(f)) {
-      if (!storableJson(value)) {
-        ctx.addIssue({
-          code: "custom",
-          path: [name],
-          message: `field ${name} holds a NUL character or a lone surrogate`,
-        });
-      }
-      if (jsonByteLength(value) > MAX_FIELD_BYTES) {
-        ctx.addIssue({
-          code: "custom",
-          path: [name],
-          message: `field ${name} is larger than ${MAX_FIELD_BYTES} bytes`,
-        });
-      }
-    }
   });
 
 const base = z.record(fieldName, hlc.nullable());
@@ -84,12 +61,11 @@ const remove = z.strictObject({
   base: base.optional(),
 });
 
-/** A change as a device sends it (CONTRACT.md "Change"). */
-export const ChangeSchema = z
-  .discriminatedUnion("op", [upsert, remove])
-  .refine((c) => jsonByteLength(c) <= MAX_CHANGE_BYTES, {
-    message: `a change may be at most ${MAX_CHANGE_BYTES} bytes`,
-  });
+/**
+ * A change as a device sends it (CONTRACT.md "Change"): its shape. Its limits
+ * (size, depth, text) are `breachedLimit`'s; `checkShape` applies both.
+ */
+export const ChangeSchema = z.discriminatedUnion("op", [upsert, remove]);
 
 export type Change = z.infer<typeof ChangeSchema>;
 export type Op = Change["op"];
@@ -104,12 +80,19 @@ export const ChangeMessageSchema = z.strictObject({
 export type ChangeMessage = z.infer<typeof ChangeMessageSchema>;
 
 /** Why a single change is refused; the codes are part of the public contract. */
-export type RejectionCode =
-  | "invalid_change"
-  | "hlc_invalid"
-  | "hlc_node_mismatch"
-  | "clock_skew"
-  | "duplicate_in_batch";
+export const REJECTION_CODES = [
+  "invalid_change",
+  "hlc_invalid",
+  "hlc_node_mismatch",
+  "clock_skew",
+  "duplicate_in_batch",
+  "too_large",
+  "too_deep",
+  "invalid_text",
+  // The queue refused the message for its content: retrying cannot cure it.
+  "queue_refused",
+] as const;
+export type RejectionCode = (typeof REJECTION_CODES)[number];
 
 export interface Rejection {
   changeId: string;
@@ -140,38 +123,37 @@ export interface ChangeCheckContext {
 }
 
 /**
- * Validates one raw change against the schema and the ingest guards. Returns
- * the change, or the rejection to report for it (never throws).
+ * What a change must be wherever it is checked, by the agent before it
+ * stores a write and by ingest before it queues one: within every limit, an
+ * HLC, and of the Change shape. Returns the change or why it is refused.
+ */
+export function checkShape(
+  raw: unknown,
+): { change: Change } | { code: RejectionCode; message: string } {
+  const breach = breachedLimit(raw);
+  if (breach) return breach;
+  const rawHlc = (raw as { hlc?: unknown }).hlc;
+  if (typeof rawHlc !== "string" || !parseHlc(rawHlc)) {
+    return { code: "hlc_invalid", message: "hlc must be wall:counter:node" };
+  }
+  const parsed = ChangeSchema.safeParse(raw);
+  if (!parsed.success) return { code: "invalid_change", message: describeIssues(parsed.error) };
+  return { change: parsed.data };
+}
+
+/**
+ * Validates one raw change as ingest does: its shape and limits, then the
+ * guards that need the caller and the server's clock. Returns the change, or
+ * the rejection to report for it (never throws).
  */
 export function checkChange(
   raw: unknown,
   changeId: string,
   { deviceId, serverNowMs, maxClockSkewMs }: ChangeCheckContext,
 ): { change: Change } | { rejection: Rejection } {
-  // Checked before the schema, whose recursive walk a hostile depth could overflow.
-  // The change and its fields object are two levels; values may add MAX_VALUE_DEPTH.
-  if (nestsDeeperThan(raw, MAX_VALUE_DEPTH + 2)) {
-    return {
-      rejection: {
-        changeId,
-        code: "invalid_change",
-        message: `field values may nest at most ${MAX_VALUE_DEPTH} levels`,
-      },
-    };
-  }
-  const rawHlc = (raw as { hlc?: unknown }).hlc;
-  if (typeof rawHlc !== "string" || !parseHlc(rawHlc)) {
-    return {
-      rejection: { changeId, code: "hlc_invalid", message: "hlc must be wall:counter:node" },
-    };
-  }
-  const parsed = ChangeSchema.safeParse(raw);
-  if (!parsed.success) {
-    return {
-      rejection: { changeId, code: "invalid_change", message: describeIssues(parsed.error) },
-    };
-  }
-  const stamp = parseHlc(parsed.data.hlc)!;
+  const shaped = checkShape(raw);
+  if (!("change" in shaped)) return { rejection: { changeId, ...shaped } };
+  const stamp = parseHlc(shaped.change.hlc)!;
   if (stamp.node !== deviceId) {
     return {
       rejection: {
@@ -191,5 +173,5 @@ export function checkChange(
       },
     };
   }
-  return { change: parsed.data };
+  return shaped;
 }

@@ -56,3 +56,25 @@ export function storableJson(value: unknown): boolean {
   }
   return true;
 }
+
+/**
+ * Whether a value is JSON: null, a boolean, a finite number, a string, or
+ * arrays and plain objects of those. Iterative, like the walks above.
+ */
+export function isJsonValue(value: unknown): value is JsonValue {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const current = stack.pop();
+    if (current === null || typeof current === "string" || typeof current === "boolean") continue;
+    if (typeof current === "number") {
+      if (!Number.isFinite(current)) return false;
+      continue;
+    }
+    const plain =
+      typeof current === "object" &&
+      (Array.isArray(current) || Object.getPrototypeOf(current) === Object.prototype);
+    if (!plain) return false;
+    for (const child of Object.values(current)) stack.push(child);
+  }
+  return true;
+}

@@ -1,8 +1,9 @@
 import type Database from "better-sqlite3";
 import { v7 as uuidv7 } from "uuid";
-import { type Change, ChangeSchema } from "../core/change.ts";
+import { type Change, checkShape, type RejectionCode } from "../core/change.ts";
 import { formatHlc, type Hlc, parseHlc, receiveHlc, tickHlc } from "../core/hlc.ts";
 import type { JsonObject, JsonValue } from "../core/json.ts";
+import { MAX_CHANGES_PER_REQUEST, MAX_REQUEST_BYTES } from "../core/limits.ts";
 import { emptyReportState, mergeChange, type ReportState } from "../core/merge.ts";
 import type { Conflict, Report, SyncPage } from "../core/types.ts";
 import { type BackoffOptions, DEFAULT_BACKOFF, retryDelayMs } from "./backoff.ts";
@@ -17,8 +18,9 @@ export class EdgeAgentError extends Error {
       | "not_initialized"
       | "not_found"
       | "report_deleted"
-      | "invalid_change"
-      | "not_a_device",
+      | "not_a_device"
+      // A write the cloud would refuse: nothing was stored.
+      | RejectionCode,
     message: string,
   ) {
     super(message);
@@ -79,6 +81,8 @@ export interface EdgeAgentOptions {
   requestTimeoutMs?: number;
   /** Push at most this many changes per request (the API allows 500). */
   maxBatchChanges?: number;
+  /** Push at most this many bytes per request body (the API allows 5 MiB). */
+  maxBatchBytes?: number;
   pullPageSize?: number;
   /** How long `syncOnce` waits for another process's round to finish. */
   lockWaitMs?: number;
@@ -104,7 +108,8 @@ const DEFAULTS: ResolvedOptions = {
   now: Date.now,
   resendAfterMs: 10 * 60_000,
   requestTimeoutMs: 30_000,
-  maxBatchChanges: 500,
+  maxBatchChanges: MAX_CHANGES_PER_REQUEST,
+  maxBatchBytes: MAX_REQUEST_BYTES,
   pullPageSize: 500,
   lockWaitMs: 30_000,
   backoff: DEFAULT_BACKOFF,
@@ -114,8 +119,14 @@ const WRITE_DEBOUNCE_MS = 200;
 const WATCH_EVERY_MS = 250;
 /** A sync lock not renewed for this long belongs to nobody. */
 const LOCK_LEASE_MS = 60_000;
-/** Under the API's 5 MiB body limit with room for the envelope. */
-const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+/** The envelope of a push body around its changes: `{"changes":[` … `]}`. */
+const PUSH_ENVELOPE_BYTES = '{"changes":[]}'.length;
+/**
+ * Statuses with which the cloud refuses a whole push for something in it
+ * (a limit, a shape). Retrying the same body cannot help; splitting it finds
+ * the change at fault.
+ */
+const REFUSED_FOR_CONTENT = new Set([400, 413, 415]);
 /** Refresh a token this long before it expires. */
 const TOKEN_MARGIN_MS = 60_000;
 
@@ -366,14 +377,11 @@ export class EdgeAgent {
                   Object.keys(fields ?? {}).map((f) => [f, state.clocks[f] ?? null]),
                 ),
               };
-        const parsed = ChangeSchema.safeParse(raw);
-        if (!parsed.success) {
-          throw new EdgeAgentError(
-            "invalid_change",
-            parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
-          );
-        }
-        const change = parsed.data;
+        // Every limit the cloud enforces, checked before anything is stored:
+        // a change in the outbox is one the cloud can take.
+        const checked = checkShape(raw);
+        if (!("change" in checked)) throw new EdgeAgentError(checked.code, checked.message);
+        const { change } = checked;
         const merged = mergeChange(state, change);
         const at = new Date(nowMs).toISOString();
         this.sql(
@@ -535,25 +543,64 @@ export class EdgeAgent {
     ).all(staleBefore) as OutboxRow[];
   }
 
+  /** Splits the due entries into pushes within the API's count and body-size limits. */
   private batches(rows: OutboxRow[]): OutboxRow[][] {
+    const { maxBatchChanges, maxBatchBytes } = this.options;
     const batches: OutboxRow[][] = [];
     let current: OutboxRow[] = [];
-    let bytes = 0;
+    let bytes = PUSH_ENVELOPE_BYTES;
     for (const row of rows) {
-      const size = Buffer.byteLength(JSON.stringify(toChange(row)));
+      // Plus one for the comma before it.
+      const size = Buffer.byteLength(JSON.stringify(toChange(row))) + 1;
       if (
-        current.length >= this.options.maxBatchChanges ||
-        (current.length > 0 && bytes + size > MAX_BATCH_BYTES)
+        current.length >= maxBatchChanges ||
+        (current.length > 0 && bytes + size > maxBatchBytes)
       ) {
         batches.push(current);
         current = [];
-        bytes = 0;
+        bytes = PUSH_ENVELOPE_BYTES;
       }
       current.push(row);
-      bytes += size + 1;
+      bytes += size;
     }
     if (current.length) batches.push(current);
     return batches;
+  }
+
+  /**
+   * Pushes a batch and records each change's answer. When the cloud refuses
+   * the whole request for its content, the batch is split in halves and each
+   * pushed on its own, down to the change at fault, which is recorded
+   * `rejected` with the cloud's code and message: no change can hold back
+   * the ones around it.
+   */
+  private async push(client: SyncClient, batch: OutboxRow[]): Promise<PushResult> {
+    let result: PushResult;
+    try {
+      result = await this.authorized(client, (token) => client.push(token, batch.map(toChange)));
+    } catch (error) {
+      if (!(error instanceof CloudRequestError && REFUSED_FOR_CONTENT.has(error.status)))
+        throw error;
+      if (batch.length > 1) {
+        const half = Math.ceil(batch.length / 2);
+        const first = await this.push(client, batch.slice(0, half));
+        const second = await this.push(client, batch.slice(half));
+        return {
+          accepted: [...first.accepted, ...second.accepted],
+          rejected: [...first.rejected, ...second.rejected],
+          failed: [...first.failed, ...second.failed],
+        };
+      }
+      const { code, message } = error;
+      result = {
+        accepted: [],
+        rejected: [{ changeId: batch[0]!.change_id, code, message }],
+        failed: [],
+      };
+    }
+    this.recordPush(result);
+    this.tryLock(); // renew the lease
+    return result;
   }
 
   private recordPush(result: PushResult): void {
@@ -809,11 +856,7 @@ export class EdgeAgent {
     try {
       const due = this.due();
       for (const batch of this.batches(due)) {
-        const result = await this.authorized(client, (token) =>
-          client.push(token, batch.map(toChange)),
-        );
-        this.recordPush(result);
-        this.tryLock(); // renew the lease
+        const result = await this.push(client, batch);
         summary.pushed += result.accepted.length;
         summary.rejected += result.rejected.length;
         summary.failed += result.failed.length;

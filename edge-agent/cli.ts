@@ -47,13 +47,12 @@ export function parseAssignment(text: string): [string, JsonValue] {
 }
 
 function fieldsFrom(set: string[] = [], unset: string[] = []): JsonObject {
-  const fields: JsonObject = {};
-  for (const s of set) {
-    const [k, v] = parseAssignment(s);
-    fields[k] = v;
-  }
-  for (const k of unset) fields[k] = null;
-  return fields;
+  // fromEntries defines own properties: `--set __proto__=1` becomes a field
+  // named __proto__ (which the agent then refuses), never a prototype.
+  return Object.fromEntries([
+    ...set.map(parseAssignment),
+    ...unset.map((k): [string, JsonValue] => [k, null]),
+  ]);
 }
 
 function formatReport(r: Report): string {
@@ -218,23 +217,50 @@ export async function main(argv: string[], io: Io): Promise<number> {
   }
 }
 
+const OPTIONS = {
+  db: { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  api: { type: "string" },
+  "client-id": { type: "string" },
+  "client-secret": { type: "string" },
+  id: { type: "string" },
+  set: { type: "string", multiple: true },
+  unset: { type: "string", multiple: true },
+  q: { type: "string" },
+  interval: { type: "string" },
+} as const;
+
+const TAKES_VALUE = new Set(
+  Object.entries(OPTIONS)
+    .filter(([, option]) => option.type === "string")
+    .map(([name]) => `--${name}`),
+);
+
+/**
+ * `--opt value` becomes `--opt=value` for every option that takes a value,
+ * whatever the value looks like: node's parser refuses a value that starts
+ * with `-` (a secret, a negative number) as ambiguous.
+ */
+function joinValues(argv: string[]): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--") {
+      joined.push(...argv.slice(i));
+      break;
+    }
+    if (TAKES_VALUE.has(arg) && i + 1 < argv.length) joined.push(`${arg}=${argv[++i]}`);
+    else joined.push(arg);
+  }
+  return joined;
+}
+
 function parse(argv: string[]) {
   return parseArgs({
-    args: argv,
+    args: joinValues(argv),
     allowPositionals: true,
     strict: true,
-    options: {
-      db: { type: "string" },
-      json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-      api: { type: "string" },
-      "client-id": { type: "string" },
-      "client-secret": { type: "string" },
-      id: { type: "string" },
-      set: { type: "string", multiple: true },
-      unset: { type: "string", multiple: true },
-      q: { type: "string" },
-      interval: { type: "string" },
-    },
+    options: OPTIONS,
   });
 }

@@ -60,3 +60,50 @@ describe("edge-agent init", () => {
     expect(err.join("\n")).toMatch(/--api must be an http\(s\) URL/);
   });
 });
+
+describe("edge-agent options", () => {
+  const dir = mkdtempSync(join(tmpdir(), "edge-agent-"));
+  let server: Server;
+  let api: string;
+  const secretsSent: string[] = [];
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => {
+        body += c;
+      });
+      req.on("end", () => {
+        if (req.url?.endsWith("/v1/oauth/token")) {
+          secretsSent.push(new URLSearchParams(body).get("client_secret") ?? "");
+        }
+        res.statusCode = 401;
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ error: "invalid_client" }));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.each([
+    ["as the next argument", ["--client-secret", "-Ab3_x"], "-Ab3_x"],
+    ["after =", ["--client-secret=-Ab3_x"], "-Ab3_x"],
+    ["looking like an option", ["--client-secret", "--json"], "--json"],
+  ])("takes a value that starts with - %s", async (_, secretArgs, expected) => {
+    secretsSent.length = 0;
+    const err: string[] = [];
+    const args = ["--db", join(dir, "a.db"), "init", "--api", api, "--client-id", "dev_1"];
+    await main([...args, ...secretArgs], {
+      out: () => {},
+      err: (t) => err.push(t),
+      isTty: false,
+      env: {},
+    });
+    expect(err.join("\n")).not.toMatch(/ambiguous|usage/);
+    expect(secretsSent).toEqual([expected]);
+  });
+});

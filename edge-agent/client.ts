@@ -1,5 +1,6 @@
 import type { Change } from "../core/change.ts";
 import type { SyncPage } from "../core/types.ts";
+import { USER_AGENT } from "./version.ts";
 
 /** The cloud could not be reached, or answered that it is unavailable: retry later. */
 export class CloudUnreachableError extends Error {
@@ -63,7 +64,11 @@ export class SyncClient {
     ]);
     let response: Response;
     try {
-      response = await fetch(new URL(path.replace(/^\//, ""), this.base), { ...init, signal });
+      response = await fetch(new URL(path.replace(/^\//, ""), this.base), {
+        ...init,
+        headers: { ...(init.headers as Record<string, string>), "user-agent": USER_AGENT },
+        signal,
+      });
     } catch (error) {
       throw new CloudUnreachableError(
         `cannot reach ${this.options.apiUrl}: ${(error as Error).message}`,

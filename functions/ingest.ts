@@ -8,11 +8,14 @@ import {
   readableChangeId,
 } from "../core/change.ts";
 import { ValidationError } from "../core/errors.ts";
+import { MAX_REQUEST_BYTES } from "../core/limits.ts";
 import { ChangeBatchSchema } from "./lib/api-schemas.ts";
 import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import { recordDeviceErrors, recordDeviceRequest } from "./lib/fleet.ts";
 import {
   type ApiEvent,
   authorize,
+  header,
   httpErrors,
   json,
   jsonBody,
@@ -20,7 +23,6 @@ import {
   projectOf,
 } from "./lib/http.ts";
 import type { EnqueueFailure } from "./lib/queue.ts";
-import { touchDevice } from "./lib/read.ts";
 
 export interface IngestResult {
   accepted: string[];
@@ -35,8 +37,9 @@ export interface IngestResult {
 export const create = (deps: Deps) =>
   middy<ApiEvent, APIGatewayProxyResult>()
     .use(httpErrors(deps.logger))
+    .use(recordDeviceErrors(deps, "push"))
     .use(authorize())
-    .use(jsonBody())
+    .use(jsonBody({ maxBytes: MAX_REQUEST_BYTES }))
     .handler(async (event) => {
       const principal = principalOf(event);
       const projectId = projectOf(principal);
@@ -81,15 +84,21 @@ export const create = (deps: Deps) =>
           messages.push({ projectId, deviceId: principal.sub, receivedAt, change: checked.change });
       });
 
-      const { accepted, failed } = messages.length
+      const queued = messages.length
         ? await deps.queue.enqueue(messages)
-        : { accepted: [], failed: [] };
-      if (accepted.length > 0) {
-        // After the queue has them: the counters must never cost a change.
-        await touchDevice(deps.db, principal.sub, "push", accepted.length).catch((error) =>
-          deps.logger.warn("device activity not recorded", { error }),
-        );
-      }
+        : { accepted: [], rejected: [], failed: [] };
+      const { accepted, failed } = queued;
+      rejected.push(...queued.rejected);
+      // After the queue has them: the bookkeeping must never cost a change.
+      await recordDeviceRequest(deps.db, principal.sub, {
+        kind: "push",
+        answered: true,
+        accepted: accepted.length,
+        userAgent: header(event, "user-agent"),
+        ...(failed[0]
+          ? { error: { code: failed[0].code, message: failed[0].message, refused: false } }
+          : {}),
+      }).catch((error) => deps.logger.warn("device activity not recorded", { error }));
       deps.logger.info("changes received", {
         deviceId: principal.sub,
         accepted: accepted.length,

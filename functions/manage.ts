@@ -34,7 +34,7 @@ export const create = (deps: Deps) =>
   middy<ApiEvent, APIGatewayProxyResult>()
     .use(httpErrors(deps.logger))
     .use(authorize())
-    .use(jsonBody(16 * 1024))
+    .use(jsonBody({ maxBytes: 16 * 1024, maxDepth: 32 }))
     .handler(async (event) => {
       const principal = principalOf(event);
       switch (`${event.httpMethod} ${event.resource}`) {

@@ -9,12 +9,12 @@ import {
   ReportQuerySchema,
 } from "./lib/api-schemas.ts";
 import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import { listDevices } from "./lib/fleet.ts";
 import { type ApiEvent, authorize, httpErrors, json, principalOf, projectOf } from "./lib/http.ts";
 import {
   getReport,
   listAudit,
   listConflicts,
-  listDevices,
   listReports,
   projectCounts,
   reportHistory,
@@ -65,7 +65,7 @@ export const create = (deps: Deps) =>
           );
         case "/v1/devices":
           query(NoQuerySchema, event);
-          return json(200, await listDevices(deps.db, projectId));
+          return json(200, await listDevices(deps.db, projectId, deps.now()));
         case "/v1/status": {
           query(NoQuerySchema, event);
           const [queue, counts] = await Promise.all([

@@ -12,6 +12,7 @@ export type ApiFunction =
   | "read"
   | "dashboard"
   | "audit"
+  | "dlq"
   | "openapi";
 
 export interface Route {
@@ -53,6 +54,8 @@ export const routes: readonly Route[] = [
   { method: "GET", path: "/v1/status", fn: "read", roles: READERS },
   { method: "GET", path: "/v1/audit", fn: "read", roles: ["auditor", "admin"] },
   { method: "GET", path: "/v1/audit/verify", fn: "audit", roles: ["auditor", "admin"] },
+  { method: "GET", path: "/v1/dlq", fn: "dlq", roles: ["admin"] },
+  { method: "POST", path: "/v1/dlq/redrive", fn: "dlq", roles: ["admin"] },
 ];
 
 /** Every function the API needs, once each. */

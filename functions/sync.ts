@@ -4,14 +4,23 @@ import { ValidationError } from "../core/errors.ts";
 import type { SyncPage } from "../core/types.ts";
 import { SyncQuerySchema } from "./lib/api-schemas.ts";
 import { type Deps, lambdaHandler } from "./lib/deps.ts";
-import { type ApiEvent, authorize, httpErrors, json, principalOf, projectOf } from "./lib/http.ts";
+import { recordDeviceErrors, recordDeviceRequest } from "./lib/fleet.ts";
+import {
+  type ApiEvent,
+  authorize,
+  header,
+  httpErrors,
+  json,
+  principalOf,
+  projectOf,
+} from "./lib/http.ts";
 import { pull } from "./lib/pull.ts";
-import { touchDevice } from "./lib/read.ts";
 
 /** `GET /v1/sync`: one page of what changed since the device's cursor. */
 export const create = (deps: Deps) =>
   middy<ApiEvent, APIGatewayProxyResult>()
     .use(httpErrors(deps.logger))
+    .use(recordDeviceErrors(deps, "pull"))
     .use(authorize())
     .handler(async (event) => {
       const principal = principalOf(event);
@@ -23,9 +32,12 @@ export const create = (deps: Deps) =>
         cursor: query.data.cursor,
         limit: query.data.limit,
       });
-      await touchDevice(deps.db, principal.sub, "pull").catch((error) =>
-        deps.logger.warn("device activity not recorded", { error }),
-      );
+      await recordDeviceRequest(deps.db, principal.sub, {
+        kind: "pull",
+        answered: true,
+        accepted: 0,
+        userAgent: header(event, "user-agent"),
+      }).catch((error) => deps.logger.warn("device activity not recorded", { error }));
       const body: SyncPage = { ...page, serverTime: deps.now() };
       return json(200, body);
     });

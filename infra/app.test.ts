@@ -8,6 +8,7 @@ import { Match, Template } from "aws-cdk-lib/assertions";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAX_MESSAGE_BYTES } from "../functions/lib/queue.ts";
 import { EMPTY_KEY_FILE } from "../functions/lib/setup.ts";
 import { routes } from "../functions/routes.ts";
 import { stagedCode } from "../test/support/bundles.ts";
@@ -114,6 +115,13 @@ describe("default: RDS PostgreSQL behind RDS Proxy", () => {
       },
     });
     expect(MAX_RECEIVE_COUNT).toBe(5);
+  });
+
+  it("lets both queues hold a message as large as ingest sends", () => {
+    const sizes = resources(s.stateful, "AWS::SQS::Queue").map(
+      ([, r]) => r.Properties.MaximumMessageSize,
+    );
+    expect(sizes).toEqual([MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES]);
   });
 
   it("keeps a message invisible for at least six consumer timeouts", () => {

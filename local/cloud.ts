@@ -4,9 +4,15 @@ import { keyRingFrom, loadOrCreateKeyFile } from "../functions/lib/auth/keys.ts"
 import { type Config, databaseAt } from "../functions/lib/config.ts";
 import type { Db } from "../functions/lib/db/db.ts";
 import { migrate } from "../functions/lib/db/migrate.ts";
-import { type Deps, keyFileSource, openDb, refreshKeys } from "../functions/lib/deps.ts";
+import {
+  type Deps,
+  keyFileSource,
+  openDb,
+  queuePorts,
+  refreshKeys,
+} from "../functions/lib/deps.ts";
 import { createLogger } from "../functions/lib/logger.ts";
-import { createSqsClient, createSqsQueue } from "../functions/lib/queue.ts";
+import { createSqsClient } from "../functions/lib/queue.ts";
 import { apiFunctions } from "../functions/routes.ts";
 import { type RequestInterceptor, startApiGateway } from "./api-gateway.ts";
 import { type ApiHandler, allFactories, apiFactories } from "./functions.ts";
@@ -87,7 +93,7 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
     const deps: Deps = {
       config,
       db,
-      queue: createSqsQueue({ client, queueUrl: queues.queueUrl, dlqUrl: queues.dlqUrl }),
+      ...queuePorts(client, { queueUrl: queues.queueUrl, dlqUrl: queues.dlqUrl }),
       keys: await keyRingFrom(await loadOrCreateKeyFile(config.keysFile)),
       logger: createLogger(),
       now: options.now ?? Date.now,

@@ -3,6 +3,7 @@ import * as audit from "../functions/audit.ts";
 import * as authorizer from "../functions/authorizer.ts";
 import * as consume from "../functions/consume.ts";
 import * as dashboard from "../functions/dashboard.ts";
+import * as dlq from "../functions/dlq.ts";
 import * as health from "../functions/health.ts";
 import * as ingest from "../functions/ingest.ts";
 import * as jwks from "../functions/jwks.ts";
@@ -29,6 +30,7 @@ export const apiFactories: Record<ApiFunction, (deps: Deps) => ApiHandler> = {
   read: read.create,
   dashboard: dashboard.create,
   audit: audit.create,
+  dlq: dlq.create,
   openapi: openapi.create,
 };
 

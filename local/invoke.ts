@@ -5,10 +5,10 @@ import { keyRingFrom, loadOrCreateKeyFile } from "../functions/lib/auth/keys.ts"
 import { issueToken } from "../functions/lib/auth/tokens.ts";
 import { type Config, databaseAt } from "../functions/lib/config.ts";
 import { migrate } from "../functions/lib/db/migrate.ts";
-import { type Deps, openDb } from "../functions/lib/deps.ts";
+import { type Deps, openDb, queuePorts } from "../functions/lib/deps.ts";
 import { createDevice } from "../functions/lib/identity.ts";
 import { createLogger } from "../functions/lib/logger.ts";
-import { createSqsClient, createSqsQueue } from "../functions/lib/queue.ts";
+import { createSqsClient } from "../functions/lib/queue.ts";
 import { loadEvent } from "./events.ts";
 import { allFactories } from "./functions.ts";
 import { lambdaContext } from "./lambda-context.ts";
@@ -74,7 +74,7 @@ async function run(): Promise<number> {
     const deps: Deps = {
       config,
       db,
-      queue: createSqsQueue({ client, queueUrl: config.queueUrl, dlqUrl: config.dlqUrl }),
+      ...queuePorts(client, config),
       keys: await keyRingFrom(await loadOrCreateKeyFile(config.keysFile)),
       logger: createLogger(),
       now: Date.now,

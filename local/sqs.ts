@@ -1,5 +1,6 @@
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { buildApp } from "fauxqs";
+import { MAX_MESSAGE_BYTES } from "../functions/lib/queue.ts";
 
 export const QUEUE_NAME = "changes.fifo";
 export const DLQ_NAME = "changes-dlq.fifo";
@@ -43,7 +44,11 @@ export async function ensureQueues(
   const dlq = await client.send(
     new CreateQueueCommand({
       QueueName: DLQ_NAME,
-      Attributes: { FifoQueue: "true", MessageRetentionPeriod: "1209600" },
+      Attributes: {
+        FifoQueue: "true",
+        MessageRetentionPeriod: "1209600",
+        MaximumMessageSize: String(MAX_MESSAGE_BYTES),
+      },
     }),
   );
   const dlqArn = (
@@ -56,6 +61,7 @@ export async function ensureQueues(
       QueueName: QUEUE_NAME,
       Attributes: {
         FifoQueue: "true",
+        MaximumMessageSize: String(MAX_MESSAGE_BYTES),
         DeduplicationScope: "messageGroup",
         FifoThroughputLimit: "perMessageGroupId",
         VisibilityTimeout: String(visibilityTimeoutSeconds),

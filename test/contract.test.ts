@@ -276,6 +276,15 @@ describe("the OpenAPI document and the API agree", () => {
     expect((await call("GET", "/v1/audit", { token: analyst })).status).toBe(403);
     expect((await call("GET", "/v1/audit/verify", { token: auditor })).body.ok).toBe(true);
 
+    // Fleet operations (the dead-letter queue's own story is in stuck.db.test.ts).
+    expect((await call("GET", "/v1/dlq", { token: admin })).body.items).toEqual([]);
+    expect((await call("GET", "/v1/dlq", { token: analyst })).status).toBe(403);
+    const redrive = await call("POST", "/v1/dlq/redrive", { token: admin, body: {} });
+    expect(redrive.body.moved).toBe(0);
+    expect(
+      (await call("POST", "/v1/dlq/redrive", { token: admin, body: { messageIds: [] } })).status,
+    ).toBe(400);
+
     // Revocation last: the spare device's token is not used after it.
     const revoke = { token: admin, params: { id: spare.body.id } };
     expect((await call("DELETE", "/v1/devices/{id}", revoke)).status).toBe(204);

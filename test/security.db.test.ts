@@ -27,10 +27,12 @@ const pct = (s: string) =>
 
 /** Every table's row count and a digest of its rows: equal digests, unchanged database. */
 async function fingerprint(t: TestCloud): Promise<Record<string, string>> {
-  // token_failures is left out on purpose: recording failed logins is its job.
+  // token_failures is left out on purpose: recording failed logins is its
+  // job; so are the devices' activity and health columns (a refused request
+  // is recorded, that the centre sees a device in trouble).
   const tables = [
     "projects",
-    "devices",
+    "(select id, project_id, name, client_id, secret_hash, created_at, revoked_at from devices)",
     "members",
     "reports",
     "audit_log",
@@ -42,7 +44,7 @@ async function fingerprint(t: TestCloud): Promise<Record<string, string>> {
     const [row] = await t.testDb.db.query<{ n: number; h: string }>(
       `select count(*)::int as n, coalesce(md5(string_agg(t::text, '|' order by t::text)), '') as h from ${table} t`,
     );
-    out[table] = `${row!.n}:${row!.h}`;
+    out[table.startsWith("(") ? "devices" : table] = `${row!.n}:${row!.h}`;
   }
   return out;
 }

@@ -19,8 +19,15 @@ export const html = `<!doctype html>
     <p id="signin-error" role="alert"></p>
   </form>
   <div id="app" hidden>
+    <p id="stale" class="warning" role="alert" hidden></p>
     <section id="status" aria-live="polite"></section>
-    <section><h2>Devices</h2><div id="devices"></div></section>
+    <section><h2>Devices</h2><div id="failing"></div><div id="devices"></div></section>
+    <section id="dlq-section" hidden>
+      <h2>Dead-letter queue</h2>
+      <div id="dlq"></div>
+      <button id="redrive-all" type="button" hidden>Redrive all</button>
+      <p id="dlq-result" role="status"></p>
+    </section>
     <section><h2>Recent conflicts</h2><div id="conflicts"></div></section>
     <section>
       <h2>Reports</h2>
@@ -46,7 +53,9 @@ h2 { font-size: 1rem; margin: .25rem 0 .75rem; }
 table { width: 100%; border-collapse: collapse; font-size: .9rem; }
 th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #e3e6ea; vertical-align: top; }
 .state { font-weight: 600; white-space: nowrap; }
-.state.in-sync { color: #17733a; } .state.behind { color: #9a6700; } .state.silent, .state.revoked { color: #b42318; }
+.state.in_sync { color: #17733a; } .state.behind, .state.never_seen { color: #9a6700; }
+.state.silent, .state.revoked, .state.failing { color: #b42318; }
+.reason { font-weight: normal; color: #57606a; white-space: normal; display: block; }
 .warning { background: #fdecea; color: #8a1c13; padding: .5rem .75rem; border-radius: 6px; margin-top: .5rem; }
 .cards { display: flex; gap: 1rem; flex-wrap: wrap; }
 .card { flex: 1 1 8rem; } .card b { display: block; font-size: 1.4rem; }
@@ -73,10 +82,11 @@ tr.report { cursor: pointer; } tr.report:hover { background: #f0f4f8; }
 export const js = `"use strict";
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 4000;
-const SILENT_AFTER_MS = 5 * 60 * 1000;
 let names = {};
 let query = "";
 let selected = null;
+let role = null;
+let lastGoodAt = null;
 
 function esc(value) {
   return String(value ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -90,28 +100,47 @@ function render(id, markup) {
   if (el.dataset.markup !== markup) { el.innerHTML = markup; el.dataset.markup = markup; }
 }
 
-async function api(path) {
-  const res = await fetch(path, { headers: { authorization: "Bearer " + sessionStorage.getItem("token") } });
+async function api(path, body) {
+  const headers = { authorization: "Bearer " + sessionStorage.getItem("token") };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(path, body === undefined ? { headers } : { method: "POST", headers, body: JSON.stringify(body) });
   if (res.status === 401) { signOut(); throw new Error("signed out"); }
   if (!res.ok) throw new Error(path + ": " + res.status);
   return res.json();
 }
 
-function syncState(d, now) {
-  if (d.revokedAt) return ["revoked", "revoked"];
-  if (!d.lastSeenAt) return ["silent", "never seen"];
-  const quiet = now - Date.parse(d.lastSeenAt);
-  if (quiet > SILENT_AFTER_MS) return ["silent", "silent for " + Math.floor(quiet / 60000) + " min"];
-  const outcomes = d.applied + d.partial + d.superseded + d.rejected;
-  if (d.accepted > outcomes) return ["behind", "behind (" + (d.accepted - outcomes) + " in flight)"];
-  return ["in-sync", "in sync"];
+const STATES = { in_sync: "in sync", behind: "behind", failing: "failing", silent: "silent", never_seen: "never seen", revoked: "revoked" };
+
+/** The state the API derived, with why when there is something to say. */
+function stateCell(d) {
+  let reason = "";
+  if (d.state === "failing" && d.lastErrorCode) reason = d.lastErrorCode + (d.lastErrorMessage ? ": " + d.lastErrorMessage : "") + " (" + when(d.lastErrorAt) + ")";
+  if (d.state === "silent") reason = "since " + when(d.lastSeenAt);
+  if (d.state === "behind") reason = (d.accepted - d.applied - d.partial - d.superseded - d.rejected) + " in flight";
+  return esc(STATES[d.state] ?? d.state) + (reason ? '<span class="reason">' + esc(reason) + "</span>" : "");
+}
+
+/** When the API stops answering, say so, and since when the page shows old data. */
+function markStale(failed) {
+  const el = $("stale");
+  el.hidden = !failed;
+  if (failed) el.textContent = "The API is not answering: this page shows data from " + (lastGoodAt ? lastGoodAt.toLocaleString() : "before sign-in") + " and may be out of date.";
 }
 
 async function refresh() {
-  const [status, devices, conflicts, reports] = await Promise.all([
-    api("v1/status"), api("v1/devices"), api("v1/conflicts?limit=20"),
-    api("v1/reports?limit=50" + (query ? "&q=" + encodeURIComponent(query) : "")),
-  ]);
+  let status, devices, conflicts, reports, dlq;
+  try {
+    [status, devices, conflicts, reports, dlq] = await Promise.all([
+      api("v1/status"), api("v1/devices"), api("v1/conflicts?limit=20"),
+      api("v1/reports?limit=50" + (query ? "&q=" + encodeURIComponent(query) : "")),
+      role === "admin" ? api("v1/dlq") : Promise.resolve(null),
+    ]);
+  } catch (error) {
+    if (sessionStorage.getItem("token")) markStale(true);
+    throw error;
+  }
+  lastGoodAt = new Date();
+  markStale(false);
   names = Object.fromEntries(devices.items.map((d) => [d.id, d.name]));
   const q = status.queue;
   render("status", '<div class="cards">' +
@@ -121,14 +150,28 @@ async function refresh() {
     '<div class="card">Conflicts<b>' + status.conflicts + '</b></div>' +
     '<div class="card">Devices<b>' + status.devices + '</b>last change ' + esc(when(status.lastAppliedAt)) + '</div></div>' +
     (q.dlq > 0 ? '<p class="warning" role="alert">' + q.dlq + ' change(s) in the dead-letter queue: they failed 5 times and need attention.</p>' : ""));
-  const now = Date.now();
-  render("devices", '<table><thead><tr><th>Device</th><th>State</th><th>Last push</th><th>Last pull</th><th>Accepted</th><th>Applied</th><th>Partial</th><th>Superseded</th><th>Rejected</th><th>Conflicts</th></tr></thead><tbody>' +
-    devices.items.map((d) => { const [cls, label] = syncState(d, now);
+  const failing = devices.items.filter((d) => d.state === "failing");
+  render("failing", failing.length === 0 ? "" : '<p class="warning" role="alert">' + failing.length + " device(s) failing: " +
+    failing.map((d) => esc(d.name) + " (" + esc(d.lastErrorCode ?? "error") + ")").join(", ") + ". Their changes are not getting through.</p>");
+  render("devices", '<table><thead><tr><th>Device</th><th>State</th><th>Agent</th><th>Last push</th><th>Last pull</th><th>Accepted</th><th>Applied</th><th>Partial</th><th>Superseded</th><th>Rejected</th><th>Conflicts</th></tr></thead><tbody>' +
+    devices.items.map((d) => {
       const cell = (name, value, extra) => '<td data-label="' + name + '"' + (extra ?? "") + '>' + esc(value) + '</td>';
-      return '<tr class="device">' + cell("Device", d.name) + cell("State", label, ' class="state ' + cls + '"') +
+      return '<tr class="device" data-id="' + esc(d.id) + '">' + cell("Device", d.name) +
+        '<td data-label="State" class="state ' + esc(d.state) + '">' + stateCell(d) + '</td>' +
+        cell("Agent", d.agentVersion ? d.agentVersion + (d.platform ? " (" + d.platform + ")" : "") : "") +
         cell("Last push", when(d.lastPushAt)) + cell("Last pull", when(d.lastPullAt)) + cell("Accepted", d.accepted) +
         cell("Applied", d.applied) + cell("Partial", d.partial) + cell("Superseded", d.superseded) +
         cell("Rejected", d.rejected) + cell("Conflicts", d.conflicts) + '</tr>'; }).join("") + '</tbody></table>');
+  $("dlq-section").hidden = !dlq;
+  if (dlq) {
+    $("redrive-all").hidden = dlq.items.length === 0;
+    render("dlq", dlq.items.length === 0 ? "<p>Empty: every change reached the database.</p>" :
+      '<table><thead><tr><th>Change</th><th>Report</th><th>Device</th><th>Receives</th><th>Sent</th><th>Why</th><th></th></tr></thead><tbody>' +
+      dlq.items.map((m) => '<tr class="dead-letter"><td data-label="Change">' + esc((m.changeId ?? "?").slice(0, 8)) + '</td><td data-label="Report">' + esc((m.reportId ?? "?").slice(0, 8)) +
+        '</td><td data-label="Device">' + esc(names[m.deviceId] ?? m.deviceId ?? "") + '</td><td data-label="Receives">' + esc(m.receiveCount) +
+        '</td><td data-label="Sent">' + esc(when(m.sentAt)) + '</td><td data-label="Why">' + esc(m.reason) +
+        '</td><td><button type="button" class="redrive" data-id="' + esc(m.messageId) + '">Redrive</button></td></tr>').join("") + '</tbody></table>');
+  }
   const side = (s, kind) => '<div class="side ' + kind + '"><b>' + kind + '</b>: ' + show(s.value) + '<br>' + esc(names[s.deviceId] ?? s.deviceId) + ' · ' + esc(when(Number(s.hlc.slice(0, 15)))) + '</div>';
   render("conflicts", conflicts.items.length === 0 ? "<p>No conflicts.</p>" : conflicts.items.map((c) =>
     '<div class="conflict"><h3>' + esc(c.field) + ' of report ' + esc(c.reportId.slice(0, 8)) + ' · ' + esc(when(c.detectedAt)) + '</h3>' +
@@ -153,11 +196,19 @@ async function showHistory(id) {
 
 function signOut() {
   sessionStorage.removeItem("token");
+  role = null; lastGoodAt = null; markStale(false);
   $("app").hidden = true; $("signout").hidden = true; $("signin").hidden = false; $("who").textContent = "";
+}
+
+async function redrive(messageIds) {
+  const { moved } = await api("v1/dlq/redrive", messageIds ? { messageIds } : {});
+  $("dlq-result").textContent = moved + " change(s) put back on the queue.";
+  await refresh();
 }
 
 async function start() {
   const me = await api("v1/me");
+  role = me.role;
   $("who").textContent = me.name + " (" + me.role + ")";
   $("signin").hidden = true; $("app").hidden = false; $("signout").hidden = false;
   await refresh();
@@ -174,6 +225,11 @@ $("signin").addEventListener("submit", async (event) => {
   start().catch(() => {});
 });
 $("signout").addEventListener("click", signOut);
+$("redrive-all").addEventListener("click", () => redrive().catch(() => {}));
+$("dlq").addEventListener("click", (event) => {
+  const button = event.target.closest("button.redrive");
+  if (button) redrive([button.dataset.id]).catch(() => {});
+});
 let typing;
 $("search").addEventListener("input", (event) => {
   clearTimeout(typing);

@@ -4,14 +4,16 @@ import {
   HlcSchema,
   JsonValueSchema,
   MAX_CHANGES_PER_REQUEST,
+  REJECTION_CODES,
   type Rejection,
 } from "../../core/change.ts";
 import { storableText } from "../../core/json.ts";
 import type { AuditEntry, Conflict, Report, SyncPage } from "../../core/types.ts";
 import type { VerifyResult } from "./audit.ts";
+import type { DeadLetter } from "./dead-letters.ts";
+import type { DeviceView } from "./fleet.ts";
 import type { IssuedCredentials } from "./identity.ts";
 import type { EnqueueResult, QueueDepth } from "./queue.ts";
-import type { DeviceView } from "./read.ts";
 
 /*
  * The API's shapes as zod schemas: the handlers parse requests with them, and
@@ -119,6 +121,17 @@ export const MemberRequestSchema = z.strictObject({
 });
 
 // ---- responses ---------------------------------------------------------------
+
+export const RedriveRequestSchema = z
+  .strictObject({
+    messageIds: z
+      .array(z.string().min(1).max(100))
+      .min(1)
+      .max(100)
+      .optional()
+      .meta({ description: "The dead letters to move; all of the project's when absent." }),
+  })
+  .meta({ id: "RedriveRequest" });
 
 export const ApiErrorSchema = z
   .object({
@@ -254,13 +267,7 @@ export const IngestResultSchema = z
       .array(
         z.object({
           changeId: uuid,
-          code: z.enum([
-            "invalid_change",
-            "hlc_invalid",
-            "hlc_node_mismatch",
-            "clock_skew",
-            "duplicate_in_batch",
-          ]),
+          code: z.enum(REJECTION_CODES),
           message: z.string(),
         }),
       )
@@ -302,11 +309,38 @@ export const DeviceSchema = z
     superseded: count,
     rejected: count,
     conflicts: count,
+    state: z.enum(["never_seen", "in_sync", "behind", "failing", "silent", "revoked"]).meta({
+      description:
+        "failing: its last request was refused, or its last 3 pushes failed; silent: nothing for 15 minutes; behind: changes accepted, not yet applied.",
+    }),
+    lastErrorAt: stamp.nullable().meta({ description: "Its last refused or failed request." }),
+    lastErrorCode: z.string().nullable(),
+    lastErrorMessage: z.string().nullable(),
+    agentVersion: z.string().nullable().meta({ description: "From the agent's User-Agent." }),
+    platform: z.string().nullable(),
   })
   .meta({ id: "Device" });
 export const DeviceListSchema = z
   .object({ items: z.array(DeviceSchema) })
   .meta({ id: "DeviceList" });
+
+export const DeadLetterSchema = z
+  .object({
+    messageId: z.string(),
+    changeId: uuid.nullable(),
+    reportId: uuid.nullable(),
+    deviceId: uuid.nullable(),
+    receiveCount: count,
+    sentAt: stamp,
+    reason: z.string(),
+  })
+  .meta({ id: "DeadLetter" });
+export const DeadLetterListSchema = z
+  .object({ items: z.array(DeadLetterSchema) })
+  .meta({ id: "DeadLetterList" });
+export const RedriveResultSchema = z
+  .object({ moved: count.meta({ description: "Changes put back on the changes queue." }) })
+  .meta({ id: "RedriveResult" });
 
 export const QueueDepthSchema = z.object({ visible: count, inFlight: count, dlq: count });
 export const StatusSchema = z
@@ -354,6 +388,7 @@ same<Same<AuditEntry, z.output<typeof AuditEntrySchema>>>();
 same<Same<SyncPage, z.output<typeof SyncPageSchema>>>();
 same<Same<DeviceView, z.output<typeof DeviceSchema>>>();
 same<Same<QueueDepth, z.output<typeof QueueDepthSchema>>>();
+same<Same<DeadLetter, z.output<typeof DeadLetterSchema>>>();
 same<Same<VerifyResult, z.output<typeof AuditVerifySchema>>>();
 same<Same<IssuedCredentials, z.output<typeof IssuedCredentialsSchema>>>();
 same<Same<Rejection, z.output<typeof IngestResultSchema>["rejected"][number]>>();

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import type { Logger } from "@aws-lambda-powertools/logger";
+import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { Context } from "aws-lambda";
 import {
   type KeyFile,
@@ -11,6 +12,7 @@ import {
 import { type Config, loadConfig } from "./config.ts";
 import type { Db } from "./db/db.ts";
 import { createPostgresDb } from "./db/postgres.ts";
+import { createDeadLetters, type DeadLetters, NO_DEAD_LETTER_QUEUE } from "./dead-letters.ts";
 import { createLogger } from "./logger.ts";
 import { type ChangeQueue, createSqsClient, createSqsQueue } from "./queue.ts";
 
@@ -19,6 +21,7 @@ export interface Deps {
   config: Config;
   db: Db;
   queue: ChangeQueue;
+  deadLetters: DeadLetters;
   keys: KeyRing;
   logger: Logger;
   /** Wall clock in epoch milliseconds. */
@@ -71,6 +74,17 @@ export async function openDb(config: Config): Promise<Db> {
   }
 }
 
+/** The changes queue and its DLQ, over one SQS client. */
+export function queuePorts(
+  client: SQSClient,
+  { queueUrl, dlqUrl }: Pick<Config, "queueUrl" | "dlqUrl">,
+): Pick<Deps, "queue" | "deadLetters"> {
+  return {
+    queue: createSqsQueue({ client, queueUrl, dlqUrl }),
+    deadLetters: dlqUrl ? createDeadLetters({ client, queueUrl, dlqUrl }) : NO_DEAD_LETTER_QUEUE,
+  };
+}
+
 /** Where the key file comes from: Secrets Manager on AWS, a file locally. */
 export function keyFileSource(config: Config): () => Promise<KeyFile> {
   return config.keysSecretArn
@@ -104,7 +118,7 @@ export async function depsFromEnv(env: NodeJS.ProcessEnv = process.env): Promise
   const deps: Deps = {
     config,
     db: await openDb(config),
-    queue: createSqsQueue({ client, queueUrl: config.queueUrl, dlqUrl: config.dlqUrl }),
+    ...queuePorts(client, config),
     keys: await keyRingFrom(await loadKeys()),
     logger: createLogger(),
     now: Date.now,

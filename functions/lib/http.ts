@@ -83,14 +83,22 @@ export function httpErrors(logger: Logger): Middleware {
   };
 }
 
-const DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024;
-const MAX_BODY_DEPTH = 32;
+export interface BodyLimits {
+  maxBytes: number;
+  /**
+   * Deeper bodies are refused whole, before any recursive walk (validation,
+   * hashing) could exhaust the stack on them. Unset where the handler
+   * measures depth itself, per item, with an iterative walk (ingest: a too
+   * deep change is rejected alone, never the whole push).
+   */
+  maxDepth?: number;
+}
 
 /**
  * Requires a JSON body of bounded size on POST and parses it into
  * `event.parsedBody`; GET and DELETE pass through.
  */
-export function jsonBody(maxBytes = DEFAULT_MAX_BODY_BYTES): Middleware {
+export function jsonBody({ maxBytes, maxDepth }: BodyLimits): Middleware {
   return {
     before: async ({ event }) => {
       if (event.httpMethod !== "POST") return;
@@ -117,10 +125,8 @@ export function jsonBody(maxBytes = DEFAULT_MAX_BODY_BYTES): Middleware {
       } catch {
         throw new EdgeSyncError("invalid_json", "The body is not valid JSON.", 400);
       }
-      // No valid body nests this deep; refusing it here keeps every later
-      // recursive walk (validation, hashing) safe from stack exhaustion.
-      if (nestsDeeperThan(event.parsedBody, MAX_BODY_DEPTH)) {
-        throw new ValidationError(`The body nests more than ${MAX_BODY_DEPTH} levels deep.`);
+      if (maxDepth !== undefined && nestsDeeperThan(event.parsedBody, maxDepth)) {
+        throw new ValidationError(`The body nests more than ${maxDepth} levels deep.`);
       }
     },
   };

@@ -39,7 +39,7 @@ interface Operation {
   operationId: string;
   summary: string;
   description?: string;
-  tag: "Identity" | "Sync" | "Read" | "Manage" | "Service" | "Dashboard";
+  tag: "Identity" | "Sync" | "Read" | "Manage" | "Fleet" | "Service" | "Dashboard";
   query?: z.ZodObject;
   body?: z.ZodType;
   ok: { status: 200 | 201 | 202 | 204; description: string; schema?: z.ZodType; type?: string };
@@ -192,7 +192,7 @@ const operations: Record<string, Operation> = {
   },
   "GET /v1/devices": {
     operationId: "listDevices",
-    summary: "Devices with their sync counters",
+    summary: "Devices with their sync counters and health",
     tag: "Read",
     ok: { status: 200, description: "Every device of the project.", schema: s.DeviceListSchema },
   },
@@ -215,6 +215,23 @@ const operations: Record<string, Operation> = {
     tag: "Read",
     ok: { status: 200, description: "Whether every chain holds.", schema: s.AuditVerifySchema },
   },
+  "GET /v1/dlq": {
+    operationId: "listDeadLetters",
+    summary: "Changes the consumer gave up on",
+    description:
+      "The project's dead-lettered changes: each failed on every one of its 5 receives. Up to 100 are looked at per call, and at most 10 of one report.",
+    tag: "Fleet",
+    ok: { status: 200, description: "The project's dead letters.", schema: s.DeadLetterListSchema },
+  },
+  "POST /v1/dlq/redrive": {
+    operationId: "redriveDeadLetters",
+    summary: "Put dead-lettered changes back on the queue",
+    description:
+      "They apply, or are recorded `rejected`, like any other change. `{}` moves all of the project's.",
+    tag: "Fleet",
+    body: s.RedriveRequestSchema,
+    ok: { status: 200, description: "How many moved.", schema: s.RedriveResultSchema },
+  },
 };
 
 const TAGS: oas31.TagObject[] = [
@@ -222,6 +239,7 @@ const TAGS: oas31.TagObject[] = [
   { name: "Sync", description: "What edge agents push and pull (role `device`)." },
   { name: "Read", description: "Reports, conflicts, devices and audit (analyst, auditor, admin)." },
   { name: "Manage", description: "Devices and members (admin), projects (operator)." },
+  { name: "Fleet", description: "The dead-letter queue and its redrive (admin)." },
   { name: "Service", description: "Health and this document." },
   { name: "Dashboard", description: "The single-page dashboard, served as files." },
 ];

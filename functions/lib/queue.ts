@@ -4,10 +4,16 @@ import {
   type SendMessageBatchRequestEntry,
   SQSClient,
 } from "@aws-sdk/client-sqs";
-import type { ChangeMessage } from "../../core/change.ts";
+import type { ChangeMessage, Rejection } from "../../core/change.ts";
 
 /** SQS allows at most 10 entries per SendMessageBatch. */
 const SQS_BATCH_LIMIT = 10;
+/**
+ * The queues' MaximumMessageSize, which is also SQS's limit on a whole
+ * SendMessageBatch (the stack and the local cloud both declare it). An
+ * encoded change stays far below it: at most 256 KiB, escaped at most 3×.
+ */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 export interface EnqueueFailure {
   changeId: string;
@@ -17,6 +23,9 @@ export interface EnqueueFailure {
 
 export interface EnqueueResult {
   accepted: string[];
+  /** Refused for their content: retrying cannot help. */
+  rejected: Rejection[];
+  /** Not queued this time: retry. */
   failed: EnqueueFailure[];
 }
 
@@ -48,10 +57,51 @@ export function createSqsClient(region: string, endpoint?: string): SQSClient {
   });
 }
 
-function entryOf(message: ChangeMessage, index: number): SendMessageBatchRequestEntry {
+/**
+ * A message body: the envelope as JSON with every character outside ASCII
+ * written as a `\uXXXX` escape. SQS takes only #x9, #xA, #xD, #x20–#xD7FF,
+ * #xE000–#xFFFD and #x10000–#x10FFFF, so U+FFFE and U+FFFF (and, on some
+ * emulators, any emoji) would be refused; escaped, every string that jsonb
+ * can store crosses any SQS, and JSON.parse gives it back unchanged.
+ */
+export function encodeMessageBody(message: ChangeMessage): string {
+  return JSON.stringify(message).replace(
+    /[\u007f-\uffff]/g,
+    (unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+interface Encoded {
+  message: ChangeMessage;
+  body: string;
+}
+
+/** Groups entries so that each SendMessageBatch holds at most 10 and at most MAX_MESSAGE_BYTES. */
+function chunksOf(entries: Encoded[]): Encoded[][] {
+  const chunks: Encoded[][] = [];
+  let current: Encoded[] = [];
+  let bytes = 0;
+  for (const entry of entries) {
+    const size = entry.body.length; // ASCII: one byte per character
+    if (
+      current.length === SQS_BATCH_LIMIT ||
+      (current.length > 0 && bytes + size > MAX_MESSAGE_BYTES)
+    ) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(entry);
+    bytes += size;
+  }
+  if (current.length) chunks.push(current);
+  return chunks;
+}
+
+function entryOf({ message, body }: Encoded, index: number): SendMessageBatchRequestEntry {
   return {
     Id: String(index),
-    MessageBody: JSON.stringify(message),
+    MessageBody: body,
     // One group per report keeps its changes in order and lets reports run in parallel.
     MessageGroupId: `${message.projectId}:${message.change.reportId}`,
     // SQS drops a resend of the same change within its 5-minute window;
@@ -61,24 +111,37 @@ function entryOf(message: ChangeMessage, index: number): SendMessageBatchRequest
 }
 
 export function createSqsQueue({ client, queueUrl, dlqUrl }: SqsQueueOptions): ChangeQueue {
-  async function sendChunk(chunk: ChangeMessage[]): Promise<EnqueueResult> {
-    const ids = chunk.map((m) => m.change.changeId);
+  async function sendChunk(chunk: Encoded[]): Promise<EnqueueResult> {
+    const ids = chunk.map((e) => e.message.change.changeId);
     try {
       const out = await client.send(
         new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: chunk.map(entryOf) }),
       );
-      const failed = (out.Failed ?? []).map((f) => ({
-        changeId: ids[Number(f.Id)]!,
-        code: "enqueue_failed",
-        message: f.SenderFault
-          ? `the queue refused the change (${f.Code})`
-          : `the queue could not take the change now (${f.Code}); retry`,
-      }));
-      const failedIds = new Set(failed.map((f) => f.changeId));
-      return { accepted: ids.filter((id) => !failedIds.has(id)), failed };
+      const result: EnqueueResult = { accepted: [], rejected: [], failed: [] };
+      const refused = new Map((out.Failed ?? []).map((f) => [Number(f.Id), f]));
+      ids.forEach((changeId, index) => {
+        const f = refused.get(index);
+        if (!f) result.accepted.push(changeId);
+        // A sender fault is about the message itself: sending it again
+        // would be refused again, so the device must not retry it.
+        else if (f.SenderFault)
+          result.rejected.push({
+            changeId,
+            code: "queue_refused",
+            message: `the queue refused the change (${f.Code}: ${f.Message ?? "no reason given"})`,
+          });
+        else
+          result.failed.push({
+            changeId,
+            code: "enqueue_failed",
+            message: `the queue could not take the change now (${f.Code}); retry`,
+          });
+      });
+      return result;
     } catch {
       return {
         accepted: [],
+        rejected: [],
         failed: ids.map((changeId) => ({
           changeId,
           code: "enqueue_failed",
@@ -103,13 +166,21 @@ export function createSqsQueue({ client, queueUrl, dlqUrl }: SqsQueueOptions): C
 
   return {
     async enqueue(messages) {
-      const chunks: ChangeMessage[][] = [];
-      for (let i = 0; i < messages.length; i += SQS_BATCH_LIMIT) {
-        chunks.push(messages.slice(i, i + SQS_BATCH_LIMIT));
-      }
-      const results = await Promise.all(chunks.map(sendChunk));
+      const encoded = messages.map((message) => ({ message, body: encodeMessageBody(message) }));
+      const oversized = encoded.filter((e) => e.body.length > MAX_MESSAGE_BYTES);
+      const results = await Promise.all(
+        chunksOf(encoded.filter((e) => e.body.length <= MAX_MESSAGE_BYTES)).map(sendChunk),
+      );
       return {
         accepted: results.flatMap((r) => r.accepted),
+        rejected: [
+          ...oversized.map(({ message }) => ({
+            changeId: message.change.changeId,
+            code: "too_large" as const,
+            message: `the change does not fit in one queue message (${MAX_MESSAGE_BYTES} bytes)`,
+          })),
+          ...results.flatMap((r) => r.rejected),
+        ],
         failed: results.flatMap((r) => r.failed),
       };
     },

@@ -222,81 +222,7 @@ export async function listConflicts(
   return keysetPage(rows, query.limit, toConflict, (r) => [r.detected_key, r.id]);
 }
 
-export interface DeviceView {
-  id: string;
-  name: string;
-  clientId: string;
-  createdAt: string;
-  revokedAt: string | null;
-  lastSeenAt: string | null;
-  lastPushAt: string | null;
-  lastPullAt: string | null;
-  accepted: number;
-  applied: number;
-  partial: number;
-  superseded: number;
-  rejected: number;
-  conflicts: number;
-}
-
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
-
-/** The project's devices with their sync counters. */
-export async function listDevices(
-  db: Queryable,
-  projectId: string,
-): Promise<{ items: DeviceView[] }> {
-  const rows = await db.query<{
-    id: string;
-    name: string;
-    client_id: string;
-    created_at: Date;
-    revoked_at: Date | null;
-    last_seen_at: Date | null;
-    last_push_at: Date | null;
-    last_pull_at: Date | null;
-    accepted: number;
-    applied: number;
-    partial: number;
-    superseded: number;
-    rejected: number;
-    conflicts: number;
-  }>(
-    `select d.id, d.name, d.client_id, d.created_at, d.revoked_at, d.last_seen_at, d.last_push_at, d.last_pull_at,
-            d.accepted, o.applied, o.partial, o.superseded, o.rejected, k.conflicts
-       from devices d
-       cross join lateral (
-         select count(*) filter (where outcome = 'applied')::int as applied,
-                count(*) filter (where outcome = 'partial')::int as partial,
-                count(*) filter (where outcome = 'superseded')::int as superseded,
-                count(*) filter (where outcome = 'rejected')::int as rejected
-           from audit_log a where a.project_id = d.project_id and a.actor_id = d.id) as o
-       cross join lateral (
-         select count(*)::int as conflicts from conflicts c
-          where c.project_id = d.project_id and (c.winner_device_id = d.id::text or c.loser_device_id = d.id::text)) as k
-      where d.project_id = $1
-      order by d.created_at, d.id`,
-    [projectId],
-  );
-  return {
-    items: rows.map((r) => ({
-      id: r.id,
-      name: r.name,
-      clientId: r.client_id,
-      createdAt: r.created_at.toISOString(),
-      revokedAt: iso(r.revoked_at),
-      lastSeenAt: iso(r.last_seen_at),
-      lastPushAt: iso(r.last_push_at),
-      lastPullAt: iso(r.last_pull_at),
-      accepted: r.accepted,
-      applied: r.applied,
-      partial: r.partial,
-      superseded: r.superseded,
-      rejected: r.rejected,
-      conflicts: r.conflicts,
-    })),
-  };
-}
 
 /** Counts and the last time a change was applied, for GET /v1/status. */
 export async function projectCounts(db: Queryable, projectId: string) {
@@ -318,19 +244,4 @@ export async function projectCounts(db: Queryable, projectId: string) {
     conflicts: row!.conflicts,
     devices: row!.devices,
   };
-}
-
-/** Stamps a device's activity; best effort, never worth failing a request over. */
-export async function touchDevice(
-  db: Queryable,
-  deviceId: string,
-  kind: "push" | "pull",
-  accepted = 0,
-): Promise<void> {
-  await db.query(
-    kind === "push"
-      ? "update devices set last_seen_at = now(), last_push_at = now(), accepted = accepted + $2 where id = $1"
-      : "update devices set last_seen_at = now(), last_pull_at = now() where id = $1",
-    kind === "push" ? [deviceId, accepted] : [deviceId],
-  );
 }

@@ -189,6 +189,10 @@ export class ApiStack extends Stack {
       }
     }
     props.queue.grantSendMessages(api.ingest);
+    // Listing and redrive: receive from the DLQ, hand back or delete, and
+    // send the chosen changes to the changes queue.
+    props.dlq.grantConsumeMessages(api.dlq);
+    props.queue.grantSendMessages(api.dlq);
     for (const f of [api.read, api.health]) {
       f.addToRolePolicy(
         new iam.PolicyStatement({

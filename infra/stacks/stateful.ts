@@ -19,6 +19,12 @@ import type { Settings } from "../settings.ts";
 export const CONSUMER_TIMEOUT = Duration.seconds(30);
 /** Receives before a message moves to the DLQ (DESIGN.md). */
 export const MAX_RECEIVE_COUNT = 5;
+/**
+ * SQS's largest message, and its limit on a whole SendMessageBatch: ingest
+ * sizes its batches by it (`MAX_MESSAGE_BYTES` in functions/lib/queue.ts; an
+ * infra test keeps the two equal).
+ */
+export const QUEUE_MAX_MESSAGE_BYTES = 1024 * 1024;
 export const DB_NAME = "edge_sync";
 const VPC_CIDR = "10.40.0.0/16";
 /** The role the functions connect as; the migrate function creates it. */
@@ -71,6 +77,7 @@ export class StatefulStack extends Stack {
       queueName: "changes-dlq.fifo",
       fifo: true,
       retentionPeriod: Duration.days(14),
+      maxMessageSizeBytes: QUEUE_MAX_MESSAGE_BYTES,
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
     });
@@ -89,6 +96,8 @@ export class StatefulStack extends Stack {
       fifoThroughputLimit: sqs.FifoThroughputLimit.PER_MESSAGE_GROUP_ID,
       visibilityTimeout: Duration.seconds(CONSUMER_TIMEOUT.toSeconds() * 6),
       retentionPeriod: Duration.days(14),
+      // What ingest's byte-bounded batches assume (functions/lib/queue.ts).
+      maxMessageSizeBytes: QUEUE_MAX_MESSAGE_BYTES,
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       deadLetterQueue: { queue: this.dlq, maxReceiveCount: MAX_RECEIVE_COUNT },

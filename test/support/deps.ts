@@ -1,9 +1,9 @@
 import { keyRingFrom, newStoredKey } from "../../functions/lib/auth/keys.ts";
 import type { Config } from "../../functions/lib/config.ts";
 import type { Db } from "../../functions/lib/db/db.ts";
-import type { Deps } from "../../functions/lib/deps.ts";
+import { type Deps, queuePorts } from "../../functions/lib/deps.ts";
 import { createLogger } from "../../functions/lib/logger.ts";
-import { createSqsClient, createSqsQueue } from "../../functions/lib/queue.ts";
+import { createSqsClient } from "../../functions/lib/queue.ts";
 import { ensureQueues, startEmbeddedSqs } from "../../local/sqs.ts";
 
 /**
@@ -44,7 +44,7 @@ export async function handlerDeps(db: Db = downDb, overrides: Partial<Config> = 
   const deps: Deps = {
     config,
     db,
-    queue: createSqsQueue({ client, queueUrl: config.queueUrl, dlqUrl: config.dlqUrl }),
+    ...queuePorts(client, config),
     keys: await keyRingFrom({ keys: [await newStoredKey()] }),
     logger: createLogger(),
     now: Date.now,

@@ -44,10 +44,15 @@ export async function verifySecret(secret: string, stored: string | undefined): 
   );
 }
 
-/** A new client id (`prefix_` + 16 random characters) and a 256-bit secret. */
+/**
+ * A new client id (`prefix_` + 16 random characters) and a 256-bit secret.
+ * Both start with letters, never with `-` (base64url's alphabet has it), so
+ * either can follow a command-line option as its value; the secret's `ess_`
+ * prefix also lets secret scanners recognise a leaked one.
+ */
 export function newCredentials(prefix: string): { clientId: string; clientSecret: string } {
   return {
     clientId: `${prefix}_${randomBytes(12).toString("base64url")}`,
-    clientSecret: randomBytes(32).toString("base64url"),
+    clientSecret: `ess_${randomBytes(32).toString("base64url")}`,
   };
 }

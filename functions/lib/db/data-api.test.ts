@@ -5,8 +5,9 @@ import { DataApiEmulator } from "../../../test/support/data-api-emulator.ts";
 import { seedProject } from "../../../test/support/fixtures.ts";
 import { applyChanges } from "../apply-changes.ts";
 import { verifyAuditChains } from "../audit.ts";
+import { listDevices } from "../fleet.ts";
 import { pull } from "../pull.ts";
-import { listAudit, listConflicts, listDevices, listReports, projectCounts } from "../read.ts";
+import { listAudit, listConflicts, listReports, projectCounts } from "../read.ts";
 import { createDataApiDb, toNamedSql, toSqlParameter } from "./data-api.ts";
 import { type Db, isTransientDbError } from "./db.ts";
 import { migrate } from "./migrate.ts";
@@ -181,7 +182,7 @@ describe("the Data API adapter over an emulated Data API", () => {
     expect(reports.items.map((r) => r.id)).toEqual([reportId]);
     expect((await listConflicts(db, project.id, { limit: 10 })).items).toHaveLength(1);
     expect((await listAudit(db, project.id, { actor: b, limit: 10 })).items).toHaveLength(1);
-    const listed = (await listDevices(db, project.id)).items;
+    const listed = (await listDevices(db, project.id, Date.now())).items;
     expect(listed.map((d) => [d.applied, d.superseded, d.conflicts])).toEqual([
       [2, 0, 1],
       [0, 1, 1],

@@ -1,0 +1,172 @@
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
+
+/** A change the consumer gave up on after its receives ran out (CONTRACT.md "Fleet operations"). */
+export interface DeadLetter {
+  messageId: string;
+  changeId: string | null;
+  reportId: string | null;
+  deviceId: string | null;
+  receiveCount: number;
+  sentAt: string;
+  reason: string;
+}
+
+/** The dead-letter queue port: what failed, and putting it back. */
+export interface DeadLetters {
+  /** The project's dead-lettered changes (at most `PEEK_LIMIT` are looked at). */
+  list(projectId: string): Promise<DeadLetter[]>;
+  /**
+   * Moves the project's dead letters (those named, or all) back to the
+   * changes queue, where they apply or are recorded `rejected` like any other.
+   * Returns how many moved.
+   */
+  redrive(projectId: string, messageIds?: readonly string[]): Promise<number>;
+}
+
+export interface DeadLettersOptions {
+  client: SQSClient;
+  dlqUrl: string;
+  queueUrl: string;
+}
+
+/** How many messages one look at the DLQ takes in. */
+const PEEK_LIMIT = 100;
+/** How long a looked-at message stays hidden if this process dies before handing it back. */
+const PEEK_VISIBILITY_SECONDS = 30;
+
+interface Envelope {
+  projectId?: unknown;
+  deviceId?: unknown;
+  change?: { changeId?: unknown; reportId?: unknown };
+}
+
+function envelopeOf(message: Message): Envelope | undefined {
+  try {
+    const body = JSON.parse(message.Body ?? "") as unknown;
+    return typeof body === "object" && body !== null ? (body as Envelope) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const text = (value: unknown) => (typeof value === "string" ? value : null);
+
+function toDeadLetter(message: Message, envelope: Envelope | undefined): DeadLetter {
+  const receiveCount = Number(message.Attributes?.ApproximateReceiveCount ?? 0);
+  return {
+    messageId: message.MessageId!,
+    changeId: text(envelope?.change?.changeId),
+    reportId: text(envelope?.change?.reportId),
+    deviceId: text(envelope?.deviceId),
+    receiveCount,
+    sentAt: new Date(Number(message.Attributes?.SentTimestamp ?? 0)).toISOString(),
+    reason: envelope
+      ? "its batch failed on every receive; the consumer's log has the error for this message id"
+      : "not a change message: the consumer cannot read it",
+  };
+}
+
+/**
+ * The DLQ over the SQS API: the same calls on AWS and on the embedded queue.
+ * SQS has no way to read a queue without receiving from it, so a look
+ * receives up to `PEEK_LIMIT` messages and hands every one it keeps back at
+ * once (visibility 0). A FIFO queue hides the rest of a message group while
+ * part of it is received, so a report with many dead letters shows its
+ * first ten per look; redrive them and look again.
+ *
+ * Redrive is per project, so it cannot use SQS's message-move task (which
+ * moves a whole queue): it sends each chosen message to the changes queue in
+ * its group, then deletes it from the DLQ. The send is deduplicated by the
+ * dead letter's own id, not the change id, which the changes queue may still
+ * remember from the first send; a change applied twice is a no-op anyway.
+ */
+export function createDeadLetters({ client, dlqUrl, queueUrl }: DeadLettersOptions): DeadLetters {
+  /** Receives what the DLQ holds; the caller must hand every message back or delete it. */
+  async function receiveAll(): Promise<Message[]> {
+    const received: Message[] = [];
+    while (received.length < PEEK_LIMIT) {
+      const out = await client.send(
+        new ReceiveMessageCommand({
+          QueueUrl: dlqUrl,
+          MaxNumberOfMessages: 10,
+          VisibilityTimeout: PEEK_VISIBILITY_SECONDS,
+          WaitTimeSeconds: 0,
+          MessageSystemAttributeNames: ["All"],
+        }),
+      );
+      if (!out.Messages?.length) break;
+      received.push(...out.Messages);
+    }
+    return received;
+  }
+
+  async function handBack(messages: Message[]): Promise<void> {
+    for (let i = 0; i < messages.length; i += 10) {
+      await client.send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: dlqUrl,
+          Entries: messages.slice(i, i + 10).map((m, index) => ({
+            Id: String(index),
+            ReceiptHandle: m.ReceiptHandle!,
+            VisibilityTimeout: 0,
+          })),
+        }),
+      );
+    }
+  }
+
+  async function moveBack(message: Message): Promise<void> {
+    await client.send(
+      new SendMessageCommand({
+        QueueUrl: queueUrl,
+        MessageBody: message.Body!,
+        MessageGroupId: message.Attributes?.MessageGroupId ?? "dead-letters",
+        MessageDeduplicationId: `redrive-${message.MessageId}`,
+      }),
+    );
+    await client.send(
+      new DeleteMessageCommand({ QueueUrl: dlqUrl, ReceiptHandle: message.ReceiptHandle! }),
+    );
+  }
+
+  return {
+    async list(projectId) {
+      const received = await receiveAll();
+      await handBack(received);
+      return received
+        .map((message) => ({ message, envelope: envelopeOf(message) }))
+        .filter(({ envelope }) => envelope?.projectId === projectId)
+        .map(({ message, envelope }) => toDeadLetter(message, envelope));
+    },
+    async redrive(projectId, messageIds) {
+      const wanted = messageIds ? new Set(messageIds) : undefined;
+      const received = await receiveAll();
+      const chosen = received.filter(
+        (m) => envelopeOf(m)?.projectId === projectId && (!wanted || wanted.has(m.MessageId ?? "")),
+      );
+      const moved = new Set<Message>();
+      try {
+        for (const message of chosen) {
+          await moveBack(message);
+          moved.add(message);
+        }
+      } finally {
+        await handBack(received.filter((m) => !moved.has(m)));
+      }
+      return moved.size;
+    },
+  };
+}
+
+/** Where no DLQ is configured (a replay with `npm run invoke` and no cloud running). */
+export const NO_DEAD_LETTER_QUEUE: DeadLetters = {
+  list: async () => [],
+  redrive: async () => 0,
+};

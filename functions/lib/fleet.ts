@@ -1,0 +1,247 @@
+import type { MiddlewareObj } from "@middy/core";
+import type { APIGatewayProxyResult } from "aws-lambda";
+import { EdgeSyncError } from "../../core/errors.ts";
+import type { Queryable } from "./db/db.ts";
+import type { Deps } from "./deps.ts";
+import { type ApiEvent, header, principalOf } from "./http.ts";
+
+/** A device with no request for this long is `silent`. */
+export const SILENT_AFTER_MS = 15 * 60_000;
+/** Pushes in a row that failed before a device counts as `failing`. */
+export const FAILING_AFTER_PUSHES = 3;
+
+export type DeviceState = "never_seen" | "in_sync" | "behind" | "failing" | "silent" | "revoked";
+
+export interface DeviceView {
+  id: string;
+  name: string;
+  clientId: string;
+  createdAt: string;
+  revokedAt: string | null;
+  lastSeenAt: string | null;
+  lastPushAt: string | null;
+  lastPullAt: string | null;
+  accepted: number;
+  applied: number;
+  partial: number;
+  superseded: number;
+  rejected: number;
+  conflicts: number;
+  state: DeviceState;
+  lastErrorAt: string | null;
+  lastErrorCode: string | null;
+  lastErrorMessage: string | null;
+  agentVersion: string | null;
+  platform: string | null;
+}
+
+interface DeviceHealth {
+  revokedAt: string | null;
+  lastSeenAt: string | null;
+  lastRequestRefused: boolean;
+  failedPushes: number;
+  accepted: number;
+  outcomes: number;
+}
+
+/**
+ * Where a device stands, most urgent first: a refused last request or a run
+ * of failed pushes is `failing` even while the device keeps calling, and
+ * silence is only `silent` for a device that is otherwise fine.
+ */
+export function deviceState(d: DeviceHealth, nowMs: number): DeviceState {
+  if (d.revokedAt) return "revoked";
+  if (!d.lastSeenAt) return "never_seen";
+  if (d.lastRequestRefused || d.failedPushes >= FAILING_AFTER_PUSHES) return "failing";
+  if (nowMs - Date.parse(d.lastSeenAt) > SILENT_AFTER_MS) return "silent";
+  if (d.accepted > d.outcomes) return "behind";
+  return "in_sync";
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+/** The project's devices with their sync counters and health. */
+export async function listDevices(
+  db: Queryable,
+  projectId: string,
+  nowMs: number,
+): Promise<{ items: DeviceView[] }> {
+  const rows = await db.query<{
+    id: string;
+    name: string;
+    client_id: string;
+    created_at: Date;
+    revoked_at: Date | null;
+    last_seen_at: Date | null;
+    last_push_at: Date | null;
+    last_pull_at: Date | null;
+    accepted: number;
+    applied: number;
+    partial: number;
+    superseded: number;
+    rejected: number;
+    conflicts: number;
+    last_request_refused: boolean;
+    failed_pushes: number;
+    last_error_at: Date | null;
+    last_error_code: string | null;
+    last_error_message: string | null;
+    agent_version: string | null;
+    platform: string | null;
+  }>(
+    `select d.id, d.name, d.client_id, d.created_at, d.revoked_at, d.last_seen_at, d.last_push_at, d.last_pull_at,
+            d.accepted, o.applied, o.partial, o.superseded, o.rejected, k.conflicts,
+            d.last_request_refused, d.failed_pushes, d.last_error_at, d.last_error_code, d.last_error_message,
+            d.agent_version, d.platform
+       from devices d
+       cross join lateral (
+         select count(*) filter (where outcome = 'applied')::int as applied,
+                count(*) filter (where outcome = 'partial')::int as partial,
+                count(*) filter (where outcome = 'superseded')::int as superseded,
+                count(*) filter (where outcome = 'rejected')::int as rejected
+           from audit_log a where a.project_id = d.project_id and a.actor_id = d.id) as o
+       cross join lateral (
+         select count(*)::int as conflicts from conflicts c
+          where c.project_id = d.project_id and (c.winner_device_id = d.id::text or c.loser_device_id = d.id::text)) as k
+      where d.project_id = $1
+      order by d.created_at, d.id`,
+    [projectId],
+  );
+  return {
+    items: rows.map((r) => {
+      const view = {
+        revokedAt: iso(r.revoked_at),
+        lastSeenAt: iso(r.last_seen_at),
+        accepted: Number(r.accepted),
+      };
+      return {
+        id: r.id,
+        name: r.name,
+        clientId: r.client_id,
+        createdAt: r.created_at.toISOString(),
+        ...view,
+        lastPushAt: iso(r.last_push_at),
+        lastPullAt: iso(r.last_pull_at),
+        applied: r.applied,
+        partial: r.partial,
+        superseded: r.superseded,
+        rejected: r.rejected,
+        conflicts: r.conflicts,
+        state: deviceState(
+          {
+            ...view,
+            lastRequestRefused: r.last_request_refused,
+            failedPushes: r.failed_pushes,
+            outcomes: r.applied + r.partial + r.superseded + r.rejected,
+          },
+          nowMs,
+        ),
+        lastErrorAt: iso(r.last_error_at),
+        lastErrorCode: r.last_error_code,
+        lastErrorMessage: r.last_error_message,
+        agentVersion: r.agent_version,
+        platform: r.platform,
+      };
+    }),
+  };
+}
+
+/** What the agent says of itself: `edge-agent/<version> (<platform>; node/<version>)`. */
+export function parseUserAgent(
+  userAgent: string | undefined,
+): { agentVersion: string; platform: string | null } | undefined {
+  const match = /^edge-agent\/([\w.+-]{1,40})(?: \(([\x20-\x7e]{1,100}?)\))?/.exec(userAgent ?? "");
+  if (!match) return undefined;
+  return { agentVersion: match[1]!, platform: match[2] ?? null };
+}
+
+export interface DeviceRequest {
+  kind: "push" | "pull";
+  /** Answered with 2xx (a push may still have left changes unqueued). */
+  answered: boolean;
+  /** Changes the queue took. */
+  accepted: number;
+  /** Why the request was refused or failed; absent when all went through. */
+  error?: { code: string; message: string; refused: boolean };
+  userAgent?: string;
+}
+
+/**
+ * Records one request of a device: when it was seen, its counters, its last
+ * error and its agent. One statement; best effort, like every bookkeeping
+ * write after the work itself is done.
+ */
+export async function recordDeviceRequest(
+  db: Queryable,
+  deviceId: string,
+  request: DeviceRequest,
+): Promise<void> {
+  const agent = parseUserAgent(request.userAgent);
+  const failedPush = request.kind === "push" && request.error !== undefined;
+  await db.query(
+    `update devices set
+       last_seen_at = now(),
+       last_push_at = case when $2::text = 'push' and $3::boolean then now() else last_push_at end,
+       last_pull_at = case when $2::text = 'pull' and $3::boolean then now() else last_pull_at end,
+       accepted = accepted + $4::int,
+       last_request_refused = $5::boolean,
+       failed_pushes = case when $2::text <> 'push' then failed_pushes when $6::boolean then failed_pushes + 1 else 0 end,
+       last_error_at = case when $7::text is null then last_error_at else now() end,
+       last_error_code = coalesce($7::text, last_error_code),
+       last_error_message = case when $7::text is null then last_error_message else $8::text end,
+       agent_version = coalesce($9::text, agent_version),
+       platform = coalesce($10::text, platform)
+     where id = $1`,
+    [
+      deviceId,
+      request.kind,
+      request.answered,
+      request.accepted,
+      request.error?.refused ?? false,
+      failedPush,
+      request.error?.code ?? null,
+      request.error?.message ?? null,
+      agent?.agentVersion ?? null,
+      agent?.platform ?? null,
+    ],
+  );
+}
+
+/**
+ * Records a device request that ended in an error (refused or failed),
+ * before the error becomes the response. The handler records the ones it
+ * answers itself.
+ */
+export function recordDeviceErrors(
+  deps: Pick<Deps, "db" | "logger">,
+  kind: DeviceRequest["kind"],
+): MiddlewareObj<ApiEvent, APIGatewayProxyResult> {
+  return {
+    onError: async ({ event, error }) => {
+      let deviceId: string;
+      try {
+        const principal = principalOf(event);
+        if (principal.role !== "device") return;
+        deviceId = principal.sub;
+      } catch {
+        return;
+      }
+      const known = error instanceof EdgeSyncError;
+      const status = known ? error.statusCode : 500;
+      await recordDeviceRequest(deps.db, deviceId, {
+        kind,
+        answered: false,
+        accepted: 0,
+        userAgent: header(event, "user-agent"),
+        error: {
+          code: known ? error.code : "internal",
+          message: known && status < 500 ? error.message : "the cloud failed to answer",
+          // Throttling and outages pass; anything else 4xx will not.
+          refused: status >= 400 && status < 500 && status !== 429,
+        },
+      }).catch((recordError) =>
+        deps.logger.warn("device activity not recorded", { error: recordError }),
+      );
+    },
+  };
+}
