@@ -58,18 +58,46 @@ describe.each(dbTargets())("consume (SQS FIFO) on %s", (target) => {
     ]);
   });
 
-  it("fails an unreadable message and every one after it, in FIFO order, applying those before", async () => {
+  // The sample batch: records 0 and 1 edit one report, record 2 another.
+  it("fails an unreadable message and what follows it in its report, applying every other", async () => {
     const event = await batch();
     const ids = changeIds(event);
-    event.Records[1]!.body = "{not json";
+    event.Records[0]!.body = "{not json";
     const consume = create(env.deps);
     const result = await consume(event, lambdaContext("consume", "t"));
     expect(result.batchItemFailures.map((f) => f.itemIdentifier)).toEqual([
+      event.Records[0]!.messageId,
       event.Records[1]!.messageId,
-      event.Records[2]!.messageId,
     ]);
-    // The first was applied; the third waits for its turn behind the second.
-    expect((await audited(ids)).map((r) => r.change_id)).toEqual([ids[0]]);
+    // The second waits for its turn behind the first; the other report goes ahead.
+    expect((await audited(ids)).map((r) => r.change_id)).toEqual([ids[2]]);
+  });
+
+  it("lets a change the database keeps refusing hold back only its own report", async () => {
+    const event = await batch();
+    const ids = changeIds(event);
+    const stuck = JSON.parse(event.Records[0]!.body).change.reportId;
+    await t.db.exec(`
+      create function refuse_report() returns trigger language plpgsql as $$
+        begin raise exception 'storage fault'; end $$;
+      create trigger refuse_report before insert or update on reports for each row
+        when (new.id = '${stuck}') execute function refuse_report();`);
+    try {
+      const result = await create(env.deps)(event, lambdaContext("consume", "t"));
+      expect(result.batchItemFailures.map((f) => f.itemIdentifier)).toEqual([
+        event.Records[0]!.messageId,
+        event.Records[1]!.messageId,
+      ]);
+      expect((await audited(ids)).map((r) => r.change_id)).toEqual([ids[2]]);
+    } finally {
+      await t.db.exec("drop trigger refuse_report on reports; drop function refuse_report();");
+    }
+    // Redelivered once the fault is gone, the held-back changes apply in order.
+    const retry = { Records: event.Records.slice(0, 2) };
+    expect(await create(env.deps)(retry, lambdaContext("consume", "t"))).toEqual({
+      batchItemFailures: [],
+    });
+    expect((await audited(ids)).map((r) => r.change_id)).toEqual([ids[2], ids[0], ids[1]]);
   });
 
   it("records a readable change that breaks the schema as rejected and acknowledges it", async () => {

@@ -41,45 +41,72 @@ function toItem(record: SQSRecord): ApplyItem | UnreadableMessageError {
   };
 }
 
+/** A message's report (its FIFO message group): order is only kept within one. */
+const groupOf = (record: SQSRecord) => record.attributes.MessageGroupId ?? "";
+
 /**
- * SQS FIFO consumer. The batch is applied in one transaction; then the FIFO
- * processor reports failures: at the first failed message it fails that one
- * and every later one, so each message group keeps its order on retry.
- * Unreadable messages fail on every receive and reach the DLQ after 5.
+ * SQS FIFO consumer. The batch is applied in one transaction. If that fails,
+ * its changes are applied again one transaction each, in order, so a change
+ * the database keeps refusing holds back only the changes behind it in its
+ * own report: the rest of the batch applies, and the FIFO processor fails
+ * the refused message and every later one of its group (skipGroupOnError),
+ * which come back in order. A message that keeps failing reaches the DLQ
+ * after 5 receives; so does an unreadable one.
  */
 export const create = (deps: Deps): Handler<SQSEvent, SQSBatchResponse> => {
   const processor = new SqsFifoPartialProcessorAsync();
   return async (event, context) => {
-    const items = event.Records.map(toItem);
-    // Apply only the readable prefix: everything after an unreadable message
-    // is failed by the FIFO processor anyway and will come back in order.
-    const firstBad = items.findIndex((i) => i instanceof UnreadableMessageError);
-    const applicable = (firstBad < 0 ? items : items.slice(0, firstBad)) as ApplyItem[];
-    let batchError: unknown;
+    const failures = new Map<string, unknown>();
+    const failedGroups = new Set<string>();
+    const fail = (record: SQSRecord, error: unknown) => {
+      failures.set(record.messageId, error);
+      failedGroups.add(groupOf(record));
+    };
+    const applicable: { record: SQSRecord; item: ApplyItem }[] = [];
+    for (const record of event.Records) {
+      if (failedGroups.has(groupOf(record))) continue; // failed with its group below
+      const item = toItem(record);
+      if (item instanceof UnreadableMessageError) fail(record, item);
+      else applicable.push({ record, item });
+    }
     try {
-      await applyChanges(deps.db, applicable, deps.now);
-    } catch (error) {
-      batchError = error;
-      deps.logger.error("batch not applied; it will be retried", {
-        error,
+      await applyChanges(
+        deps.db,
+        applicable.map((a) => a.item),
+        deps.now,
+      );
+    } catch (batchError) {
+      deps.logger.warn("batch not applied at once; applying its changes one by one", {
+        error: batchError,
         size: applicable.length,
       });
+      for (const { record, item } of applicable) {
+        if (failedGroups.has(groupOf(record))) continue;
+        try {
+          await applyChanges(deps.db, [item], deps.now);
+        } catch (error) {
+          deps.logger.error("change not applied; it will be retried", {
+            error,
+            messageId: record.messageId,
+            changeId: "change" in item ? item.change.changeId : item.changeId,
+          });
+          fail(record, error);
+        }
+      }
     }
-    const byMessageId = new Map(event.Records.map((r, i) => [r.messageId, items[i]!]));
+    for (const [messageId, error] of failures) {
+      if (error instanceof UnreadableMessageError)
+        deps.logger.error("unreadable message", { messageId });
+    }
     return processPartialResponse(
       event,
       async (record: SQSRecord) => {
-        const item = byMessageId.get(record.messageId);
-        if (item instanceof UnreadableMessageError) {
-          deps.logger.error("unreadable message", { messageId: record.messageId });
-          throw item;
-        }
-        if (batchError) throw batchError;
+        if (failures.has(record.messageId)) throw failures.get(record.messageId);
       },
       processor,
       // Report every failure as an item failure rather than throwing: the
       // same retry, without logging the batch as a function error.
-      { context, throwOnFullBatchFailure: false },
+      { context, throwOnFullBatchFailure: false, skipGroupOnError: true },
     );
   };
 };

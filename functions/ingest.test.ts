@@ -1,4 +1,4 @@
-import { PurgeQueueCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import { CreateQueueCommand, PurgeQueueCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import type { APIGatewayProxyEvent } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { formatHlc } from "../core/hlc.ts";
@@ -116,6 +116,73 @@ describe("ingest (POST /v1/changes)", () => {
       "duplicate_in_batch",
     ]);
     expect(res.body.failed).toEqual([]);
+  });
+
+  it("rejects a change over a limit on its own and queues the changes around it", async () => {
+    const deep = JSON.parse(`${"[".repeat(40)}${"]".repeat(40)}`);
+    const [before, tooDeep, tooLarge, badText, after] = [
+      change(),
+      change({ fields: { deep } }),
+      change({ fields: { notes: "x".repeat(40 * 1024) } }),
+      change({ fields: { notes: "a\u0000b" } }),
+      change(),
+    ];
+    const res = await invoke(await event(withChanges([before, tooDeep, tooLarge, badText, after])));
+    expect(res.status).toBe(202);
+    expect(res.body.accepted).toEqual([before.changeId, after.changeId]);
+    expect(res.body.rejected).toEqual([
+      { changeId: tooDeep.changeId, code: "too_deep", message: expect.any(String) },
+      { changeId: tooLarge.changeId, code: "too_large", message: expect.any(String) },
+      { changeId: badText.changeId, code: "invalid_text", message: expect.any(String) },
+    ]);
+  });
+
+  it("carries emoji and noncharacters across the queue unchanged, in an ASCII body", async () => {
+    const title = "Pump 3 🚀 \uFFFE\uFFFF é 水";
+    const c = change({ fields: { title, nested: { "🔑": [title] } } });
+    expect((await invoke(await event(withChanges([c])))).body.accepted).toEqual([c.changeId]);
+    const [m] = await drain();
+    expect(m!.Body).toMatch(/^[\x20-\x7e]*$/);
+    expect(JSON.parse(m!.Body!).change.fields).toEqual(c.fields);
+  });
+
+  it("queues ten changes of 200 KiB, more than one SendMessageBatch may carry", async () => {
+    const big = Array.from({ length: 10 }, (_, i) =>
+      change({
+        reportId: crypto.randomUUID(),
+        hlc: formatHlc({ wall: Date.now(), counter: i, node: deviceId }),
+        fields: Object.fromEntries(
+          Array.from({ length: 7 }, (_, f) => [`f${f}`, "y".repeat(30 * 1024)]),
+        ),
+      }),
+    );
+    const res = await invoke(await event(withChanges(big)));
+    expect(res.body).toEqual({ accepted: big.map((c) => c.changeId), rejected: [], failed: [] });
+  });
+
+  it("rejects a change the queue refuses for its content, never reporting it as retryable", async () => {
+    const small = await env.client.send(
+      new CreateQueueCommand({
+        QueueName: "small.fifo",
+        Attributes: { FifoQueue: "true", MaximumMessageSize: "1024" },
+      }),
+    );
+    const refusing = create({
+      ...env.deps,
+      queue: createSqsQueue({ client: env.client, queueUrl: small.QueueUrl! }),
+    });
+    const [fits, refused] = [change(), change({ fields: { notes: "z".repeat(2048) } })];
+    const res = await refusing(
+      await event(withChanges([fits, refused])),
+      lambdaContext("ingest", "test"),
+    );
+    expect(JSON.parse(res.body)).toEqual({
+      accepted: [fits.changeId],
+      rejected: [
+        { changeId: refused.changeId, code: "queue_refused", message: expect.any(String) },
+      ],
+      failed: [],
+    });
   });
 
   it.each([

@@ -1,9 +1,11 @@
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { keyRingFrom, loadOrCreateKeyFile } from "../functions/lib/auth/keys.ts";
 import { issueToken } from "../functions/lib/auth/tokens.ts";
 import { type Config, databaseAt } from "../functions/lib/config.ts";
+import type { Db } from "../functions/lib/db/db.ts";
 import { migrate } from "../functions/lib/db/migrate.ts";
 import { type Deps, openDb, queuePorts } from "../functions/lib/deps.ts";
 import { createDevice } from "../functions/lib/identity.ts";
@@ -13,22 +15,107 @@ import { loadEvent } from "./events.ts";
 import { allFactories } from "./functions.ts";
 import { lambdaContext } from "./lambda-context.ts";
 import { readRuntime } from "./runtime.ts";
-import { type Credentials, credentialsPath } from "./seed.ts";
+import { type Credentials, credentialsPath, seed } from "./seed.ts";
+import { ensureQueues, startEmbeddedSqs } from "./sqs.ts";
 
-const USAGE = `usage: npm run invoke -- <function> <event.json> [--sub DEVICE_ID]
+const USAGE = `usage: npm run invoke -- <function> <event.json> [--sub DEVICE_ID] [--local-cloud]
 
 functions: ${Object.keys(allFactories).join(", ")}
-Runs one handler in-process on a saved event (see events/), against the local
-cloud's database, queue and keys (DATA_DIR, default .local). Placeholders in the
-event are filled: <project> and <clientId>/<clientSecret> from credentials.json,
-<sub> with --sub or the first device of the demo project, <token> with a token
-for <sub>.`;
+Runs one handler in-process on a saved event (see events/) and prints its
+result. By default against a scratch cloud made for the run and deleted after
+it (an embedded database and queue with a demo project and one device), so a
+replay never writes into real data. With --local-cloud, against the local
+cloud's database, queue and keys instead (DATA_DIR, default .local; and
+DATABASE_URL if set), as \`npm start\` uses them.
+Placeholders in the event are filled: <project> and <clientId>/<clientSecret>
+from the credentials, <sub> with --sub or the demo project's first device,
+<token> with a token for <sub>.`;
+
+/** Where a replay runs: its configuration and credentials, and how to put it away. */
+interface Target {
+  config: Config;
+  db: Db;
+  credentials: Credentials;
+  close(): Promise<void>;
+}
+
+const baseConfig = (dataDir: string, databaseUrl: string | undefined) => ({
+  databaseUrl,
+  database: databaseAt(databaseUrl),
+  dataDir,
+  region: "us-east-1",
+  issuer: "edge-sync",
+  audience: "edge-sync-api",
+  keysFile: join(dataDir, "keys.json"),
+  maxClockSkewMs: 300_000,
+  tokenTtlSeconds: 900,
+});
+
+/** A cloud of its own in a temporary folder: nothing the replay writes outlives it. */
+async function scratchTarget(): Promise<Target> {
+  const dataDir = await mkdtemp(join(tmpdir(), "edge-sync-invoke-"));
+  const sqs = await startEmbeddedSqs();
+  const client = createSqsClient("us-east-1", sqs.endpoint);
+  const queues = await ensureQueues(client);
+  client.destroy();
+  const config: Config = {
+    ...baseConfig(dataDir, undefined),
+    queueUrl: queues.queueUrl,
+    dlqUrl: queues.dlqUrl,
+    sqsEndpoint: sqs.endpoint,
+  };
+  const db = await openDb(config);
+  await migrate(db);
+  const credentials = await seed(db, dataDir, "http://127.0.0.1:0");
+  await createDevice(db, credentials.projects.demo!.id, "invoke");
+  return {
+    config,
+    db,
+    credentials,
+    async close() {
+      await db.close();
+      await sqs.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The local cloud's own data, as `npm start` left it. */
+async function localCloudTarget(): Promise<Target> {
+  const dataDir = process.env.DATA_DIR || ".local";
+  const databaseUrl = process.env.DATABASE_URL || undefined;
+  const runtime = await readRuntime(dataDir);
+  if (!databaseUrl && runtime?.alive) {
+    throw new Error(
+      `The local cloud (pid ${runtime.pid}) has the embedded database open; PGlite is single-process.\nStop it, or run both with DATABASE_URL.`,
+    );
+  }
+  let credentials: Credentials;
+  try {
+    credentials = JSON.parse(await readFile(credentialsPath(dataDir), "utf8")) as Credentials;
+  } catch {
+    throw new Error(`No ${credentialsPath(dataDir)}: run \`npm start\` once first.`);
+  }
+  const config: Config = {
+    ...baseConfig(dataDir, databaseUrl),
+    queueUrl: runtime?.queueUrl ?? "http://127.0.0.1:1/000000000000/changes.fifo",
+    dlqUrl: runtime?.dlqUrl,
+    sqsEndpoint: process.env.SQS_ENDPOINT || runtime?.sqsEndpoint || "http://127.0.0.1:1",
+  };
+  const db = await openDb(config);
+  await migrate(db);
+  return { config, db, credentials, close: () => db.close() };
+}
 
 async function run(): Promise<number> {
   const { positionals, values } = parseArgs({
     args: process.argv.slice(2),
     allowPositionals: true,
-    options: { sub: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      sub: { type: "string" },
+      "local-cloud": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
   });
   const [name, eventPath] = positionals;
   if (values.help || !name || !eventPath || !(name in allFactories)) {
@@ -36,41 +123,14 @@ async function run(): Promise<number> {
     return values.help ? 0 : 1;
   }
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
-  const dataDir = process.env.DATA_DIR || ".local";
-  const databaseUrl = process.env.DATABASE_URL || undefined;
-  const runtime = await readRuntime(dataDir);
-  if (!databaseUrl && runtime?.alive) {
+  const target = values["local-cloud"] ? await localCloudTarget() : await scratchTarget();
+  if (!values["local-cloud"])
     console.error(
-      `The local cloud (pid ${runtime.pid}) has the embedded database open; PGlite is single-process.\nStop it, or run both with DATABASE_URL.`,
+      `scratch cloud in ${target.config.dataDir} (deleted after this run; --local-cloud for real data)`,
     );
-    return 1;
-  }
-  let credentials: Credentials;
+  const { config, db, credentials } = target;
+  const client = createSqsClient(config.region, config.sqsEndpoint);
   try {
-    credentials = JSON.parse(await readFile(credentialsPath(dataDir), "utf8")) as Credentials;
-  } catch {
-    console.error(`No ${credentialsPath(dataDir)}: run \`npm start\` once first.`);
-    return 1;
-  }
-  const sqsEndpoint = process.env.SQS_ENDPOINT || runtime?.sqsEndpoint;
-  const config: Config = {
-    databaseUrl,
-    database: databaseAt(databaseUrl),
-    dataDir,
-    queueUrl: runtime?.queueUrl ?? "http://127.0.0.1:1/000000000000/changes.fifo",
-    dlqUrl: runtime?.dlqUrl,
-    sqsEndpoint: sqsEndpoint ?? "http://127.0.0.1:1",
-    region: "us-east-1",
-    issuer: "edge-sync",
-    audience: "edge-sync-api",
-    keysFile: join(dataDir, "keys.json"),
-    maxClockSkewMs: 300_000,
-    tokenTtlSeconds: 900,
-  };
-  const db = await openDb(config);
-  try {
-    await migrate(db);
-    const client = createSqsClient(config.region, config.sqsEndpoint);
     const deps: Deps = {
       config,
       db,
@@ -106,10 +166,10 @@ async function run(): Promise<number> {
     ) => Promise<unknown>;
     const result = await handler(event, lambdaContext(name, crypto.randomUUID()));
     console.log(JSON.stringify(result, null, 2));
-    client.destroy();
     return 0;
   } finally {
-    await db.close();
+    client.destroy();
+    await target.close();
   }
 }
 
