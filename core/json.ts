@@ -72,7 +72,8 @@ export function isJsonValue(value: unknown): value is JsonValue {
     }
     const plain =
       typeof current === "object" &&
-      (Array.isArray(current) || Object.getPrototypeOf(current) === Object.prototype);
+      (Array.isArray(current) ||
+        [Object.prototype, null].includes(Object.getPrototypeOf(current) as object | null));
     if (!plain) return false;
     for (const child of Object.values(current)) stack.push(child);
   }
