@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatHlc } from "../core/hlc.ts";
 import { type JsonObject, type JsonValue, storableText } from "../core/json.ts";
-import { EdgeAgent, EdgeAgentError } from "../edge-agent/agent.ts";
+import { EdgeAgentError } from "../edge-agent/agent.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
 import { dbTargets } from "./support/db.ts";
 
