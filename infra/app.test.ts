@@ -8,12 +8,11 @@ import { Match, Template } from "aws-cdk-lib/assertions";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MAX_MESSAGE_BYTES } from "../functions/lib/queue.ts";
-import { EMPTY_KEY_FILE } from "../functions/lib/setup.ts";
+import { EMPTY_KEY_FILE, MAX_MESSAGE_BYTES, MAX_RECEIVE_COUNT } from "../functions/deployment.ts";
 import { routes } from "../functions/routes.ts";
 import { stagedCode } from "../test/support/bundles.ts";
 import { buildApp } from "./build.ts";
-import { CONSUMER_TIMEOUT, MAX_RECEIVE_COUNT } from "./stacks/stateful.ts";
+import { CONSUMER_TIMEOUT } from "./stacks/stateful.ts";
 
 const run = promisify(execFile);
 

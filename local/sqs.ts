@@ -1,11 +1,9 @@
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { buildApp } from "fauxqs";
-import { MAX_MESSAGE_BYTES } from "../functions/lib/queue.ts";
+import { MAX_MESSAGE_BYTES, MAX_RECEIVE_COUNT } from "../functions/deployment.ts";
 
 export const QUEUE_NAME = "changes.fifo";
 export const DLQ_NAME = "changes-dlq.fifo";
-/** Receives before a message moves to the DLQ (DESIGN.md). */
-export const MAX_RECEIVE_COUNT = 5;
 
 export interface EmbeddedSqs {
   endpoint: string;

@@ -12,13 +12,13 @@ import type {
 } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatHlc } from "../core/hlc.ts";
+import { EMPTY_KEY_FILE, EMPTY_OPERATOR_SECRET } from "../functions/deployment.ts";
 import { keyRingFrom } from "../functions/lib/auth/keys.ts";
 import { verifySecret } from "../functions/lib/auth/secrets.ts";
 import { readMigrations } from "../functions/lib/db/migrate.ts";
 import type { Handler } from "../functions/lib/deps.ts";
 import { findPrincipalByClientId } from "../functions/lib/identity.ts";
 import { createSqsClient } from "../functions/lib/queue.ts";
-import { EMPTY_KEY_FILE, EMPTY_OPERATOR_SECRET } from "../functions/lib/setup.ts";
 import { loadEvent } from "../local/events.ts";
 import { lambdaContext } from "../local/lambda-context.ts";
 import { startPoller } from "../local/poller.ts";

@@ -5,15 +5,10 @@ import {
   SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { ChangeMessage, Rejection } from "../../core/change.ts";
+import { MAX_MESSAGE_BYTES } from "../deployment.ts";
 
 /** SQS allows at most 10 entries per SendMessageBatch. */
 const SQS_BATCH_LIMIT = 10;
-/**
- * The queues' MaximumMessageSize, which is also SQS's limit on a whole
- * SendMessageBatch (the stack and the local cloud both declare it). An
- * encoded change stays far below it: at most 256 KiB, escaped at most 3×.
- */
-export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 export interface EnqueueFailure {
   changeId: string;

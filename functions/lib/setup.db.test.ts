@@ -1,15 +1,10 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createTestDb, dbTargets, type TestDb } from "../../test/support/db.ts";
+import { EMPTY_KEY_FILE, EMPTY_OPERATOR_SECRET } from "../deployment.ts";
 import { keyRingFrom } from "./auth/keys.ts";
 import { verifySecret } from "./auth/secrets.ts";
 import { findPrincipalByClientId } from "./identity.ts";
-import {
-  EMPTY_KEY_FILE,
-  EMPTY_OPERATOR_SECRET,
-  ensureOperator,
-  ensureSigningKey,
-  type SecretStore,
-} from "./setup.ts";
+import { ensureOperator, ensureSigningKey, type SecretStore } from "./setup.ts";
 
 const KEYS = "arn:aws:secretsmanager:us-east-1:000000000000:secret:keys";
 const OPERATOR = "arn:aws:secretsmanager:us-east-1:000000000000:secret:operator";

@@ -9,14 +9,6 @@ export interface SecretStore {
   put(secretId: string, value: string): Promise<void>;
 }
 
-/**
- * What the stack writes into the signing-key secret at creation: a key file
- * with no key yet, so no private key ever appears in a template.
- */
-export const EMPTY_KEY_FILE = '{"keys":[]}';
-/** What the stack writes into the operator secret at creation. */
-export const EMPTY_OPERATOR_SECRET = "{}";
-
 const Placeholder = z.object({ keys: z.tuple([]) }).strict();
 
 /**

@@ -12,19 +12,16 @@ import * as rds from "aws-cdk-lib/aws-rds";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
-import { EMPTY_KEY_FILE, EMPTY_OPERATOR_SECRET } from "../../functions/lib/setup.ts";
+import {
+  EMPTY_KEY_FILE,
+  EMPTY_OPERATOR_SECRET,
+  MAX_MESSAGE_BYTES,
+  MAX_RECEIVE_COUNT,
+} from "../../functions/deployment.ts";
 import type { Settings } from "../settings.ts";
 
 /** The consumer's timeout; SQS visibility must be at least six times it (AWS guidance). */
 export const CONSUMER_TIMEOUT = Duration.seconds(30);
-/** Receives before a message moves to the DLQ (DESIGN.md). */
-export const MAX_RECEIVE_COUNT = 5;
-/**
- * SQS's largest message, and its limit on a whole SendMessageBatch: ingest
- * sizes its batches by it (`MAX_MESSAGE_BYTES` in functions/lib/queue.ts; an
- * infra test keeps the two equal).
- */
-export const QUEUE_MAX_MESSAGE_BYTES = 1024 * 1024;
 export const DB_NAME = "edge_sync";
 const VPC_CIDR = "10.40.0.0/16";
 /** The role the functions connect as; the migrate function creates it. */
@@ -77,7 +74,7 @@ export class StatefulStack extends Stack {
       queueName: "changes-dlq.fifo",
       fifo: true,
       retentionPeriod: Duration.days(14),
-      maxMessageSizeBytes: QUEUE_MAX_MESSAGE_BYTES,
+      maxMessageSizeBytes: MAX_MESSAGE_BYTES,
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
     });
@@ -96,8 +93,8 @@ export class StatefulStack extends Stack {
       fifoThroughputLimit: sqs.FifoThroughputLimit.PER_MESSAGE_GROUP_ID,
       visibilityTimeout: Duration.seconds(CONSUMER_TIMEOUT.toSeconds() * 6),
       retentionPeriod: Duration.days(14),
-      // What ingest's byte-bounded batches assume (functions/lib/queue.ts).
-      maxMessageSizeBytes: QUEUE_MAX_MESSAGE_BYTES,
+      // What ingest's byte-bounded batches assume.
+      maxMessageSizeBytes: MAX_MESSAGE_BYTES,
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       deadLetterQueue: { queue: this.dlq, maxReceiveCount: MAX_RECEIVE_COUNT },
