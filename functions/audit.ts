@@ -1,11 +1,11 @@
 import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
 import { verifyAuditChains } from "./lib/audit.ts";
-import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
 import { type ApiEvent, authorize, httpErrors, json, principalOf, projectOf } from "./lib/http.ts";
 
 /** `GET /v1/audit/verify` (auditor, admin): recomputes the project's hash chains. */
-export const create = (deps: Deps) =>
+export const create = (deps: DepsOf<"audit">) =>
   middy<ApiEvent, APIGatewayProxyResult>()
     .use(httpErrors(deps.logger))
     .use(authorize())
@@ -14,4 +14,4 @@ export const create = (deps: Deps) =>
       return json(200, await verifyAuditChains(deps.db, projectId));
     });
 
-export const handler = lambdaHandler(create);
+export const handler = lambdaHandler("audit", create);

@@ -1,7 +1,7 @@
 import type { APIGatewayAuthorizerResult, APIGatewayTokenAuthorizerEvent } from "aws-lambda";
 import { UnauthorizedError } from "../core/errors.ts";
 import { verifyToken } from "./lib/auth/tokens.ts";
-import { type Deps, type Handler, lambdaHandler } from "./lib/deps.ts";
+import { type DepsOf, type Handler, lambdaHandler } from "./lib/deps.ts";
 import { findPrincipalById } from "./lib/identity.ts";
 
 /**
@@ -23,7 +23,9 @@ export function apiWildcardArn(methodArn: string): string {
  * API Gateway answer 401.
  */
 export const create =
-  (deps: Deps): Handler<APIGatewayTokenAuthorizerEvent, APIGatewayAuthorizerResult> =>
+  (
+    deps: DepsOf<"authorizer">,
+  ): Handler<APIGatewayTokenAuthorizerEvent, APIGatewayAuthorizerResult> =>
   async (event) => {
     // RFC 7235: the scheme is case-insensitive; exactly one space, then the token.
     const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/i.exec(
@@ -60,4 +62,4 @@ export const create =
     }
   };
 
-export const handler = lambdaHandler(create);
+export const handler = lambdaHandler("authorizer", create);

@@ -3,7 +3,7 @@ import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { z } from "zod";
 import { ChangeSchema } from "../core/change.ts";
 import { type ApplyItem, applyChanges } from "./lib/apply-changes.ts";
-import { type Deps, type Handler, lambdaHandler } from "./lib/deps.ts";
+import { type DepsOf, type Handler, lambdaHandler } from "./lib/deps.ts";
 
 /** The envelope ingest wrote; the change inside is checked on its own. */
 const EnvelopeSchema = z.object({
@@ -53,7 +53,7 @@ const groupOf = (record: SQSRecord) => record.attributes.MessageGroupId ?? "";
  * which come back in order. A message that keeps failing reaches the DLQ
  * after 5 receives; so does an unreadable one.
  */
-export const create = (deps: Deps): Handler<SQSEvent, SQSBatchResponse> => {
+export const create = (deps: DepsOf<"consume">): Handler<SQSEvent, SQSBatchResponse> => {
   const processor = new SqsFifoPartialProcessorAsync();
   return async (event, context) => {
     const failures = new Map<string, unknown>();
@@ -111,4 +111,4 @@ export const create = (deps: Deps): Handler<SQSEvent, SQSBatchResponse> => {
   };
 };
 
-export const handler = lambdaHandler(create);
+export const handler = lambdaHandler("consume", create);

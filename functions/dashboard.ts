@@ -1,7 +1,7 @@
 import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
 import { css, html, js } from "./dashboard/page.ts";
-import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
 import { type ApiEvent, httpErrors, SECURITY_HEADERS } from "./lib/http.ts";
 
 /**
@@ -26,7 +26,7 @@ const files: Record<string, { type: string; body: string }> = {
 };
 
 /** `GET /`: the dashboard page, its script and stylesheet. Public: it signs in itself. */
-export const create = (deps: Deps) =>
+export const create = (deps: DepsOf<"dashboard">) =>
   middy<ApiEvent, APIGatewayProxyResult>()
     .use(httpErrors(deps.logger))
     .handler(async (event) => {
@@ -54,4 +54,4 @@ export const create = (deps: Deps) =>
       };
     });
 
-export const handler = lambdaHandler(create);
+export const handler = lambdaHandler("dashboard", create);

@@ -23,3 +23,36 @@ export const EMPTY_KEY_FILE = '{"keys":[]}';
 
 /** What the stack writes into the operator secret at creation; the migrate function fills it. */
 export const EMPTY_OPERATOR_SECRET = "{}";
+
+/**
+ * What a function can be given: the database, sending to the changes queue,
+ * reading the queues' depth, the DLQ's list and redrive, the signing keys.
+ */
+export type Port = "db" | "queue" | "queueDepth" | "deadLetters" | "keys";
+
+/**
+ * The ports each function is built with, and nothing else: its deps hold
+ * exactly these (functions/lib/deps.ts), and the stack grants exactly the
+ * access they need (infra/stacks/api.ts). A function without `keys` never
+ * loads the signing-key secret and may not read it.
+ */
+export const FUNCTION_PORTS = {
+  token: ["db", "keys"],
+  jwks: ["keys"],
+  me: ["db"],
+  ingest: ["db", "queue"],
+  sync: ["db"],
+  health: ["db", "queueDepth"],
+  manage: ["db"],
+  read: ["db", "queueDepth"],
+  dashboard: [],
+  audit: ["db"],
+  dlq: ["deadLetters"],
+  openapi: [],
+  authorizer: ["db", "keys"],
+  consume: ["db"],
+} as const satisfies Record<string, readonly Port[]>;
+
+/** Every function built from `functions/<name>.ts` but the migrate custom resource. */
+export type FunctionName = keyof typeof FUNCTION_PORTS;
+export type PortsOf<F extends FunctionName> = (typeof FUNCTION_PORTS)[F][number];

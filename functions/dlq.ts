@@ -2,7 +2,7 @@ import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
 import { NoQuerySchema, RedriveRequestSchema } from "./lib/api-schemas.ts";
-import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
 import {
   type ApiEvent,
   authorize,
@@ -17,7 +17,7 @@ import {
  * Fleet operations for a project's admin: the changes the consumer gave up
  * on, and putting them back on the queue (CONTRACT.md "Fleet operations").
  */
-export const create = (deps: Deps) =>
+export const create = (deps: DepsOf<"dlq">) =>
   middy<ApiEvent, APIGatewayProxyResult>()
     .use(httpErrors(deps.logger))
     .use(authorize())
@@ -43,4 +43,4 @@ export const create = (deps: Deps) =>
       }
     });
 
-export const handler = lambdaHandler(create);
+export const handler = lambdaHandler("dlq", create);

@@ -1,6 +1,6 @@
 import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
-import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
 import { type ApiEvent, httpErrors, json } from "./lib/http.ts";
 
 const CHECK_TIMEOUT_MS = 2_000;
@@ -21,16 +21,16 @@ async function check(work: () => Promise<unknown>): Promise<"ok" | "error"> {
 }
 
 /** `GET /v1/health`: 200 when the database and the queue answer, else 503. */
-export const create = (deps: Deps) =>
+export const create = (deps: DepsOf<"health">) =>
   middy<ApiEvent, APIGatewayProxyResult>()
     .use(httpErrors(deps.logger))
     .handler(async () => {
       const [db, queue] = await Promise.all([
         check(() => deps.db.query("select 1")),
-        check(() => deps.queue.depth()),
+        check(() => deps.queueDepth.depth()),
       ]);
       const ok = db === "ok" && queue === "ok";
       return json(ok ? 200 : 503, { status: ok ? "ok" : "unavailable", checks: { db, queue } });
     });
 
-export const handler = lambdaHandler(create);
+export const handler = lambdaHandler("health", create);

@@ -10,7 +10,7 @@ import {
 import { ValidationError } from "../core/errors.ts";
 import { MAX_REQUEST_BYTES } from "../core/limits.ts";
 import { ChangeBatchSchema } from "./lib/api-schemas.ts";
-import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
 import { recordDeviceErrors, recordDeviceRequest } from "./lib/fleet.ts";
 import {
   type ApiEvent,
@@ -34,7 +34,7 @@ export interface IngestResult {
  * `POST /v1/changes`: validates each change and puts the valid ones on the
  * FIFO queue. 202 means SQS holds them; the outcome arrives later on pull.
  */
-export const create = (deps: Deps) =>
+export const create = (deps: DepsOf<"ingest">) =>
   middy<ApiEvent, APIGatewayProxyResult>()
     .use(httpErrors(deps.logger))
     .use(recordDeviceErrors(deps, "push"))
@@ -109,4 +109,4 @@ export const create = (deps: Deps) =>
       return json(202, result);
     });
 
-export const handler = lambdaHandler(create);
+export const handler = lambdaHandler("ingest", create);

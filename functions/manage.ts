@@ -4,7 +4,7 @@ import { z } from "zod";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
 import type { Role } from "../core/types.ts";
 import { MemberRequestSchema, NameSchema } from "./lib/api-schemas.ts";
-import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
 import {
   type ApiEvent,
   authorize,
@@ -30,7 +30,7 @@ function parse<T>(schema: z.ZodType<T>, body: unknown, shape: string): T {
  * project's admin; projects for the platform operator. Secrets appear only in
  * the creation response.
  */
-export const create = (deps: Deps) =>
+export const create = (deps: DepsOf<"manage">) =>
   middy<ApiEvent, APIGatewayProxyResult>()
     .use(httpErrors(deps.logger))
     .use(authorize())
@@ -84,4 +84,4 @@ export const create = (deps: Deps) =>
       }
     });
 
-export const handler = lambdaHandler(create);
+export const handler = lambdaHandler("manage", create);

@@ -1,12 +1,12 @@
 import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
 import { UnauthorizedError } from "../core/errors.ts";
-import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
 import { type ApiEvent, authorize, httpErrors, json, principalOf } from "./lib/http.ts";
 import { findPrincipalById } from "./lib/identity.ts";
 
 /** `GET /v1/me`: who the token speaks for. */
-export const create = (deps: Deps) =>
+export const create = (deps: DepsOf<"me">) =>
   middy<ApiEvent, APIGatewayProxyResult>()
     .use(httpErrors(deps.logger))
     .use(authorize())
@@ -17,4 +17,4 @@ export const create = (deps: Deps) =>
       return json(200, { id: row.id, name: row.name, role: row.role, project: row.project_id });
     });
 
-export const handler = lambdaHandler(create);
+export const handler = lambdaHandler("me", create);

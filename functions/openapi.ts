@@ -1,14 +1,14 @@
 import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
 import pkg from "../package.json" with { type: "json" };
-import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
 import { type ApiEvent, httpErrors, json } from "./lib/http.ts";
 import { buildOpenApiDocument } from "./lib/openapi.ts";
 
 let document: unknown;
 
 /** `GET /v1/openapi.json`: the API's OpenAPI 3.1 document, built once per instance. */
-export const create = (deps: Deps) =>
+export const create = (deps: DepsOf<"openapi">) =>
   middy<ApiEvent, APIGatewayProxyResult>()
     .use(httpErrors(deps.logger))
     .handler(async () => {
@@ -16,4 +16,4 @@ export const create = (deps: Deps) =>
       return json(200, document, { "cache-control": "public, max-age=300" });
     });
 
-export const handler = lambdaHandler(create);
+export const handler = lambdaHandler("openapi", create);

@@ -8,7 +8,7 @@ import {
   NoQuerySchema,
   ReportQuerySchema,
 } from "./lib/api-schemas.ts";
-import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
 import { listDevices } from "./lib/fleet.ts";
 import { type ApiEvent, authorize, httpErrors, json, principalOf, projectOf } from "./lib/http.ts";
 import {
@@ -43,7 +43,7 @@ function idOf(event: ApiEvent): string {
  * their history, conflicts, devices, sync status and the audit log. Every
  * query is scoped by the token's project.
  */
-export const create = (deps: Deps) =>
+export const create = (deps: DepsOf<"read">) =>
   middy<ApiEvent, APIGatewayProxyResult>()
     .use(httpErrors(deps.logger))
     .use(authorize())
@@ -69,7 +69,7 @@ export const create = (deps: Deps) =>
         case "/v1/status": {
           query(NoQuerySchema, event);
           const [queue, counts] = await Promise.all([
-            deps.queue.depth(),
+            deps.queueDepth.depth(),
             projectCounts(deps.db, projectId),
           ]);
           return json(200, { queue, ...counts });
@@ -81,4 +81,4 @@ export const create = (deps: Deps) =>
       }
     });
 
-export const handler = lambdaHandler(create);
+export const handler = lambdaHandler("read", create);

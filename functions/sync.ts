@@ -3,7 +3,7 @@ import type { APIGatewayProxyResult } from "aws-lambda";
 import { ValidationError } from "../core/errors.ts";
 import type { SyncPage } from "../core/types.ts";
 import { SyncQuerySchema } from "./lib/api-schemas.ts";
-import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
 import { recordDeviceErrors, recordDeviceRequest } from "./lib/fleet.ts";
 import {
   type ApiEvent,
@@ -17,7 +17,7 @@ import {
 import { pull } from "./lib/pull.ts";
 
 /** `GET /v1/sync`: one page of what changed since the device's cursor. */
-export const create = (deps: Deps) =>
+export const create = (deps: DepsOf<"sync">) =>
   middy<ApiEvent, APIGatewayProxyResult>()
     .use(httpErrors(deps.logger))
     .use(recordDeviceErrors(deps, "pull"))
@@ -42,4 +42,4 @@ export const create = (deps: Deps) =>
       return json(200, body);
     });
 
-export const handler = lambdaHandler(create);
+export const handler = lambdaHandler("sync", create);

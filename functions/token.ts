@@ -2,7 +2,7 @@ import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
 import { verifySecret } from "./lib/auth/secrets.ts";
 import { issueToken } from "./lib/auth/tokens.ts";
-import { type Deps, lambdaHandler } from "./lib/deps.ts";
+import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
 import { type ApiEvent, header, httpErrors, json } from "./lib/http.ts";
 import { findPrincipalByClientId } from "./lib/identity.ts";
 import {
@@ -81,7 +81,7 @@ function readRequest(event: ApiEvent): TokenRequest | undefined {
 }
 
 /** `POST /v1/oauth/token`: OAuth 2.0 client credentials grant (RFC 6749 §4.4). */
-export const create = (deps: Deps) =>
+export const create = (deps: DepsOf<"token">) =>
   middy<ApiEvent, APIGatewayProxyResult>()
     .use(httpErrors(deps.logger))
     .handler(async (event) => {
@@ -136,4 +136,4 @@ export const create = (deps: Deps) =>
       return json(200, { access_token: accessToken, token_type: "Bearer", expires_in: ttl });
     });
 
-export const handler = lambdaHandler(create);
+export const handler = lambdaHandler("token", create);

@@ -8,7 +8,14 @@ import { Match, Template } from "aws-cdk-lib/assertions";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EMPTY_KEY_FILE, MAX_MESSAGE_BYTES, MAX_RECEIVE_COUNT } from "../functions/deployment.ts";
+import {
+  EMPTY_KEY_FILE,
+  FUNCTION_PORTS,
+  type FunctionName,
+  MAX_MESSAGE_BYTES,
+  MAX_RECEIVE_COUNT,
+  type Port,
+} from "../functions/deployment.ts";
 import { routes } from "../functions/routes.ts";
 import { stagedCode } from "../test/support/bundles.ts";
 import { buildApp } from "./build.ts";
@@ -214,6 +221,37 @@ describe("default: RDS PostgreSQL behind RDS Proxy", () => {
     }
   });
 
+  it("grants each function only what its declared ports need: consume cannot read the signing keys", () => {
+    const template = s.api.toJSON();
+    const actionsOf = (name: FunctionName): string[] => {
+      const fnResource = template.Resources[s.logicalId(s.functions[name])];
+      const role = fnResource.Properties.Role["Fn::GetAtt"][0];
+      return resources(s.api, "AWS::IAM::Policy")
+        .filter(([, p]) => json(p.Properties.Roles).includes(role))
+        .flatMap(([, p]) => p.Properties.PolicyDocument.Statement)
+        .flatMap((st: Cfn) => [st.Action].flat() as string[]);
+    };
+    const envOf = (name: FunctionName) =>
+      template.Resources[s.logicalId(s.functions[name])].Properties.Environment.Variables;
+    for (const [name, ports] of Object.entries(FUNCTION_PORTS) as [
+      FunctionName,
+      readonly Port[],
+    ][]) {
+      const actions = actionsOf(name);
+      const has = (port: Port) => ports.includes(port);
+      expect(actions.includes("secretsmanager:GetSecretValue"), name).toBe(has("keys"));
+      expect("KEYS_SECRET_ARN" in envOf(name), name).toBe(has("keys"));
+      expect(actions.includes("rds-db:connect"), name).toBe(has("db"));
+      expect(actions.includes("sqs:SendMessage"), name).toBe(has("queue") || has("deadLetters"));
+      // The consumer receives through its event source mapping.
+      expect(actions.includes("sqs:ReceiveMessage"), name).toBe(
+        has("deadLetters") || name === "consume",
+      );
+    }
+    // The consumer's role can read no secret at all.
+    expect(actionsOf("consume").filter((a) => a.startsWith("secretsmanager:"))).toEqual([]);
+  });
+
   it("serves every route of the route table, behind the authorizer unless public", () => {
     const served = servedRoutes(s.api);
     const [[authorizerId, authorizer]] = resources(s.api, "AWS::ApiGateway::Authorizer") as [
@@ -377,10 +415,13 @@ describe("-c database=aurora-data-api", () => {
   });
 
   it("runs the functions outside the VPC on the Data API, scoped to the cluster; only migrate is inside", () => {
+    const withDb = Object.keys(s.functions).filter((name) =>
+      (FUNCTION_PORTS[name as FunctionName] as readonly Port[]).includes("db"),
+    );
     for (const [name, f] of Object.entries(s.functions)) {
       const props = s.api.toJSON().Resources[s.logicalId(f)].Properties;
       expect(props.VpcConfig, name).toBeUndefined();
-      expect(props.Environment.Variables, name).toHaveProperty("DB_CLUSTER_ARN");
+      expect("DB_CLUSTER_ARN" in props.Environment.Variables, name).toBe(withDb.includes(name));
     }
     const [, migrate] = resources(s.api, "AWS::Lambda::Function").find(([id]) =>
       id.startsWith("MigrateFunction"),
@@ -389,7 +430,7 @@ describe("-c database=aurora-data-api", () => {
     const dataApi = allowStatements(s.api).filter((st) =>
       st.actions.some((a) => a.startsWith("rds-data:")),
     );
-    expect(dataApi).toHaveLength(Object.keys(s.functions).length);
+    expect(dataApi).toHaveLength(withDb.length);
     for (const st of dataApi) expect(json(st.resource)).toMatch(/:cluster:.*RefCluster/);
     for (const { actions } of allowStatements(s.api)) {
       for (const action of actions) expect(action).not.toMatch(/(^\*$|:\*$)/);
@@ -403,13 +444,16 @@ describe("-c target=localstack", () => {
     s = synth({ target: "localstack", databaseUrl: "postgres://u:p@db:5432/x" });
   }, 60_000);
 
-  it("has no VPC or RDS and points every function at the compose file's PostgreSQL", () => {
+  it("has no VPC or RDS and points every function with the database at the compose file's PostgreSQL", () => {
     for (const type of ["AWS::EC2::VPC", "AWS::RDS::DBInstance", "AWS::RDS::DBCluster"]) {
       s.stateful.resourceCountIs(type, 0);
     }
     for (const [name, f] of Object.entries(s.functions)) {
       const props = s.api.toJSON().Resources[s.logicalId(f)].Properties;
-      expect(props.Environment.Variables.DATABASE_URL, name).toBe("postgres://u:p@db:5432/x");
+      const hasDb = (FUNCTION_PORTS[name as FunctionName] as readonly Port[]).includes("db");
+      expect(props.Environment.Variables.DATABASE_URL, name).toBe(
+        hasDb ? "postgres://u:p@db:5432/x" : undefined,
+      );
       expect(props.VpcConfig, name).toBeUndefined();
     }
   });

@@ -1,17 +1,8 @@
 import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
-import { keyRingFrom, loadOrCreateKeyFile } from "../functions/lib/auth/keys.ts";
-import { type Config, databaseAt } from "../functions/lib/config.ts";
+import { type Config, loadConfig } from "../functions/lib/config.ts";
 import type { Db } from "../functions/lib/db/db.ts";
 import { migrate } from "../functions/lib/db/migrate.ts";
-import {
-  type Deps,
-  keyFileSource,
-  openDb,
-  queuePorts,
-  refreshKeys,
-} from "../functions/lib/deps.ts";
-import { createLogger } from "../functions/lib/logger.ts";
+import { ALL_PORTS, buildDeps, type Deps, openDb } from "../functions/lib/deps.ts";
 import { createSqsClient } from "../functions/lib/queue.ts";
 import { apiFunctions } from "../functions/routes.ts";
 import { type RequestInterceptor, startApiGateway } from "./api-gateway.ts";
@@ -72,35 +63,27 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
     stops.push(async () => client.destroy());
     const queues = await ensureQueues(client, options.visibilityTimeoutSeconds);
 
-    const config: Config = {
-      databaseUrl: options.databaseUrl,
-      database: databaseAt(options.databaseUrl),
-      dataDir,
-      queueUrl: queues.queueUrl,
-      dlqUrl: queues.dlqUrl,
-      sqsEndpoint,
-      region,
-      issuer: "edge-sync",
-      audience: "edge-sync-api",
-      keysFile: join(dataDir, "keys.json"),
-      maxClockSkewMs: options.maxClockSkewMs ?? 300_000,
-      tokenTtlSeconds: 900,
-    };
+    const config = loadConfig({
+      DATA_DIR: dataDir,
+      DATABASE_URL: options.databaseUrl,
+      QUEUE_URL: queues.queueUrl,
+      DLQ_URL: queues.dlqUrl,
+      SQS_ENDPOINT: sqsEndpoint,
+      MAX_CLOCK_SKEW_MS: options.maxClockSkewMs?.toString(),
+    });
     const db = options.db ?? (await openDb(config));
     if (!options.db) stops.push(() => db.close());
     await migrate(db);
 
-    const deps: Deps = {
-      config,
+    // Every function runs in this one process, so one set of deps with every
+    // port serves them all. `npm run keys:rotate` edits the key file; the
+    // ring picks it up within seconds.
+    const deps = await buildDeps(config, ALL_PORTS, {
       db,
-      ...queuePorts(client, { queueUrl: queues.queueUrl, dlqUrl: queues.dlqUrl }),
-      keys: await keyRingFrom(await loadOrCreateKeyFile(config.keysFile)),
-      logger: createLogger(),
-      now: options.now ?? Date.now,
-    };
-    // `npm run keys:rotate` edits the file; pick it up within seconds.
-    const stopKeyRefresh = refreshKeys(deps, keyFileSource(config), 2_000);
-    stops.push(async () => stopKeyRefresh());
+      now: options.now,
+      keysRefreshMs: 2_000,
+    });
+    stops.push(deps.close);
 
     const handlers = Object.fromEntries(
       apiFunctions.map((fn) => [fn, apiFactories[fn](deps)]),

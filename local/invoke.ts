@@ -2,14 +2,12 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { keyRingFrom, loadOrCreateKeyFile } from "../functions/lib/auth/keys.ts";
 import { issueToken } from "../functions/lib/auth/tokens.ts";
-import { type Config, databaseAt } from "../functions/lib/config.ts";
+import { type Config, loadConfig } from "../functions/lib/config.ts";
 import type { Db } from "../functions/lib/db/db.ts";
 import { migrate } from "../functions/lib/db/migrate.ts";
-import { type Deps, openDb, queuePorts } from "../functions/lib/deps.ts";
+import { ALL_PORTS, buildDeps, openDb } from "../functions/lib/deps.ts";
 import { createDevice } from "../functions/lib/identity.ts";
-import { createLogger } from "../functions/lib/logger.ts";
 import { createSqsClient } from "../functions/lib/queue.ts";
 import { loadEvent } from "./events.ts";
 import { allFactories } from "./functions.ts";
@@ -39,18 +37,6 @@ interface Target {
   close(): Promise<void>;
 }
 
-const baseConfig = (dataDir: string, databaseUrl: string | undefined) => ({
-  databaseUrl,
-  database: databaseAt(databaseUrl),
-  dataDir,
-  region: "us-east-1",
-  issuer: "edge-sync",
-  audience: "edge-sync-api",
-  keysFile: join(dataDir, "keys.json"),
-  maxClockSkewMs: 300_000,
-  tokenTtlSeconds: 900,
-});
-
 /** A cloud of its own in a temporary folder: nothing the replay writes outlives it. */
 async function scratchTarget(): Promise<Target> {
   const dataDir = await mkdtemp(join(tmpdir(), "edge-sync-invoke-"));
@@ -58,12 +44,12 @@ async function scratchTarget(): Promise<Target> {
   const client = createSqsClient("us-east-1", sqs.endpoint);
   const queues = await ensureQueues(client);
   client.destroy();
-  const config: Config = {
-    ...baseConfig(dataDir, undefined),
-    queueUrl: queues.queueUrl,
-    dlqUrl: queues.dlqUrl,
-    sqsEndpoint: sqs.endpoint,
-  };
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    QUEUE_URL: queues.queueUrl,
+    DLQ_URL: queues.dlqUrl,
+    SQS_ENDPOINT: sqs.endpoint,
+  });
   const db = await openDb(config);
   await migrate(db);
   const credentials = await seed(db, dataDir, "http://127.0.0.1:0");
@@ -96,12 +82,13 @@ async function localCloudTarget(): Promise<Target> {
   } catch {
     throw new Error(`No ${credentialsPath(dataDir)}: run \`npm start\` once first.`);
   }
-  const config: Config = {
-    ...baseConfig(dataDir, databaseUrl),
-    queueUrl: runtime?.queueUrl ?? "http://127.0.0.1:1/000000000000/changes.fifo",
-    dlqUrl: runtime?.dlqUrl,
-    sqsEndpoint: process.env.SQS_ENDPOINT || runtime?.sqsEndpoint || "http://127.0.0.1:1",
-  };
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    DATABASE_URL: databaseUrl,
+    QUEUE_URL: runtime?.queueUrl ?? "http://127.0.0.1:1/000000000000/changes.fifo",
+    DLQ_URL: runtime?.dlqUrl,
+    SQS_ENDPOINT: process.env.SQS_ENDPOINT || runtime?.sqsEndpoint || "http://127.0.0.1:1",
+  });
   const db = await openDb(config);
   await migrate(db);
   return { config, db, credentials, close: () => db.close() };
@@ -129,16 +116,8 @@ async function run(): Promise<number> {
       `scratch cloud in ${target.config.dataDir} (deleted after this run; --local-cloud for real data)`,
     );
   const { config, db, credentials } = target;
-  const client = createSqsClient(config.region, config.sqsEndpoint);
+  const deps = await buildDeps(config, ALL_PORTS, { db });
   try {
-    const deps: Deps = {
-      config,
-      db,
-      ...queuePorts(client, config),
-      keys: await keyRingFrom(await loadOrCreateKeyFile(config.keysFile)),
-      logger: createLogger(),
-      now: Date.now,
-    };
     const demo = credentials.projects.demo!;
     let sub = values.sub;
     if (!sub) {
@@ -168,7 +147,7 @@ async function run(): Promise<number> {
     console.log(JSON.stringify(result, null, 2));
     return 0;
   } finally {
-    client.destroy();
+    await deps.close();
     await target.close();
   }
 }

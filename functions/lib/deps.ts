@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import type { Logger } from "@aws-lambda-powertools/logger";
-import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { Context } from "aws-lambda";
+import { FUNCTION_PORTS, type FunctionName, type Port, type PortsOf } from "../deployment.ts";
 import {
   type KeyFile,
   type KeyRing,
@@ -14,19 +14,38 @@ import type { Db } from "./db/db.ts";
 import { createPostgresDb } from "./db/postgres.ts";
 import { createDeadLetters, type DeadLetters, NO_DEAD_LETTER_QUEUE } from "./dead-letters.ts";
 import { createLogger } from "./logger.ts";
-import { type ChangeQueue, createSqsClient, createSqsQueue } from "./queue.ts";
+import {
+  type ChangeQueue,
+  createSqsClient,
+  createSqsQueue,
+  type QueueDepthReader,
+} from "./queue.ts";
 
-/** The ports every handler is built from; tests and the local cloud pass their own. */
-export interface Deps {
-  config: Config;
+/** Every port a function can be given (`FUNCTION_PORTS` says which it is). */
+export interface Ports {
   db: Db;
+  /** Sending changes to the FIFO queue. */
   queue: ChangeQueue;
+  /** How many messages the queue and its DLQ hold. */
+  queueDepth: QueueDepthReader;
   deadLetters: DeadLetters;
   keys: KeyRing;
+}
+
+/** What every function has, whatever its ports. */
+export interface Runtime {
+  config: Config;
   logger: Logger;
   /** Wall clock in epoch milliseconds. */
   now: () => number;
 }
+
+/** A function's dependencies: the runtime and the ports it declared. */
+export type Deps<P extends Port = Port> = Runtime & Pick<Ports, P>;
+/** The dependencies of one function, by its name in `FUNCTION_PORTS`. */
+export type DepsOf<F extends FunctionName> = Deps<PortsOf<F>>;
+
+export const ALL_PORTS: readonly Port[] = ["db", "queue", "queueDepth", "deadLetters", "keys"];
 
 /**
  * Opens the database the configuration names: a URL, RDS Proxy with IAM
@@ -74,17 +93,6 @@ export async function openDb(config: Config): Promise<Db> {
   }
 }
 
-/** The changes queue and its DLQ, over one SQS client. */
-export function queuePorts(
-  client: SQSClient,
-  { queueUrl, dlqUrl }: Pick<Config, "queueUrl" | "dlqUrl">,
-): Pick<Deps, "queue" | "deadLetters"> {
-  return {
-    queue: createSqsQueue({ client, queueUrl, dlqUrl }),
-    deadLetters: dlqUrl ? createDeadLetters({ client, queueUrl, dlqUrl }) : NO_DEAD_LETTER_QUEUE,
-  };
-}
-
 /** Where the key file comes from: Secrets Manager on AWS, a file locally. */
 export function keyFileSource(config: Config): () => Promise<KeyFile> {
   return config.keysSecretArn
@@ -92,55 +100,103 @@ export function keyFileSource(config: Config): () => Promise<KeyFile> {
     : () => loadOrCreateKeyFile(config.keysFile);
 }
 
-/**
- * Reloads the key ring every `everyMs`, so a rotation reaches running
- * functions and a replaced key stops verifying once its grace is over.
- * Handlers read `deps.keys` on every call. The timer never holds a process open.
- */
-export function refreshKeys(deps: Deps, load: () => Promise<KeyFile>, everyMs: number): () => void {
-  const timer = setInterval(() => {
-    load()
-      .then((file) => keyRingFrom(file, deps.now()))
-      .then((keys) => {
-        deps.keys = keys;
-      })
-      .catch((error) => deps.logger.warn("key reload failed; keeping the current keys", { error }));
-  }, everyMs);
-  timer.unref();
-  return () => clearInterval(timer);
+export interface BuildOptions {
+  /** An open database to use instead of the one the configuration names. */
+  db?: Db;
+  /** A key ring to use instead of loading the key file. */
+  keys?: KeyRing;
+  now?: () => number;
+  /**
+   * Reload the key ring this often, so a rotation reaches running functions
+   * and a replaced key stops verifying once its grace is over.
+   */
+  keysRefreshMs?: number;
 }
 
-/** Builds the ports from the environment, as a Lambda cold start does. */
-export async function depsFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Deps> {
-  const config = loadConfig(env);
-  const client = createSqsClient(config.region, config.sqsEndpoint);
-  const loadKeys = keyFileSource(config);
-  const deps: Deps = {
+/** Deps with what it takes to put them away. */
+export type Built<P extends Port> = Deps<P> & { close(): Promise<void> };
+
+/**
+ * Builds the runtime and the ports named, and nothing else: the one way
+ * dependencies are made, by a Lambda cold start, the local cloud, `npm run
+ * invoke` and the tests. A function without `keys` never loads the key file.
+ */
+export async function buildDeps<P extends Port>(
+  config: Config,
+  ports: readonly P[],
+  options: BuildOptions = {},
+): Promise<Built<P>> {
+  const wants = (port: Port) => (ports as readonly Port[]).includes(port);
+  const closers: (() => Promise<void>)[] = [];
+  const deps: Partial<Ports> & Runtime = {
     config,
-    db: await openDb(config),
-    ...queuePorts(client, config),
-    keys: await keyRingFrom(await loadKeys()),
     logger: createLogger(),
-    now: Date.now,
+    now: options.now ?? Date.now,
   };
-  refreshKeys(deps, loadKeys, 5 * 60_000);
-  return deps;
+  if (wants("db")) {
+    deps.db = options.db ?? (await openDb(config));
+    if (!options.db) closers.push(() => deps.db!.close());
+  }
+  if (wants("queue") || wants("queueDepth") || wants("deadLetters")) {
+    const client = createSqsClient(config.region, config.sqsEndpoint);
+    closers.push(async () => client.destroy());
+    const sqs = createSqsQueue({ client, queueUrl: config.queueUrl, dlqUrl: config.dlqUrl });
+    if (wants("queue")) deps.queue = sqs;
+    if (wants("queueDepth")) deps.queueDepth = sqs;
+    if (wants("deadLetters"))
+      deps.deadLetters = config.dlqUrl
+        ? createDeadLetters({ client, queueUrl: config.queueUrl, dlqUrl: config.dlqUrl })
+        : NO_DEAD_LETTER_QUEUE;
+  }
+  if (wants("keys")) {
+    const load = keyFileSource(config);
+    deps.keys = options.keys ?? (await keyRingFrom(await load(), deps.now()));
+    if (options.keysRefreshMs && !options.keys) {
+      const timer = setInterval(() => {
+        load()
+          .then((file) => keyRingFrom(file, deps.now()))
+          .then((keys) => {
+            deps.keys = keys;
+          })
+          .catch((error) =>
+            deps.logger.warn("key reload failed; keeping the current keys", { error }),
+          );
+      }, options.keysRefreshMs);
+      // The timer never holds a process open.
+      timer.unref();
+      closers.push(async () => clearInterval(timer));
+    }
+  }
+  return Object.assign(deps as Deps<P>, {
+    async close() {
+      for (const close of closers.reverse()) await close().catch(() => {});
+    },
+  });
 }
 
 export type Handler<E, R> = (event: E, context: Context) => Promise<R>;
 
 /**
- * Wraps a handler factory into a Lambda handler: the ports are built once per
- * cold start, on the first invocation, and reused after.
+ * Wraps a handler factory into a Lambda handler: the function's declared
+ * ports are built once per cold start, on the first invocation, and reused
+ * after; a cold start that fails is tried again on the next invocation.
  *
  * @example
- * export const create = (deps: Deps) => middy().handler(...);
- * export const handler = lambdaHandler(create);
+ * export const create = (deps: DepsOf<"me">) => middy().handler(...);
+ * export const handler = lambdaHandler("me", create);
  */
-export function lambdaHandler<E, R>(create: (deps: Deps) => Handler<E, R>): Handler<E, R> {
+export function lambdaHandler<F extends FunctionName, E, R>(
+  name: F,
+  create: (deps: DepsOf<F>) => Handler<E, R>,
+): Handler<E, R> {
   let built: Promise<Handler<E, R>> | undefined;
   return async (event, context) => {
-    built ??= depsFromEnv().then(create);
+    built ??= buildDeps(loadConfig(), FUNCTION_PORTS[name], { keysRefreshMs: 5 * 60_000 })
+      .then((deps) => create(deps as DepsOf<F>))
+      .catch((error) => {
+        built = undefined;
+        throw error;
+      });
     return (await built)(event, context);
   };
 }

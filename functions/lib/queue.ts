@@ -34,6 +34,10 @@ export interface QueueDepth {
 export interface ChangeQueue {
   /** Enqueues changes, reporting per change whether SQS holds it. Never throws. */
   enqueue(messages: ChangeMessage[]): Promise<EnqueueResult>;
+}
+
+/** How full the changes queue and its DLQ are. */
+export interface QueueDepthReader {
   depth(): Promise<QueueDepth>;
 }
 
@@ -105,7 +109,11 @@ function entryOf({ message, body }: Encoded, index: number): SendMessageBatchReq
   };
 }
 
-export function createSqsQueue({ client, queueUrl, dlqUrl }: SqsQueueOptions): ChangeQueue {
+export function createSqsQueue({
+  client,
+  queueUrl,
+  dlqUrl,
+}: SqsQueueOptions): ChangeQueue & QueueDepthReader {
   async function sendChunk(chunk: Encoded[]): Promise<EnqueueResult> {
     const ids = chunk.map((e) => e.message.change.changeId);
     try {

@@ -25,6 +25,7 @@ import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import * as cr from "aws-cdk-lib/custom-resources";
 import type { Construct } from "constructs";
+import { FUNCTION_PORTS, type FunctionName, type Port } from "../../functions/deployment.ts";
 import {
   type ApiFunction,
   AUTHORIZER_CACHE_TTL_SECONDS,
@@ -58,8 +59,6 @@ export interface ApiStackProps extends StackProps {
   database: DatabaseAccess;
 }
 
-type FunctionName = ApiFunction | "authorizer" | "consume";
-
 /**
  * The stateless side: one function per file in `functions/`, the REST API
  * built from the route table with the TOKEN authorizer, the consumer on the
@@ -84,13 +83,18 @@ export class ApiStack extends Stack {
               DB_NAME,
             }
           : { DATABASE_URL: database.url };
-    const environment = {
-      ...databaseEnv,
-      QUEUE_URL: props.queue.queueUrl,
-      DLQ_URL: props.dlq.queueUrl,
-      KEYS_SECRET_ARN: props.signingKeys.secretArn,
-      NODE_OPTIONS: "--enable-source-maps",
-      POWERTOOLS_SERVICE_NAME: "edge-sync",
+    // Each function gets the settings of its declared ports only: one
+    // without `keys` is not even told where the signing keys are.
+    const environmentFor = (name: string): Record<string, string> => {
+      const ports: readonly Port[] = FUNCTION_PORTS[name as FunctionName] ?? [];
+      return {
+        ...(ports.includes("db") ? databaseEnv : {}),
+        QUEUE_URL: props.queue.queueUrl,
+        DLQ_URL: props.dlq.queueUrl,
+        ...(ports.includes("keys") ? { KEYS_SECRET_ARN: props.signingKeys.secretArn } : {}),
+        NODE_OPTIONS: "--enable-source-maps",
+        POWERTOOLS_SERVICE_NAME: "edge-sync",
+      };
     };
 
     // Only the RDS Proxy variant puts the API functions in the VPC; the Data
@@ -117,7 +121,7 @@ export class ApiStack extends Stack {
           architecture: lambda.Architecture.ARM_64,
           memorySize: 512,
           timeout: Duration.seconds(10),
-          environment,
+          environment: environmentFor(name),
           logGroup: new logs.LogGroup(this, `${name}Logs`, {
             retention: logs.RetentionDays.ONE_MONTH,
           }),
@@ -169,37 +173,8 @@ export class ApiStack extends Stack {
     const consumeFn = fn("consume", { timeout: CONSUMER_TIMEOUT });
     this.functions = { ...api, authorizer: authorizerFn, consume: consumeFn };
 
-    for (const f of Object.values(this.functions)) {
-      props.signingKeys.grantRead(f);
-      if (database.kind === "rds-proxy") database.proxy.grantConnect(f, DB_APP_USER);
-      if (database.kind === "data-api") {
-        database.appSecret.grantRead(f);
-        f.addToRolePolicy(
-          new iam.PolicyStatement({
-            actions: [
-              "rds-data:ExecuteStatement",
-              "rds-data:BatchExecuteStatement",
-              "rds-data:BeginTransaction",
-              "rds-data:CommitTransaction",
-              "rds-data:RollbackTransaction",
-            ],
-            resources: [database.cluster.clusterArn],
-          }),
-        );
-      }
-    }
-    props.queue.grantSendMessages(api.ingest);
-    // Listing and redrive: receive from the DLQ, hand back or delete, and
-    // send the chosen changes to the changes queue.
-    props.dlq.grantConsumeMessages(api.dlq);
-    props.queue.grantSendMessages(api.dlq);
-    for (const f of [api.read, api.health]) {
-      f.addToRolePolicy(
-        new iam.PolicyStatement({
-          actions: ["sqs:GetQueueAttributes"],
-          resources: [props.queue.queueArn, props.dlq.queueArn],
-        }),
-      );
+    for (const [name, f] of Object.entries(this.functions)) {
+      this.grantPorts(f, FUNCTION_PORTS[name as FunctionName], props);
     }
     consumeFn.addEventSource(
       new SqsEventSource(props.queue, {
@@ -214,6 +189,43 @@ export class ApiStack extends Stack {
     for (const f of Object.values(this.functions)) f.node.addDependency(migrations);
     this.api = this.restApi(api, authorizerFn);
     this.alarmsFor(props);
+  }
+
+  /** Exactly the access a function's declared ports need (functions/deployment.ts). */
+  private grantPorts(f: nodejs.NodejsFunction, ports: readonly Port[], props: ApiStackProps): void {
+    const { database } = props;
+    if (ports.includes("db") && database.kind === "rds-proxy")
+      database.proxy.grantConnect(f, DB_APP_USER);
+    if (ports.includes("db") && database.kind === "data-api") {
+      database.appSecret.grantRead(f);
+      f.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: [
+            "rds-data:ExecuteStatement",
+            "rds-data:BatchExecuteStatement",
+            "rds-data:BeginTransaction",
+            "rds-data:CommitTransaction",
+            "rds-data:RollbackTransaction",
+          ],
+          resources: [database.cluster.clusterArn],
+        }),
+      );
+    }
+    if (ports.includes("keys")) props.signingKeys.grantRead(f);
+    if (ports.includes("queue")) props.queue.grantSendMessages(f);
+    if (ports.includes("queueDepth"))
+      f.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ["sqs:GetQueueAttributes"],
+          resources: [props.queue.queueArn, props.dlq.queueArn],
+        }),
+      );
+    if (ports.includes("deadLetters")) {
+      // Listing and redrive: receive from the DLQ, hand back or delete, and
+      // send the chosen changes back to the changes queue.
+      props.dlq.grantConsumeMessages(f);
+      props.queue.grantSendMessages(f);
+    }
   }
 
   /** Runs `db/migrations` on every deploy that changes them, before the API serves. */

@@ -1,8 +1,7 @@
 import { keyRingFrom, newStoredKey } from "../../functions/lib/auth/keys.ts";
-import type { Config } from "../../functions/lib/config.ts";
+import { type Config, loadConfig } from "../../functions/lib/config.ts";
 import type { Db } from "../../functions/lib/db/db.ts";
-import { type Deps, queuePorts } from "../../functions/lib/deps.ts";
-import { createLogger } from "../../functions/lib/logger.ts";
+import { ALL_PORTS, buildDeps } from "../../functions/lib/deps.ts";
 import { createSqsClient } from "../../functions/lib/queue.ts";
 import { ensureQueues, startEmbeddedSqs } from "../../local/sqs.ts";
 
@@ -27,33 +26,24 @@ export async function handlerDeps(db: Db = downDb, overrides: Partial<Config> = 
   const client = createSqsClient("us-east-1", sqs.endpoint);
   const queues = await ensureQueues(client, 1);
   const config: Config = {
-    databaseUrl: undefined,
-    database: { kind: "pglite" },
-    dataDir: "unused",
-    queueUrl: queues.queueUrl,
-    dlqUrl: queues.dlqUrl,
-    sqsEndpoint: sqs.endpoint,
-    region: "us-east-1",
-    issuer: "edge-sync",
-    audience: "edge-sync-api",
-    keysFile: "unused",
-    maxClockSkewMs: 300_000,
-    tokenTtlSeconds: 900,
+    ...loadConfig({
+      QUEUE_URL: queues.queueUrl,
+      DLQ_URL: queues.dlqUrl,
+      SQS_ENDPOINT: sqs.endpoint,
+      DATA_DIR: "unused",
+    }),
     ...overrides,
   };
-  const deps: Deps = {
-    config,
+  const deps = await buildDeps(config, ALL_PORTS, {
     db,
-    ...queuePorts(client, config),
     keys: await keyRingFrom({ keys: [await newStoredKey()] }),
-    logger: createLogger(),
-    now: Date.now,
-  };
+  });
   return {
     deps,
     client,
     queues,
     async stop() {
+      await deps.close();
       client.destroy();
       await sqs.stop();
     },
