@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "./cli.ts";
-import { SyncClient } from "./client.ts";
+import { CloudUnreachableError, SyncClient } from "./client.ts";
 
 // A real HTTP server standing where API Gateway's stage would: it records
 // the paths it is asked for.
@@ -105,5 +105,30 @@ describe("edge-agent options", () => {
     });
     expect(err.join("\n")).not.toMatch(/ambiguous|usage/);
     expect(secretsSent).toEqual([expected]);
+  });
+});
+
+describe("SyncClient reading the cloud's answers", () => {
+  let server: Server;
+  let api: string;
+  let answer: { type: string; body: string } = { type: "text/html", body: "" };
+  beforeAll(async () => {
+    server = createServer((_, res) => {
+      res.setHeader("content-type", answer.type);
+      res.end(answer.body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it.each([
+    ["a captive portal's page", "text/html", "<html><body>Sign in to the Wi-Fi</body></html>"],
+    ["JSON of another shape", "application/json", '{"reports": "none"}'],
+  ])("treats %s as the cloud being unreachable: the changes stay queued", async (_, type, body) => {
+    answer = { type, body };
+    const client = new SyncClient({ apiUrl: api });
+    await expect(client.pull("token", undefined)).rejects.toBeInstanceOf(CloudUnreachableError);
+    await expect(client.push("token", [])).rejects.toBeInstanceOf(CloudUnreachableError);
   });
 });

@@ -1,5 +1,14 @@
+import type { z } from "zod";
 import type { Change } from "../core/change.ts";
-import type { SyncPage } from "../core/types.ts";
+import {
+  type IngestResult,
+  IngestResultSchema,
+  type Me,
+  MeSchema,
+  type SyncPage,
+  SyncPageSchema,
+  TokenResponseSchema,
+} from "../core/wire.ts";
 import { USER_AGENT } from "./version.ts";
 
 /** The cloud could not be reached, or answered that it is unavailable: retry later. */
@@ -26,11 +35,13 @@ export class CloudRequestError extends Error {
   }
 }
 
-export interface PushResult {
-  accepted: string[];
+/**
+ * What a push came to: the cloud's answer, where a change pushed alone that
+ * the cloud refused whole counts as rejected with the refusal's code.
+ */
+export type PushResult = Omit<IngestResult, "rejected"> & {
   rejected: { changeId: string; code: string; message: string }[];
-  failed: { changeId: string; code: string; message: string }[];
-}
+};
 
 export interface ClientOptions {
   apiUrl: string;
@@ -57,7 +68,16 @@ export class SyncClient {
     if (!this.base.pathname.endsWith("/")) this.base.pathname += "/";
   }
 
-  private async request(path: string, init: RequestInit): Promise<unknown> {
+  /**
+   * One request; its 2xx answer parsed with the wire contract's schema. An
+   * answer that is not what the API promises (a captive portal's page, a
+   * proxy's) counts as the cloud being unreachable: try again later.
+   */
+  private async request<S extends z.ZodType>(
+    path: string,
+    init: RequestInit,
+    schema: S,
+  ): Promise<z.output<S>> {
     const signal = AbortSignal.any([
       AbortSignal.timeout(this.options.timeoutMs ?? 30_000),
       ...(this.options.signal ? [this.options.signal] : []),
@@ -102,45 +122,57 @@ export class SyncClient {
             `HTTP ${response.status}`);
       throw new CloudRequestError(response.status, code, message);
     }
-    return body;
+    const parsed = schema.safeParse(body);
+    if (!parsed.success) {
+      throw new CloudUnreachableError(
+        `the answer from ${this.options.apiUrl} to ${path.split("?")[0]} is not the API's (HTTP ${response.status})`,
+      );
+    }
+    return parsed.data;
   }
 
   async token(
     clientId: string,
     clientSecret: string,
   ): Promise<{ accessToken: string; expiresIn: number }> {
-    const body = (await this.request("/v1/oauth/token", {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({
-        grant_type: "client_credentials",
-        client_id: clientId,
-        client_secret: clientSecret,
-      }),
-    })) as { access_token: string; expires_in: number };
+    const body = await this.request(
+      "/v1/oauth/token",
+      {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({
+          grant_type: "client_credentials",
+          client_id: clientId,
+          client_secret: clientSecret,
+        }),
+      },
+      TokenResponseSchema,
+    );
     return { accessToken: body.access_token, expiresIn: body.expires_in };
   }
 
-  async me(
-    token: string,
-  ): Promise<{ id: string; name: string; role: string; project: string | null }> {
-    return (await this.request("/v1/me", {
-      headers: { authorization: `Bearer ${token}` },
-    })) as never;
+  async me(token: string): Promise<Me> {
+    return this.request("/v1/me", { headers: { authorization: `Bearer ${token}` } }, MeSchema);
   }
 
-  async push(token: string, changes: Change[]): Promise<PushResult> {
-    return (await this.request("/v1/changes", {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: JSON.stringify({ changes }),
-    })) as PushResult;
+  async push(token: string, changes: Change[]): Promise<IngestResult> {
+    return this.request(
+      "/v1/changes",
+      {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ changes }),
+      },
+      IngestResultSchema,
+    );
   }
 
   async pull(token: string, cursor: string | undefined, limit = 500): Promise<SyncPage> {
     const query = new URLSearchParams({ limit: String(limit), ...(cursor ? { cursor } : {}) });
-    return (await this.request(`/v1/sync?${query}`, {
-      headers: { authorization: `Bearer ${token}` },
-    })) as SyncPage;
+    return this.request(
+      `/v1/sync?${query}`,
+      { headers: { authorization: `Bearer ${token}` } },
+      SyncPageSchema,
+    );
   }
 }

@@ -1,7 +1,7 @@
 import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
-import { NoQuerySchema, RedriveRequestSchema } from "./lib/api-schemas.ts";
+import { NoQuerySchema, RedriveRequestSchema } from "../core/wire.ts";
 import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
 import {
   type ApiEvent,

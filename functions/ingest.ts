@@ -9,7 +9,7 @@ import {
 } from "../core/change.ts";
 import { ValidationError } from "../core/errors.ts";
 import { MAX_REQUEST_BYTES } from "../core/limits.ts";
-import { ChangeBatchSchema } from "./lib/api-schemas.ts";
+import { ChangeBatchSchema, type IngestResult } from "../core/wire.ts";
 import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
 import { recordDeviceErrors, recordDeviceRequest } from "./lib/fleet.ts";
 import {
@@ -23,12 +23,6 @@ import {
   projectOf,
 } from "./lib/http.ts";
 import type { EnqueueFailure } from "./lib/queue.ts";
-
-export interface IngestResult {
-  accepted: string[];
-  rejected: Rejection[];
-  failed: EnqueueFailure[];
-}
 
 /**
  * `POST /v1/changes`: validates each change and puts the valid ones on the

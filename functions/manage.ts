@@ -3,7 +3,7 @@ import type { APIGatewayProxyResult } from "aws-lambda";
 import { z } from "zod";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
 import type { Role } from "../core/types.ts";
-import { MemberRequestSchema, NameSchema } from "./lib/api-schemas.ts";
+import { MemberRequestSchema, NameSchema } from "../core/wire.ts";
 import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
 import {
   type ApiEvent,

@@ -7,7 +7,7 @@ import {
   ConflictQuerySchema,
   NoQuerySchema,
   ReportQuerySchema,
-} from "./lib/api-schemas.ts";
+} from "../core/wire.ts";
 import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
 import { listDevices } from "./lib/fleet.ts";
 import { type ApiEvent, authorize, httpErrors, json, principalOf, projectOf } from "./lib/http.ts";

@@ -2,7 +2,7 @@ import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
 import { ValidationError } from "../core/errors.ts";
 import type { SyncPage } from "../core/types.ts";
-import { SyncQuerySchema } from "./lib/api-schemas.ts";
+import { SyncQuerySchema } from "../core/wire.ts";
 import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
 import { recordDeviceErrors, recordDeviceRequest } from "./lib/fleet.ts";
 import {

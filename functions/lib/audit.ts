@@ -1,6 +1,7 @@
 import { auditHash, valueDigest } from "../../core/audit.ts";
 import { NotFoundError } from "../../core/errors.ts";
 import type { JsonObject } from "../../core/json.ts";
+import type { AuditVerify } from "../../core/wire.ts";
 import type { Db, Queryable } from "./db/db.ts";
 
 interface ChainRow {
@@ -25,11 +26,7 @@ interface ChainRow {
   hash: string | null;
 }
 
-export interface VerifyResult {
-  ok: boolean;
-  checked: number;
-  firstBadSeq?: number;
-}
+export type VerifyResult = AuditVerify;
 
 const PAGE = 1000;
 

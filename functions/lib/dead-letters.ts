@@ -6,17 +6,9 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
+import type { DeadLetter } from "../../core/wire.ts";
 
-/** A change the consumer gave up on after its receives ran out (CONTRACT.md "Fleet operations"). */
-export interface DeadLetter {
-  messageId: string;
-  changeId: string | null;
-  reportId: string | null;
-  deviceId: string | null;
-  receiveCount: number;
-  sentAt: string;
-  reason: string;
-}
+export type { DeadLetter };
 
 /** The dead-letter queue port: what failed, and putting it back. */
 export interface DeadLetters {

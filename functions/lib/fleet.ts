@@ -1,6 +1,7 @@
 import type { MiddlewareObj } from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
 import { EdgeSyncError } from "../../core/errors.ts";
+import type { Device, DeviceState } from "../../core/wire.ts";
 import type { Queryable } from "./db/db.ts";
 import type { Deps } from "./deps.ts";
 import { type ApiEvent, header, principalOf } from "./http.ts";
@@ -10,30 +11,9 @@ export const SILENT_AFTER_MS = 15 * 60_000;
 /** Pushes in a row that failed before a device counts as `failing`. */
 export const FAILING_AFTER_PUSHES = 3;
 
-export type DeviceState = "never_seen" | "in_sync" | "behind" | "failing" | "silent" | "revoked";
-
-export interface DeviceView {
-  id: string;
-  name: string;
-  clientId: string;
-  createdAt: string;
-  revokedAt: string | null;
-  lastSeenAt: string | null;
-  lastPushAt: string | null;
-  lastPullAt: string | null;
-  accepted: number;
-  applied: number;
-  partial: number;
-  superseded: number;
-  rejected: number;
-  conflicts: number;
-  state: DeviceState;
-  lastErrorAt: string | null;
-  lastErrorCode: string | null;
-  lastErrorMessage: string | null;
-  agentVersion: string | null;
-  platform: string | null;
-}
+export type { DeviceState };
+/** A device as `GET /v1/devices` lists it. */
+export type DeviceView = Device;
 
 interface DeviceHealth {
   revokedAt: string | null;

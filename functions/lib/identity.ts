@@ -1,4 +1,5 @@
 import type { Role } from "../../core/types.ts";
+import type { IssuedCredentials } from "../../core/wire.ts";
 import { hashSecret, newCredentials } from "./auth/secrets.ts";
 import type { Queryable } from "./db/db.ts";
 
@@ -33,12 +34,7 @@ export async function findPrincipalById(
   return rows[0];
 }
 
-export interface IssuedCredentials {
-  id: string;
-  name: string;
-  clientId: string;
-  clientSecret: string;
-}
+export type { IssuedCredentials };
 
 export async function createProject(
   db: Queryable,

@@ -7,8 +7,8 @@ import {
   type ZodOpenApiResponsesObject,
 } from "zod-openapi";
 import { MAX_CHANGES_PER_REQUEST } from "../../core/change.ts";
+import * as s from "../../core/wire.ts";
 import { type Route, routes } from "../routes.ts";
-import * as s from "./api-schemas.ts";
 
 type Status = 400 | 401 | 403 | 404 | 413 | 415 | 429 | 500 | 503;
 

@@ -5,16 +5,13 @@ import {
   SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { ChangeMessage, Rejection } from "../../core/change.ts";
+import type { IngestResult, QueueDepth } from "../../core/wire.ts";
 import { MAX_MESSAGE_BYTES } from "../deployment.ts";
 
 /** SQS allows at most 10 entries per SendMessageBatch. */
 const SQS_BATCH_LIMIT = 10;
 
-export interface EnqueueFailure {
-  changeId: string;
-  code: string;
-  message: string;
-}
+export type EnqueueFailure = IngestResult["failed"][number];
 
 export interface EnqueueResult {
   accepted: string[];
@@ -24,11 +21,7 @@ export interface EnqueueResult {
   failed: EnqueueFailure[];
 }
 
-export interface QueueDepth {
-  visible: number;
-  inFlight: number;
-  dlq: number;
-}
+export type { QueueDepth };
 
 /** The changes queue port: SQS FIFO on AWS, fauxqs locally. */
 export interface ChangeQueue {

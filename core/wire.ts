@@ -5,22 +5,16 @@ import {
   JsonValueSchema,
   MAX_CHANGES_PER_REQUEST,
   REJECTION_CODES,
-  type Rejection,
-} from "../../core/change.ts";
-import { storableText } from "../../core/json.ts";
-import type { AuditEntry, Conflict, Report, SyncPage } from "../../core/types.ts";
-import type { VerifyResult } from "./audit.ts";
-import type { DeadLetter } from "./dead-letters.ts";
-import type { DeviceView } from "./fleet.ts";
-import type { IssuedCredentials } from "./identity.ts";
-import type { EnqueueResult, QueueDepth } from "./queue.ts";
+} from "./change.ts";
+import { storableText } from "./json.ts";
 
 /*
- * The API's shapes as zod schemas: the handlers parse requests with them, and
- * the OpenAPI document (`openapi.ts`) is generated from them. The checks at
- * the end of this file make the compiler refuse a response type that drifts
- * from its schema; the contract test checks real responses against the
- * document.
+ * The wire contract: every request and response of the API as a zod schema,
+ * and the types inferred from them (end of file), so there is one definition
+ * of each shape. The handlers parse requests with them, the agent parses the
+ * cloud's answers with them, and the OpenAPI document
+ * (functions/lib/openapi.ts) is generated from them; the contract test checks
+ * real responses against that document.
  */
 
 // ---- building blocks -------------------------------------------------------
@@ -376,22 +370,19 @@ export const CreatedProjectSchema = z
   })
   .meta({ id: "CreatedProject" });
 
-// ---- the compiler's drift check -------------------------------------------------
+// ---- the types, inferred from the schemas -------------------------------------
 
-/** True only when each type is assignable to the other. */
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const same = <_T extends true>() => undefined;
-
-same<Same<Report, z.output<typeof ReportSchema>>>();
-same<Same<Conflict, z.output<typeof ConflictSchema>>>();
-same<Same<AuditEntry, z.output<typeof AuditEntrySchema>>>();
-same<Same<SyncPage, z.output<typeof SyncPageSchema>>>();
-same<Same<DeviceView, z.output<typeof DeviceSchema>>>();
-same<Same<QueueDepth, z.output<typeof QueueDepthSchema>>>();
-same<Same<DeadLetter, z.output<typeof DeadLetterSchema>>>();
-same<Same<VerifyResult, z.output<typeof AuditVerifySchema>>>();
-same<Same<IssuedCredentials, z.output<typeof IssuedCredentialsSchema>>>();
-same<Same<Rejection, z.output<typeof IngestResultSchema>["rejected"][number]>>();
-same<
-  Same<EnqueueResult["failed"][number], z.output<typeof IngestResultSchema>["failed"][number]>
->();
+export type TokenResponse = z.output<typeof TokenResponseSchema>;
+export type Me = z.output<typeof MeSchema>;
+export type Report = z.output<typeof ReportSchema>;
+export type Conflict = z.output<typeof ConflictSchema>;
+export type AuditEntry = z.output<typeof AuditEntrySchema>;
+export type SyncPage = z.output<typeof SyncPageSchema>;
+export type Ack = SyncPage["acks"][number];
+export type IngestResult = z.output<typeof IngestResultSchema>;
+export type Device = z.output<typeof DeviceSchema>;
+export type DeviceState = Device["state"];
+export type DeadLetter = z.output<typeof DeadLetterSchema>;
+export type QueueDepth = z.output<typeof QueueDepthSchema>;
+export type AuditVerify = z.output<typeof AuditVerifySchema>;
+export type IssuedCredentials = z.output<typeof IssuedCredentialsSchema>;
