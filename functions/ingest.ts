@@ -22,7 +22,6 @@ import {
   principalOf,
   projectOf,
 } from "./lib/http.ts";
-import type { EnqueueFailure } from "./lib/queue.ts";
 
 /**
  * `POST /v1/changes`: validates each change and puts the valid ones on the
