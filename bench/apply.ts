@@ -1,10 +1,10 @@
 import type { Change } from "../core/change.ts";
 import { formatHlc } from "../core/hlc.ts";
-import { type ApplyItem, applyChanges } from "../functions/lib/apply-changes.ts";
-import type { Db } from "../functions/lib/db/db.ts";
-import { migrate } from "../functions/lib/db/migrate.ts";
-import { createPostgresDb } from "../functions/lib/db/postgres.ts";
-import { createDevice, createProject } from "../functions/lib/identity.ts";
+import type { Db } from "../functions/adapters/db/db.ts";
+import { migrate } from "../functions/adapters/db/migrate.ts";
+import { createPostgresDb } from "../functions/adapters/db/postgres.ts";
+import { type ApplyItem, applyChanges } from "../functions/app/apply/apply-changes.ts";
+import { createDevice, createProject } from "../functions/app/identity.ts";
 import type { BenchResult } from "./main.ts";
 
 const TOTAL_CHANGES = Number(process.env.BENCH_APPLY_CHANGES ?? 20000);

@@ -13,7 +13,7 @@ import { storableText } from "./json.ts";
  * and the types inferred from them (end of file), so there is one definition
  * of each shape. The handlers parse requests with them, the agent parses the
  * cloud's answers with them, and the OpenAPI document
- * (functions/lib/openapi.ts) is generated from them; the contract test checks
+ * (functions/http/openapi.ts) is generated from them; the contract test checks
  * real responses against that document.
  */
 

@@ -1,8 +1,15 @@
 import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
-import { verifyAuditChains } from "./lib/audit.ts";
-import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
-import { type ApiEvent, authorize, httpErrors, json, principalOf, projectOf } from "./lib/http.ts";
+import { verifyAuditChains } from "./app/audit.ts";
+import { type DepsOf, lambdaHandler } from "./deps.ts";
+import {
+  type ApiEvent,
+  authorize,
+  httpErrors,
+  json,
+  principalOf,
+  projectOf,
+} from "./http/middleware.ts";
 
 /** `GET /v1/audit/verify` (auditor, admin): recomputes the project's hash chains. */
 export const create = (deps: DepsOf<"audit">) =>

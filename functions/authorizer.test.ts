@@ -6,9 +6,9 @@ import { lambdaContext } from "../local/lambda-context.ts";
 import { createTestDb, type TestDb } from "../test/support/db.ts";
 import { handlerDeps } from "../test/support/deps.ts";
 import { seedProject } from "../test/support/fixtures.ts";
+import { issueToken } from "./adapters/auth/tokens.ts";
+import { revokeDevice } from "./app/identity.ts";
 import { apiWildcardArn, create } from "./authorizer.ts";
-import { issueToken } from "./lib/auth/tokens.ts";
-import { revokeDevice } from "./lib/identity.ts";
 
 /** Filled in with a real device once the database exists. */
 const principal = { sub: "", project: "", role: "device" as const };

@@ -1,8 +1,8 @@
 import type { APIGatewayAuthorizerResult, APIGatewayTokenAuthorizerEvent } from "aws-lambda";
 import { UnauthorizedError } from "../core/errors.ts";
-import { verifyToken } from "./lib/auth/tokens.ts";
-import { type DepsOf, type Handler, lambdaHandler } from "./lib/deps.ts";
-import { findPrincipalById } from "./lib/identity.ts";
+import { verifyToken } from "./adapters/auth/tokens.ts";
+import { findPrincipalById } from "./app/identity.ts";
+import { type DepsOf, type Handler, lambdaHandler } from "./deps.ts";
 
 /**
  * `arn:aws:execute-api:region:account:api/stage/METHOD/path` → the same API

@@ -2,8 +2,8 @@ import { processPartialResponse, SqsFifoPartialProcessorAsync } from "@aws-lambd
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { z } from "zod";
 import { ChangeSchema } from "../core/change.ts";
-import { type ApplyItem, applyChanges } from "./lib/apply-changes.ts";
-import { type DepsOf, type Handler, lambdaHandler } from "./lib/deps.ts";
+import { type ApplyItem, applyChanges } from "./app/apply/apply-changes.ts";
+import { type DepsOf, type Handler, lambdaHandler } from "./deps.ts";
 
 /** The envelope ingest wrote; the change inside is checked on its own. */
 const EnvelopeSchema = z.object({

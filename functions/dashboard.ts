@@ -1,8 +1,8 @@
 import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
 import { css, html, js } from "./dashboard/page.ts";
-import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
-import { type ApiEvent, httpErrors, SECURITY_HEADERS } from "./lib/http.ts";
+import { type DepsOf, lambdaHandler } from "./deps.ts";
+import { type ApiEvent, httpErrors, SECURITY_HEADERS } from "./http/middleware.ts";
 
 /**
  * Only this origin's own files run and are fetched: no inline script or

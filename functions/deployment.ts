@@ -32,7 +32,7 @@ export type Port = "db" | "queue" | "queueDepth" | "deadLetters" | "keys";
 
 /**
  * The ports each function is built with, and nothing else: its deps hold
- * exactly these (functions/lib/deps.ts), and the stack grants exactly the
+ * exactly these (functions/deps.ts), and the stack grants exactly the
  * access they need (infra/stacks/api.ts). A function without `keys` never
  * loads the signing-key secret and may not read it.
  */

@@ -2,7 +2,7 @@ import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
 import { NoQuerySchema, RedriveRequestSchema } from "../core/wire.ts";
-import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
+import { type DepsOf, lambdaHandler } from "./deps.ts";
 import {
   type ApiEvent,
   authorize,
@@ -11,7 +11,7 @@ import {
   jsonBody,
   principalOf,
   projectOf,
-} from "./lib/http.ts";
+} from "./http/middleware.ts";
 
 /**
  * Fleet operations for a project's admin: the changes the consumer gave up

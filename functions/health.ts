@@ -1,7 +1,7 @@
 import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
-import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
-import { type ApiEvent, httpErrors, json } from "./lib/http.ts";
+import { type DepsOf, lambdaHandler } from "./deps.ts";
+import { type ApiEvent, httpErrors, json } from "./http/middleware.ts";
 
 const CHECK_TIMEOUT_MS = 2_000;
 

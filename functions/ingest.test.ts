@@ -5,8 +5,8 @@ import { formatHlc } from "../core/hlc.ts";
 import { loadEvent } from "../local/events.ts";
 import { lambdaContext } from "../local/lambda-context.ts";
 import { handlerDeps } from "../test/support/deps.ts";
+import { createSqsQueue } from "./adapters/queue.ts";
 import { create } from "./ingest.ts";
-import { createSqsQueue } from "./lib/queue.ts";
 
 const deviceId = "5d6e7f80-1a2b-4c3d-9e8f-0a1b2c3d4e5f";
 const projectId = "8a9b0c1d-2e3f-4a5b-8c6d-7e8f9a0b1c2d";

@@ -10,8 +10,9 @@ import {
 import { ValidationError } from "../core/errors.ts";
 import { MAX_REQUEST_BYTES } from "../core/limits.ts";
 import { ChangeBatchSchema, type IngestResult } from "../core/wire.ts";
-import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
-import { recordDeviceErrors, recordDeviceRequest } from "./lib/fleet.ts";
+import { recordDeviceRequest } from "./app/fleet.ts";
+import { type DepsOf, lambdaHandler } from "./deps.ts";
+import { recordDeviceErrors } from "./http/device-activity.ts";
 import {
   type ApiEvent,
   authorize,
@@ -21,7 +22,7 @@ import {
   jsonBody,
   principalOf,
   projectOf,
-} from "./lib/http.ts";
+} from "./http/middleware.ts";
 
 /**
  * `POST /v1/changes`: validates each change and puts the valid ones on the

@@ -4,7 +4,8 @@ import { z } from "zod";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
 import type { Role } from "../core/types.ts";
 import { MemberRequestSchema, NameSchema } from "../core/wire.ts";
-import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
+import { createDevice, createMember, createProject, revokeDevice } from "./app/identity.ts";
+import { type DepsOf, lambdaHandler } from "./deps.ts";
 import {
   type ApiEvent,
   authorize,
@@ -14,8 +15,7 @@ import {
   noContent,
   principalOf,
   projectOf,
-} from "./lib/http.ts";
-import { createDevice, createMember, createProject, revokeDevice } from "./lib/identity.ts";
+} from "./http/middleware.ts";
 
 const uuid = z.uuid();
 

@@ -1,9 +1,9 @@
 import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
 import { UnauthorizedError } from "../core/errors.ts";
-import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
-import { type ApiEvent, authorize, httpErrors, json, principalOf } from "./lib/http.ts";
-import { findPrincipalById } from "./lib/identity.ts";
+import { findPrincipalById } from "./app/identity.ts";
+import { type DepsOf, lambdaHandler } from "./deps.ts";
+import { type ApiEvent, authorize, httpErrors, json, principalOf } from "./http/middleware.ts";
 
 /** `GET /v1/me`: who the token speaks for. */
 export const create = (deps: DepsOf<"me">) =>

@@ -5,12 +5,12 @@ import {
 } from "@aws-sdk/client-secrets-manager";
 import type { CloudFormationCustomResourceEvent } from "aws-lambda";
 import { z } from "zod";
-import type { Db } from "./lib/db/db.ts";
-import { migrate, readMigrations } from "./lib/db/migrate.ts";
-import { createPostgresDb } from "./lib/db/postgres.ts";
-import { grantAppRole } from "./lib/db/roles.ts";
-import { createLogger } from "./lib/logger.ts";
-import { ensureOperator, ensureSigningKey, type SecretStore } from "./lib/setup.ts";
+import type { Db } from "./adapters/db/db.ts";
+import { migrate, readMigrations } from "./adapters/db/migrate.ts";
+import { createPostgresDb } from "./adapters/db/postgres.ts";
+import { grantAppRole } from "./adapters/db/roles.ts";
+import { createLogger } from "./adapters/logger.ts";
+import { ensureOperator, ensureSigningKey, type SecretStore } from "./app/setup.ts";
 
 const logger = createLogger();
 

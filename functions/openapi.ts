@@ -1,9 +1,9 @@
 import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
 import pkg from "../package.json" with { type: "json" };
-import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
-import { type ApiEvent, httpErrors, json } from "./lib/http.ts";
-import { buildOpenApiDocument } from "./lib/openapi.ts";
+import { type DepsOf, lambdaHandler } from "./deps.ts";
+import { type ApiEvent, httpErrors, json } from "./http/middleware.ts";
+import { buildOpenApiDocument } from "./http/openapi.ts";
 
 let document: unknown;
 

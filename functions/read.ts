@@ -8,9 +8,7 @@ import {
   NoQuerySchema,
   ReportQuerySchema,
 } from "../core/wire.ts";
-import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
-import { listDevices } from "./lib/fleet.ts";
-import { type ApiEvent, authorize, httpErrors, json, principalOf, projectOf } from "./lib/http.ts";
+import { listDevices } from "./app/fleet.ts";
 import {
   getReport,
   listAudit,
@@ -18,7 +16,16 @@ import {
   listReports,
   projectCounts,
   reportHistory,
-} from "./lib/read.ts";
+} from "./app/read.ts";
+import { type DepsOf, lambdaHandler } from "./deps.ts";
+import {
+  type ApiEvent,
+  authorize,
+  httpErrors,
+  json,
+  principalOf,
+  projectOf,
+} from "./http/middleware.ts";
 
 function query<T>(schema: z.ZodType<T>, event: ApiEvent): T {
   const parsed = schema.safeParse(event.queryStringParameters ?? {});

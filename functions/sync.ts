@@ -3,8 +3,10 @@ import type { APIGatewayProxyResult } from "aws-lambda";
 import { ValidationError } from "../core/errors.ts";
 import type { SyncPage } from "../core/types.ts";
 import { SyncQuerySchema } from "../core/wire.ts";
-import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
-import { recordDeviceErrors, recordDeviceRequest } from "./lib/fleet.ts";
+import { recordDeviceRequest } from "./app/fleet.ts";
+import { pull } from "./app/pull.ts";
+import { type DepsOf, lambdaHandler } from "./deps.ts";
+import { recordDeviceErrors } from "./http/device-activity.ts";
 import {
   type ApiEvent,
   authorize,
@@ -13,8 +15,7 @@ import {
   json,
   principalOf,
   projectOf,
-} from "./lib/http.ts";
-import { pull } from "./lib/pull.ts";
+} from "./http/middleware.ts";
 
 /** `GET /v1/sync`: one page of what changed since the device's cursor. */
 export const create = (deps: DepsOf<"sync">) =>

@@ -6,7 +6,7 @@ import { lambdaContext } from "../local/lambda-context.ts";
 import { createTestDb, type TestDb } from "../test/support/db.ts";
 import { handlerDeps } from "../test/support/deps.ts";
 import { seedProject } from "../test/support/fixtures.ts";
-import { createDevice } from "./lib/identity.ts";
+import { createDevice } from "./app/identity.ts";
 import { create } from "./token.ts";
 
 describe("token (POST /v1/oauth/token)", () => {

@@ -1,15 +1,15 @@
 import middy from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
-import { verifySecret } from "./lib/auth/secrets.ts";
-import { issueToken } from "./lib/auth/tokens.ts";
-import { type DepsOf, lambdaHandler } from "./lib/deps.ts";
-import { type ApiEvent, header, httpErrors, json } from "./lib/http.ts";
-import { findPrincipalByClientId } from "./lib/identity.ts";
+import { verifySecret } from "./adapters/auth/secrets.ts";
+import { issueToken } from "./adapters/auth/tokens.ts";
+import { findPrincipalByClientId } from "./app/identity.ts";
 import {
   clearTokenFailures,
   recordTokenFailure,
   tokenRetryAfterSeconds,
-} from "./lib/token-failures.ts";
+} from "./app/token-failures.ts";
+import { type DepsOf, lambdaHandler } from "./deps.ts";
+import { type ApiEvent, header, httpErrors, json } from "./http/middleware.ts";
 
 const MAX_TOKEN_REQUEST_BYTES = 8 * 1024;
 const CLIENT_ID = /^[A-Za-z0-9_-]{1,128}$/;

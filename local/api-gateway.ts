@@ -7,7 +7,7 @@ import type {
   APIGatewayProxyResult,
   APIGatewayTokenAuthorizerEvent,
 } from "aws-lambda";
-import type { Handler } from "../functions/lib/deps.ts";
+import type { Handler } from "../functions/deps.ts";
 import {
   type ApiFunction,
   AUTHORIZER_CACHE_TTL_SECONDS,

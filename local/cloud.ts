@@ -1,9 +1,9 @@
 import { mkdir } from "node:fs/promises";
-import { type Config, loadConfig } from "../functions/lib/config.ts";
-import type { Db } from "../functions/lib/db/db.ts";
-import { migrate } from "../functions/lib/db/migrate.ts";
-import { ALL_PORTS, buildDeps, type Deps, openDb } from "../functions/lib/deps.ts";
-import { createSqsClient } from "../functions/lib/queue.ts";
+import { type Config, loadConfig } from "../functions/adapters/config.ts";
+import type { Db } from "../functions/adapters/db/db.ts";
+import { migrate } from "../functions/adapters/db/migrate.ts";
+import { createSqsClient } from "../functions/adapters/queue.ts";
+import { ALL_PORTS, buildDeps, type Deps, openDb } from "../functions/deps.ts";
 import { apiFunctions } from "../functions/routes.ts";
 import { type RequestInterceptor, startApiGateway } from "./api-gateway.ts";
 import { type ApiHandler, allFactories, apiFactories } from "./functions.ts";

@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { keyRingFrom } from "../functions/adapters/auth/keys.ts";
 import { EMPTY_KEY_FILE } from "../functions/deployment.ts";
-import { keyRingFrom } from "../functions/lib/auth/keys.ts";
 import { startSecretsManager } from "../test/support/secrets-manager.ts";
 
 const run = promisify(execFile);

@@ -10,7 +10,7 @@ import {
   type KeyFile,
   loadOrCreateKeyFile,
   rotateKeyFile,
-} from "../functions/lib/auth/keys.ts";
+} from "../functions/adapters/auth/keys.ts";
 
 /**
  * `npm run keys:rotate`: adds a new ES256 signing key. Locally it edits

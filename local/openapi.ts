@@ -1,5 +1,5 @@
 import { writeFile } from "node:fs/promises";
-import { buildOpenApiDocument } from "../functions/lib/openapi.ts";
+import { buildOpenApiDocument } from "../functions/http/openapi.ts";
 import pkg from "../package.json" with { type: "json" };
 
 /**

@@ -6,7 +6,7 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import type { Handler } from "../functions/lib/deps.ts";
+import type { Handler } from "../functions/deps.ts";
 import { lambdaContext } from "./lambda-context.ts";
 
 export interface PollerOptions {

@@ -1,7 +1,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Db } from "../functions/lib/db/db.ts";
-import { createMember, createProject } from "../functions/lib/identity.ts";
+import type { Db } from "../functions/adapters/db/db.ts";
+import { createMember, createProject } from "../functions/app/identity.ts";
 
 export interface Credentials {
   apiUrl: string;

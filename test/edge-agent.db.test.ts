@@ -2,7 +2,7 @@ import { PurgeQueueCommand } from "@aws-sdk/client-sqs";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { formatHlc } from "../core/hlc.ts";
-import { createSqsClient } from "../functions/lib/queue.ts";
+import { createSqsClient } from "../functions/adapters/queue.ts";
 import { runCli, startCli } from "./support/cli.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
 import { dbTargets } from "./support/db.ts";

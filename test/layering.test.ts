@@ -28,7 +28,9 @@ describe("the import rules (npm run check)", () => {
       "core/hlc.ts",
       "edge-agent/agent.ts",
       "functions/routes.ts",
-      "functions/lib/db.ts",
+      "functions/http/middleware.ts",
+      "functions/app/pull.ts",
+      "functions/adapters/db.ts",
       "local/cloud.ts",
     ]) {
       await mkdir(dirname(join(dir, file)), { recursive: true });
@@ -56,11 +58,14 @@ describe("the import rules (npm run check)", () => {
 
   it.each([
     ["functions/ importing edge-agent/", "functions/ingest.ts", "../edge-agent/agent.ts"],
-    ["functions/ importing local/", "functions/lib/x.ts", "../../local/cloud.ts"],
-    ["edge-agent/ importing functions/", "edge-agent/client.ts", "../functions/lib/db.ts"],
+    ["functions/ importing local/", "functions/app/x.ts", "../../local/cloud.ts"],
+    ["edge-agent/ importing functions/", "edge-agent/client.ts", "../functions/adapters/db.ts"],
     ["core/ importing functions/", "core/merge.ts", "../functions/routes.ts"],
+    ["a use case importing HTTP glue", "functions/app/read.ts", "../http/middleware.ts"],
+    ["an adapter importing a use case", "functions/adapters/queue.ts", "../app/pull.ts"],
+    ["a use case importing edge-agent/", "functions/app/read.ts", "../../edge-agent/agent.ts"],
     ["core/ importing a database driver", "core/merge.ts", "pg"],
-    ["infra/ importing runtime code", "infra/stacks/api.ts", "../../functions/lib/db.ts"],
+    ["infra/ importing runtime code", "infra/stacks/api.ts", "../../functions/adapters/db.ts"],
   ])("fails on %s", async (_, file, from) => {
     const result = await lint(file, from);
     expect(result.ok).toBe(false);
@@ -69,8 +74,10 @@ describe("the import rules (npm run check)", () => {
 
   it.each([
     ["functions/ importing core/", "functions/ingest.ts", "../core/hlc.ts"],
+    ["a handler importing a use case", "functions/sync.ts", "./app/pull.ts"],
+    ["a use case importing a port's adapter", "functions/app/read.ts", "../adapters/db.ts"],
     ["edge-agent/ importing core/", "edge-agent/client.ts", "../core/hlc.ts"],
-    ["local/ importing functions/", "local/main.ts", "../functions/lib/db.ts"],
+    ["local/ importing functions/", "local/main.ts", "../functions/adapters/db.ts"],
     ["infra/ importing the route table", "infra/stacks/api.ts", "../../functions/routes.ts"],
     ["a test importing across folders", "functions/ingest.test.ts", "../local/cloud.ts"],
   ])("allows %s", async (_, file, from) => {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatHlc } from "../core/hlc.ts";
-import { type ApplyItem, applyChanges } from "../functions/lib/apply-changes.ts";
-import type { Queryable } from "../functions/lib/db/db.ts";
-import { listReports, type ReportQuery } from "../functions/lib/read.ts";
+import type { Queryable } from "../functions/adapters/db/db.ts";
+import { type ApplyItem, applyChanges } from "../functions/app/apply/apply-changes.ts";
+import { listReports, type ReportQuery } from "../functions/app/read.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
 import { createTestDb, dbTargets, type TestDb } from "./support/db.ts";
 import { seedProject } from "./support/fixtures.ts";

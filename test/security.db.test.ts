@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { base64url, generateKeyPair, importJWK, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { formatHlc } from "../core/hlc.ts";
-import { type KeyFile, newStoredKey } from "../functions/lib/auth/keys.ts";
+import { type KeyFile, newStoredKey } from "../functions/adapters/auth/keys.ts";
 import { type Actor, actors } from "./support/api-actors.ts";
 import { startTestCloud, type TestCloud } from "./support/cloud.ts";
 import { dbTargets } from "./support/db.ts";

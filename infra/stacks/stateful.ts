@@ -99,7 +99,7 @@ export class StatefulStack extends Stack {
       enforceSSL: true,
       deadLetterQueue: { queue: this.dlq, maxReceiveCount: MAX_RECEIVE_COUNT },
     });
-    // The key file document (functions/lib/auth/keys.ts); written by the key
+    // The key file document (functions/adapters/auth/keys.ts); written by the key
     // rotation command, read by the token and authorizer functions.
     // Created empty: the migrate function writes the first key on the first
     // deploy, so no private key is ever in a template.

@@ -12,7 +12,7 @@ import {
 } from "@aws-sdk/client-rds-data";
 import { PGlite } from "@electric-sql/pglite";
 import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
-import type { DataApiClient } from "../../functions/lib/db/data-api.ts";
+import type { DataApiClient } from "../../functions/adapters/db/data-api.ts";
 
 /** How the Data API binds each kind of value: a plain string is varchar. */
 const HINT_CASTS: Record<string, string> = {

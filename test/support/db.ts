@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { createDataApiDb } from "../../functions/lib/db/data-api.ts";
-import type { Db } from "../../functions/lib/db/db.ts";
-import { migrate } from "../../functions/lib/db/migrate.ts";
-import { createPgliteDb, pgliteDb } from "../../functions/lib/db/pglite.ts";
-import { createPostgresDb } from "../../functions/lib/db/postgres.ts";
+import { createDataApiDb } from "../../functions/adapters/db/data-api.ts";
+import type { Db } from "../../functions/adapters/db/db.ts";
+import { migrate } from "../../functions/adapters/db/migrate.ts";
+import { createPgliteDb, pgliteDb } from "../../functions/adapters/db/pglite.ts";
+import { createPostgresDb } from "../../functions/adapters/db/postgres.ts";
 import { DataApiEmulator } from "./data-api-emulator.ts";
 
 export type DbTarget = "pglite" | "postgres" | "data-api";

@@ -1,8 +1,8 @@
-import { keyRingFrom, newStoredKey } from "../../functions/lib/auth/keys.ts";
-import { type Config, loadConfig } from "../../functions/lib/config.ts";
-import type { Db } from "../../functions/lib/db/db.ts";
-import { ALL_PORTS, buildDeps } from "../../functions/lib/deps.ts";
-import { createSqsClient } from "../../functions/lib/queue.ts";
+import { keyRingFrom, newStoredKey } from "../../functions/adapters/auth/keys.ts";
+import { type Config, loadConfig } from "../../functions/adapters/config.ts";
+import type { Db } from "../../functions/adapters/db/db.ts";
+import { createSqsClient } from "../../functions/adapters/queue.ts";
+import { ALL_PORTS, buildDeps } from "../../functions/deps.ts";
 import { ensureQueues, startEmbeddedSqs } from "../../local/sqs.ts";
 
 /**

@@ -1,5 +1,5 @@
-import type { Queryable } from "../../functions/lib/db/db.ts";
-import { createDevice, createProject } from "../../functions/lib/identity.ts";
+import type { Queryable } from "../../functions/adapters/db/db.ts";
+import { createDevice, createProject } from "../../functions/app/identity.ts";
 import { createTestDb, type DbTarget } from "./db.ts";
 
 /** A project with `deviceCount` devices, straight in the database. */

@@ -1,10 +1,5 @@
-import type { MiddlewareObj } from "@middy/core";
-import type { APIGatewayProxyResult } from "aws-lambda";
-import { EdgeSyncError } from "../../core/errors.ts";
 import type { Device, DeviceState } from "../../core/wire.ts";
-import type { Queryable } from "./db/db.ts";
-import type { Deps } from "./deps.ts";
-import { type ApiEvent, header, principalOf } from "./http.ts";
+import type { Queryable } from "../adapters/db/db.ts";
 
 /** A device with no request for this long is `silent`. */
 export const SILENT_AFTER_MS = 15 * 60_000;
@@ -185,43 +180,4 @@ export async function recordDeviceRequest(
       agent?.platform ?? null,
     ],
   );
-}
-
-/**
- * Records a device request that ended in an error (refused or failed),
- * before the error becomes the response. The handler records the ones it
- * answers itself.
- */
-export function recordDeviceErrors(
-  deps: Pick<Deps, "db" | "logger">,
-  kind: DeviceRequest["kind"],
-): MiddlewareObj<ApiEvent, APIGatewayProxyResult> {
-  return {
-    onError: async ({ event, error }) => {
-      let deviceId: string;
-      try {
-        const principal = principalOf(event);
-        if (principal.role !== "device") return;
-        deviceId = principal.sub;
-      } catch {
-        return;
-      }
-      const known = error instanceof EdgeSyncError;
-      const status = known ? error.statusCode : 500;
-      await recordDeviceRequest(deps.db, deviceId, {
-        kind,
-        answered: false,
-        accepted: 0,
-        userAgent: header(event, "user-agent"),
-        error: {
-          code: known ? error.code : "internal",
-          message: known && status < 500 ? error.message : "the cloud failed to answer",
-          // Throttling and outages pass; anything else 4xx will not.
-          refused: status >= 400 && status < 500 && status !== 429,
-        },
-      }).catch((recordError) =>
-        deps.logger.warn("device activity not recorded", { error: recordError }),
-      );
-    },
-  };
 }

@@ -1,15 +1,15 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Change } from "../../core/change.ts";
-import { parseHlc } from "../../core/hlc.ts";
-import type { JsonObject } from "../../core/json.ts";
-import { emptyReportState, mergeChange, type ReportState } from "../../core/merge.ts";
-import { changeSets, deliveries } from "../../core/testing/arbitraries.ts";
-import { referenceState } from "../../core/testing/reference.ts";
-import { createTestDb, dbTargets, type TestDb } from "../../test/support/db.ts";
-import { seedProject } from "../../test/support/fixtures.ts";
+import type { Change } from "../../../core/change.ts";
+import { parseHlc } from "../../../core/hlc.ts";
+import type { JsonObject } from "../../../core/json.ts";
+import { emptyReportState, mergeChange, type ReportState } from "../../../core/merge.ts";
+import { changeSets, deliveries } from "../../../core/testing/arbitraries.ts";
+import { referenceState } from "../../../core/testing/reference.ts";
+import { createTestDb, dbTargets, type TestDb } from "../../../test/support/db.ts";
+import { seedProject } from "../../../test/support/fixtures.ts";
+import { verifyAuditChains } from "../audit.ts";
 import { applyChanges } from "./apply-changes.ts";
-import { verifyAuditChains } from "./audit.ts";
 
 /** Fresh change and report ids, so every run writes rows of its own. */
 function renamed(changes: Change[]): Change[] {

@@ -1,25 +1,29 @@
 import { join } from "node:path";
 import type { Logger } from "@aws-lambda-powertools/logger";
 import type { Context } from "aws-lambda";
-import { FUNCTION_PORTS, type FunctionName, type Port, type PortsOf } from "../deployment.ts";
 import {
   type KeyFile,
   type KeyRing,
   keyRingFrom,
   loadKeyFileFromSecret,
   loadOrCreateKeyFile,
-} from "./auth/keys.ts";
-import { type Config, loadConfig } from "./config.ts";
-import type { Db } from "./db/db.ts";
-import { createPostgresDb } from "./db/postgres.ts";
-import { createDeadLetters, type DeadLetters, NO_DEAD_LETTER_QUEUE } from "./dead-letters.ts";
-import { createLogger } from "./logger.ts";
+} from "./adapters/auth/keys.ts";
+import { type Config, loadConfig } from "./adapters/config.ts";
+import type { Db } from "./adapters/db/db.ts";
+import { createPostgresDb } from "./adapters/db/postgres.ts";
+import {
+  createDeadLetters,
+  type DeadLetters,
+  NO_DEAD_LETTER_QUEUE,
+} from "./adapters/dead-letters.ts";
+import { createLogger } from "./adapters/logger.ts";
 import {
   type ChangeQueue,
   createSqsClient,
   createSqsQueue,
   type QueueDepthReader,
-} from "./queue.ts";
+} from "./adapters/queue.ts";
+import { FUNCTION_PORTS, type FunctionName, type Port, type PortsOf } from "./deployment.ts";
 
 /** Every port a function can be given (`FUNCTION_PORTS` says which it is). */
 export interface Ports {
@@ -77,7 +81,7 @@ export async function openDb(config: Config): Promise<Db> {
     }
     case "data-api": {
       const { RDSDataClient } = await import("@aws-sdk/client-rds-data");
-      const { createDataApiDb } = await import("./db/data-api.ts");
+      const { createDataApiDb } = await import("./adapters/db/data-api.ts");
       return createDataApiDb({
         client: new RDSDataClient({ region: config.region }),
         resourceArn: database.clusterArn,
@@ -87,7 +91,7 @@ export async function openDb(config: Config): Promise<Db> {
     }
     case "pglite": {
       // Loaded only when used: Lambda bundles leave PGlite out.
-      const { createPgliteDb } = await import("./db/pglite.ts");
+      const { createPgliteDb } = await import("./adapters/db/pglite.ts");
       return createPgliteDb(join(config.dataDir, "pgdata"));
     }
   }

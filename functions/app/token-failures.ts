@@ -1,4 +1,4 @@
-import type { Queryable } from "./db/db.ts";
+import type { Queryable } from "../adapters/db/db.ts";
 
 /** Failed token requests a client may make per window before it must wait. */
 export const MAX_TOKEN_FAILURES = 10;

@@ -1,7 +1,7 @@
 import type { Role } from "../../core/types.ts";
 import type { IssuedCredentials } from "../../core/wire.ts";
-import { hashSecret, newCredentials } from "./auth/secrets.ts";
-import type { Queryable } from "./db/db.ts";
+import { hashSecret, newCredentials } from "../adapters/auth/secrets.ts";
+import type { Queryable } from "../adapters/db/db.ts";
 
 export interface PrincipalRow {
   id: string;

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Change } from "../../core/change.ts";
-import { formatHlc } from "../../core/hlc.ts";
-import { createTestDb, dbTargets, type TestDb } from "../../test/support/db.ts";
-import { seededDb, seedProject } from "../../test/support/fixtures.ts";
+import type { Change } from "../../../core/change.ts";
+import { formatHlc } from "../../../core/hlc.ts";
+import { createTestDb, dbTargets, type TestDb } from "../../../test/support/db.ts";
+import { seededDb, seedProject } from "../../../test/support/fixtures.ts";
+import type { Db } from "../../adapters/db/db.ts";
+import { verifyAuditChains } from "../audit.ts";
 import { type ApplyItem, applyChanges } from "./apply-changes.ts";
-import { verifyAuditChains } from "./audit.ts";
-import type { Db } from "./db/db.ts";
 
 describe.each(dbTargets())("applyChanges on %s", (target) => {
   let t: TestDb;

@@ -3,7 +3,7 @@ import { NotFoundError, ValidationError } from "../../core/errors.ts";
 import type { JsonObject } from "../../core/json.ts";
 import type { Outcome } from "../../core/merge.ts";
 import type { AuditEntry, Conflict, Report } from "../../core/types.ts";
-import type { Queryable } from "./db/db.ts";
+import type { Queryable } from "../adapters/db/db.ts";
 import {
   CONFLICT_COLUMNS,
   type ConflictRow,

@@ -1,16 +1,16 @@
-import { auditHash, digests } from "../../core/audit.ts";
-import type { Change } from "../../core/change.ts";
-import { hlcNode } from "../../core/hlc.ts";
-import type { JsonObject } from "../../core/json.ts";
+import { auditHash, digests } from "../../../core/audit.ts";
+import type { Change } from "../../../core/change.ts";
+import { hlcNode } from "../../../core/hlc.ts";
+import type { JsonObject } from "../../../core/json.ts";
 import {
   type ConflictDraft,
   emptyReportState,
   mergeChange,
   type Outcome,
   type ReportState,
-} from "../../core/merge.ts";
-import type { Ack } from "../../core/types.ts";
-import type { Db, Queryable } from "./db/db.ts";
+} from "../../../core/merge.ts";
+import type { Ack } from "../../../core/types.ts";
+import type { Db, Queryable } from "../../adapters/db/db.ts";
 
 interface ItemBase {
   projectId: string;

@@ -3,7 +3,7 @@ import { ValidationError } from "../../core/errors.ts";
 import type { JsonObject, JsonValue } from "../../core/json.ts";
 import type { Outcome } from "../../core/merge.ts";
 import type { Ack, Conflict, Report } from "../../core/types.ts";
-import type { Db } from "./db/db.ts";
+import type { Db } from "../adapters/db/db.ts";
 
 /**
  * Where a device's pull stands in each stream: rows strictly after

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatHlc } from "../../core/hlc.ts";
 import { createTestDb, dbTargets, type TestDb } from "../../test/support/db.ts";
 import { seededDb, seedProject } from "../../test/support/fixtures.ts";
-import { type ApplyItem, applyChanges } from "./apply-changes.ts";
-import type { Db, Queryable } from "./db/db.ts";
+import type { Db, Queryable } from "../adapters/db/db.ts";
+import { type ApplyItem, applyChanges } from "./apply/apply-changes.ts";
 import { pull } from "./pull.ts";
 
 describe.each(dbTargets())("pull on %s", (target) => {

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { rotateKeyFile } from "./auth/keys.ts";
-import type { Db } from "./db/db.ts";
+import { rotateKeyFile } from "../adapters/auth/keys.ts";
+import type { Db } from "../adapters/db/db.ts";
 import { createMember } from "./identity.ts";
 
 /** Reads and writes one secret's string value (Secrets Manager on AWS and LocalStack). */

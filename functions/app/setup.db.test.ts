@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createTestDb, dbTargets, type TestDb } from "../../test/support/db.ts";
+import { keyRingFrom } from "../adapters/auth/keys.ts";
+import { verifySecret } from "../adapters/auth/secrets.ts";
 import { EMPTY_KEY_FILE, EMPTY_OPERATOR_SECRET } from "../deployment.ts";
-import { keyRingFrom } from "./auth/keys.ts";
-import { verifySecret } from "./auth/secrets.ts";
 import { findPrincipalByClientId } from "./identity.ts";
 import { ensureOperator, ensureSigningKey, type SecretStore } from "./setup.ts";
 

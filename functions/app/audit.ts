@@ -2,7 +2,7 @@ import { auditHash, valueDigest } from "../../core/audit.ts";
 import { NotFoundError } from "../../core/errors.ts";
 import type { JsonObject } from "../../core/json.ts";
 import type { AuditVerify } from "../../core/wire.ts";
-import type { Db, Queryable } from "./db/db.ts";
+import type { Db, Queryable } from "../adapters/db/db.ts";
 
 interface ChainRow {
   seq: number;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatHlc } from "../../core/hlc.ts";
 import { dbTargets, type TestDb } from "../../test/support/db.ts";
 import { seededDb } from "../../test/support/fixtures.ts";
-import { type ApplyItem, applyChanges } from "./apply-changes.ts";
+import { type ApplyItem, applyChanges } from "./apply/apply-changes.ts";
 import { eraseAuditValue, verifyAuditChains } from "./audit.ts";
 
 describe.each(dbTargets())("audit log on %s", (target) => {
