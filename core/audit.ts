@@ -1,5 +1,7 @@
 import { hash } from "node:crypto";
+import type { Op } from "./change.ts";
 import type { JsonObject, JsonValue } from "./json.ts";
+import type { Outcome } from "./merge.ts";
 
 /**
  * Canonical JSON: object keys sorted by code point at every depth, no
@@ -94,4 +96,64 @@ export function auditHash(input: AuditHashInput): string {
       input.appliedAt,
     ]),
   );
+}
+
+/**
+ * One audit row, in the one shape the writer, the verifier and the evidence
+ * check share. Values are kept whole here; the hash covers their digests.
+ */
+export interface AuditRecord {
+  projectId: string;
+  changeId: string;
+  /** Null only for a change whose report could not be read. */
+  reportId: string | null;
+  actor: { type: "device" | "member"; id: string };
+  op: Op | null;
+  hlc: string | null;
+  outcome: Outcome;
+  code: string | null;
+  message: string | null;
+  fieldsApplied: string[];
+  fieldsSuperseded: string[];
+  before: JsonObject;
+  after: JsonObject;
+  /** ISO 8601, milliseconds, UTC: as it reads back from timestamptz. */
+  receivedAt: string;
+  appliedAt: string;
+  prevHash: string | null;
+}
+
+/** The digests of a row's before and after values. */
+export interface RecordDigests {
+  before: Record<string, string>;
+  after: Record<string, string>;
+}
+
+/**
+ * The hash of one audit row: the one mapping from a row to what its hash
+ * covers, used by the writer and the verifier alike, so the two can never
+ * disagree. `valueDigests` are the row's own unless given (the writer has
+ * them already; the verifier substitutes the digests of erased values).
+ */
+export function hashAuditRecord(
+  record: AuditRecord,
+  valueDigests: RecordDigests = { before: digests(record.before), after: digests(record.after) },
+): string {
+  return auditHash({
+    prevHash: record.prevHash,
+    projectId: record.projectId,
+    changeId: record.changeId,
+    reportId: record.reportId,
+    actor: record.actor,
+    op: record.op,
+    hlc: record.hlc,
+    outcome: record.outcome,
+    code: record.code,
+    fieldsApplied: record.fieldsApplied,
+    fieldsSuperseded: record.fieldsSuperseded,
+    beforeDigests: valueDigests.before,
+    afterDigests: valueDigests.after,
+    receivedAt: record.receivedAt,
+    appliedAt: record.appliedAt,
+  });
 }

@@ -1,30 +1,17 @@
-import { auditHash, valueDigest } from "../../core/audit.ts";
+import { type AuditRecord, hashAuditRecord, valueDigest } from "../../core/audit.ts";
 import { NotFoundError } from "../../core/errors.ts";
 import type { JsonObject } from "../../core/json.ts";
 import type { AuditVerify } from "../../core/wire.ts";
 import type { Db, Queryable } from "../adapters/db/db.ts";
 
-interface ChainRow {
+/** An audit row as the verifier reads it: the record, its stored hash and erasures. */
+type ChainRow = Omit<AuditRecord, "receivedAt" | "appliedAt"> & {
   seq: number;
-  project_id: string;
-  change_id: string;
-  report_id: string | null;
-  actor_type: string;
-  actor_id: string;
-  op: string | null;
-  hlc: string | null;
-  outcome: string;
-  code: string | null;
-  fields_applied: string[];
-  fields_superseded: string[];
-  before: JsonObject;
-  after: JsonObject;
-  erased_digests: Record<string, string>;
-  received_at: Date;
-  applied_at: Date;
-  prev_hash: string | null;
+  receivedAt: Date;
+  appliedAt: Date;
+  erasedDigests: Record<string, string>;
   hash: string | null;
-}
+};
 
 export type VerifyResult = AuditVerify;
 
@@ -62,8 +49,11 @@ export async function verifyAuditChains(db: Queryable, projectId: string): Promi
   let lastHash: string | null = null;
   for (;;) {
     const rows = await db.query<ChainRow>(
-      `select seq, project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code,
-              fields_applied, fields_superseded, before, after, erased_digests, received_at, applied_at, prev_hash, hash
+      `select seq, project_id as "projectId", change_id as "changeId", report_id as "reportId",
+              json_build_object('type', actor_type, 'id', actor_id) as actor, op, hlc, outcome, code, message,
+              fields_applied as "fieldsApplied", fields_superseded as "fieldsSuperseded", before, after,
+              erased_digests as "erasedDigests", received_at as "receivedAt", applied_at as "appliedAt",
+              prev_hash as "prevHash", hash
          from audit_log
         where project_id = $1 and (report_id, seq) > ($2::uuid, $3::bigint)
         order by report_id, seq limit $4`,
@@ -71,31 +61,22 @@ export async function verifyAuditChains(db: Queryable, projectId: string): Promi
     );
     for (const row of rows) {
       checked++;
-      const chain = row.report_id ?? "";
+      const chain = row.reportId ?? "";
       const expectedPrev = chain === lastChain ? lastHash : null;
-      const beforeDigests = digestsOf("before", row.before, row.erased_digests);
-      const afterDigests = digestsOf("after", row.after, row.erased_digests);
-      const expectedHash = auditHash({
-        prevHash: row.prev_hash,
-        projectId: row.project_id,
-        changeId: row.change_id,
-        reportId: row.report_id,
-        actor: { type: row.actor_type, id: row.actor_id },
-        op: row.op,
-        hlc: row.hlc,
-        outcome: row.outcome,
-        code: row.code,
-        fieldsApplied: row.fields_applied,
-        fieldsSuperseded: row.fields_superseded,
-        beforeDigests: beforeDigests ?? {},
-        afterDigests: afterDigests ?? {},
-        receivedAt: row.received_at.toISOString(),
-        appliedAt: row.applied_at.toISOString(),
-      });
+      const beforeDigests = digestsOf("before", row.before, row.erasedDigests);
+      const afterDigests = digestsOf("after", row.after, row.erasedDigests);
+      const expectedHash = hashAuditRecord(
+        {
+          ...row,
+          receivedAt: row.receivedAt.toISOString(),
+          appliedAt: row.appliedAt.toISOString(),
+        },
+        { before: beforeDigests ?? {}, after: afterDigests ?? {} },
+      );
       const good =
         beforeDigests !== undefined &&
         afterDigests !== undefined &&
-        row.prev_hash === expectedPrev &&
+        row.prevHash === expectedPrev &&
         row.hash === expectedHash;
       if (!good && (firstBadSeq === undefined || row.seq < firstBadSeq)) firstBadSeq = row.seq;
       lastChain = chain;
@@ -103,7 +84,7 @@ export async function verifyAuditChains(db: Queryable, projectId: string): Promi
     }
     if (rows.length < PAGE) break;
     const last = rows[rows.length - 1]!;
-    after = [last.report_id ?? "00000000-0000-0000-0000-000000000000", last.seq];
+    after = [last.reportId ?? "00000000-0000-0000-0000-000000000000", last.seq];
   }
   return firstBadSeq === undefined ? { ok: true, checked } : { ok: false, checked, firstBadSeq };
 }

@@ -1,0 +1,108 @@
+import { describe, expect, it } from "vitest";
+import { hashAuditRecord } from "../../../core/audit.ts";
+import { formatHlc } from "../../../core/hlc.ts";
+import { type ApplyItem, type LoadedBatch, planBatch } from "./plan.ts";
+
+const project = "8a9b0c1d-2e3f-4a5b-8c6d-7e8f9a0b1c2d";
+const device = "5d6e7f80-1a2b-4c3d-9e8f-0a1b2c3d4e5f";
+const report = "0c9d8e7f-6a5b-4c3d-8e2f-1a0b9c8d7e6f";
+const appliedAt = "2026-12-02T12:00:00.000Z";
+const nothing: LoadedBatch = { reports: [], heads: [], applied: [] };
+let wall = 1_795_352_400_000;
+
+const upsert = (fields: Record<string, unknown>, patch: Partial<ApplyItem> = {}): ApplyItem => ({
+  projectId: project,
+  deviceId: device,
+  receivedAt: "2026-12-02T11:59:59.5Z",
+  change: {
+    changeId: crypto.randomUUID(),
+    reportId: report,
+    op: "upsert",
+    hlc: formatHlc({ wall: ++wall, counter: 0, node: device }),
+    fields: fields as never,
+  },
+  ...patch,
+});
+
+// The plan is pure: these run without a database.
+describe("planBatch", () => {
+  it("creates a report, answers applied, and hashes its first audit row with no predecessor", () => {
+    const item = upsert({ title: "Pump 3" });
+    const plan = planBatch([item], nothing, appliedAt);
+    expect(plan.acks).toEqual([
+      { changeId: (item as { change: { changeId: string } }).change.changeId, outcome: "applied" },
+    ]);
+    expect(plan.reports).toMatchObject([
+      {
+        id: report,
+        stored: false,
+        version: 1,
+        createdBy: device,
+        state: { fields: { title: "Pump 3" } },
+      },
+    ]);
+    const [row] = plan.audit;
+    expect(row).toMatchObject({
+      prevHash: null,
+      outcome: "applied",
+      after: { title: "Pump 3" },
+      receivedAt: "2026-12-02T11:59:59.500Z",
+      appliedAt,
+    });
+    expect(row!.hash).toBe(hashAuditRecord(row!));
+  });
+
+  it("chains the rows of one report in order, from the head the database holds", () => {
+    const loaded: LoadedBatch = {
+      ...nothing,
+      heads: [{ projectId: project, reportId: report, hash: "f".repeat(64) }],
+    };
+    const plan = planBatch([upsert({ a: 1 }), upsert({ a: 2 })], loaded, appliedAt);
+    expect(plan.audit.map((r) => r.prevHash)).toEqual(["f".repeat(64), plan.audit[0]!.hash]);
+    expect(plan.reports).toHaveLength(1);
+    expect(plan.reports[0]!.state.fields).toEqual({ a: 2 });
+  });
+
+  it("answers a change already in the log with its recorded outcome and plans nothing for it", () => {
+    const item = upsert({ a: 1 });
+    const changeId = (item as { change: { changeId: string } }).change.changeId;
+    const loaded: LoadedBatch = {
+      ...nothing,
+      applied: [{ projectId: project, changeId, outcome: "partial" }],
+    };
+    const plan = planBatch([item, item], loaded, appliedAt);
+    expect(plan.acks).toEqual([
+      { changeId, outcome: "partial" },
+      { changeId, outcome: "partial" },
+    ]);
+    expect(plan.audit).toEqual([]);
+    expect(plan.reports).toEqual([]);
+  });
+
+  it("plans a change repeated in one batch once", () => {
+    const item = upsert({ a: 1 });
+    const plan = planBatch([item, item], nothing, appliedAt);
+    expect(plan.audit).toHaveLength(1);
+    expect(plan.acks[0]).toEqual(plan.acks[1]);
+  });
+
+  it("records a change stamped with another device's clock as rejected", () => {
+    const item = upsert({ a: 1 });
+    const forged = {
+      ...item,
+      change: {
+        ...(item as { change: object }).change,
+        hlc: formatHlc({ wall, counter: 0, node: "x" }),
+      },
+    } as ApplyItem;
+    const plan = planBatch([forged], nothing, appliedAt);
+    expect(plan.acks[0]).toMatchObject({ outcome: "rejected", code: "hlc_node_mismatch" });
+    expect(plan.audit[0]).toMatchObject({ outcome: "rejected", code: "hlc_node_mismatch" });
+    expect(plan.reports).toEqual([]);
+  });
+
+  it("gives the same plan for the same inputs", () => {
+    const items = [upsert({ a: 1 }), upsert({ b: [1, 2] }), upsert({ a: null })];
+    expect(planBatch(items, nothing, appliedAt)).toEqual(planBatch(items, nothing, appliedAt));
+  });
+});

@@ -1,0 +1,260 @@
+import { type AuditRecord, digests, hashAuditRecord } from "../../../core/audit.ts";
+import type { Change } from "../../../core/change.ts";
+import { hlcNode } from "../../../core/hlc.ts";
+import {
+  type ConflictDraft,
+  emptyReportState,
+  mergeChange,
+  type ReportState,
+} from "../../../core/merge.ts";
+import type { Ack } from "../../../core/wire.ts";
+
+interface ItemBase {
+  projectId: string;
+  deviceId: string;
+  receivedAt: string;
+}
+
+/** One change to apply, or one that reached the consumer but can never apply. */
+export type ApplyItem =
+  | (ItemBase & { change: Change })
+  | (ItemBase & {
+      changeId: string;
+      reportId: string | null;
+      rejection: { code: string; message: string };
+    });
+
+// A rejected change whose report could not be read is chained under the nil
+// UUID, which is never a report's id (ingest refuses it).
+const NO_REPORT = "00000000-0000-0000-0000-000000000000";
+
+/** An item read once: what every later step needs of it, whichever kind it is. */
+interface Entry {
+  item: ApplyItem;
+  projectId: string;
+  changeId: string;
+  reportId: string;
+  change: Change | undefined;
+}
+
+export function entryOf(item: ApplyItem): Entry {
+  return "change" in item
+    ? {
+        item,
+        projectId: item.projectId,
+        changeId: item.change.changeId,
+        reportId: item.change.reportId,
+        change: item.change,
+      }
+    : {
+        item,
+        projectId: item.projectId,
+        changeId: item.changeId,
+        reportId: item.reportId ?? NO_REPORT,
+        change: undefined,
+      };
+}
+
+export const keyOf = (projectId: string, id: string) => `${projectId}:${id}`;
+
+/** A report as the batch found it, and as it will write it. */
+export interface ReportRecord {
+  projectId: string;
+  id: string;
+  state: ReportState;
+  version: number;
+  createdBy: string | null;
+  updatedBy: string | null;
+  /** Whether the row exists: the batch's locks mean nobody else can create it meanwhile. */
+  stored: boolean;
+}
+
+export interface ConflictRecord extends ConflictDraft {
+  projectId: string;
+  reportId: string;
+}
+
+/** What the database holds for a batch, read under its locks (`load.ts`). */
+export interface LoadedBatch {
+  reports: ReportRecord[];
+  /** The last hash of each of the batch's audit chains that has rows. */
+  heads: { projectId: string; reportId: string; hash: string | null }[];
+  /** The batch's changes already in the audit log, with their recorded outcome. */
+  applied: (Ack & { projectId: string })[];
+}
+
+/** What a batch writes (`write.ts`) and answers. */
+export interface BatchPlan {
+  /** The outcome of each item, in input order. */
+  acks: Ack[];
+  /** Reports the batch changed. */
+  reports: ReportRecord[];
+  /** New audit rows in chain order, hashed. */
+  audit: (AuditRecord & { hash: string })[];
+  conflicts: ConflictRecord[];
+}
+
+/** Why a change that reached the consumer can never apply, or undefined when it can. */
+function rejectionOf(entry: Entry): { code: string; message: string } | undefined {
+  if (!entry.change)
+    return (entry.item as { rejection: { code: string; message: string } }).rejection;
+  // Ingest checks this too; repeat it where the write happens.
+  if (hlcNode(entry.change.hlc) !== entry.item.deviceId) {
+    return { code: "hlc_node_mismatch", message: "the HLC node must be the sending device's id" };
+  }
+  return undefined;
+}
+
+/** An audit row with nothing applied yet: what every outcome starts from. */
+function recordOf(entry: Entry, receivedAt: string, appliedAt: string): AuditRecord {
+  return {
+    projectId: entry.projectId,
+    changeId: entry.changeId,
+    reportId: entry.reportId,
+    actor: { type: "device", id: entry.item.deviceId },
+    op: entry.change?.op ?? null,
+    hlc: entry.change?.hlc ?? null,
+    outcome: "rejected",
+    code: null,
+    message: null,
+    fieldsApplied: [],
+    fieldsSuperseded: [],
+    before: {},
+    after: {},
+    receivedAt,
+    appliedAt,
+    prevHash: null,
+  };
+}
+
+/**
+ * Plans a batch: merges each change, in order, into the state the batch
+ * loaded, with per-field last-writer-wins (`core/merge.ts`), and drafts the
+ * hash-chained audit rows and conflicts. Pure: it reads nothing and writes
+ * nothing, so the same inputs always give the same plan. A change already
+ * in the log (or earlier in the batch) is answered with its outcome and
+ * planned no further.
+ *
+ * @param changeDigests digests of each upsert's fields, by change, when
+ *   computed ahead (while the database was busy); computed here otherwise.
+ */
+export function planBatch(
+  items: ApplyItem[],
+  loaded: LoadedBatch,
+  appliedAt: string,
+  changeDigests: ReadonlyMap<Change, Record<string, string>> = new Map(),
+): BatchPlan {
+  const acks = new Map(
+    loaded.applied.map((a) => [keyOf(a.projectId, a.changeId), stripProject(a)]),
+  );
+  // Copies: the plan changes its reports as it merges, never its inputs.
+  const reports = new Map(loaded.reports.map((r) => [keyOf(r.projectId, r.id), { ...r }]));
+  const heads = new Map(loaded.heads.map((h) => [keyOf(h.projectId, h.reportId), h.hash]));
+  const changed = new Set<ReportRecord>();
+  const audit: BatchPlan["audit"] = [];
+  const conflicts: ConflictRecord[] = [];
+  // Messages of one ingest request share their receive time: normalise it once.
+  const receivedAt = memo((raw: string) => new Date(raw).toISOString());
+
+  const append = (record: AuditRecord, afterDigests?: Record<string, string>) => {
+    const chain = keyOf(record.projectId, record.reportId ?? NO_REPORT);
+    record.prevHash = heads.get(chain) ?? null;
+    const hash = hashAuditRecord(record, {
+      before: digests(record.before),
+      after: afterDigests ?? digests(record.after),
+    });
+    heads.set(chain, hash);
+    audit.push({ ...record, hash });
+  };
+
+  const entries = items.map(entryOf);
+  for (const entry of entries) {
+    const key = keyOf(entry.projectId, entry.changeId);
+    if (acks.has(key)) continue; // applied before, or earlier in this batch
+    const record = recordOf(entry, receivedAt(entry.item.receivedAt), appliedAt);
+    const rejection = rejectionOf(entry);
+    if (rejection || !entry.change) {
+      append({ ...record, ...rejection });
+      acks.set(key, { changeId: entry.changeId, outcome: "rejected", ...rejection });
+      continue;
+    }
+    const reportKey = keyOf(entry.projectId, entry.reportId);
+    const report = reports.get(reportKey) ?? newReport(entry);
+    reports.set(reportKey, report);
+    const merged = mergeInto(report, entry.change, entry.item.deviceId);
+    if (merged.changed) changed.add(report);
+    const { result } = merged;
+    append(
+      {
+        ...record,
+        outcome: result.outcome,
+        fieldsApplied: result.fieldsApplied,
+        fieldsSuperseded: result.fieldsSuperseded,
+        before: result.before,
+        after: result.after,
+      },
+      afterDigestsOf(result, changeDigests.get(entry.change)),
+    );
+    for (const conflict of result.conflicts)
+      conflicts.push({ ...conflict, projectId: entry.projectId, reportId: entry.reportId });
+    acks.set(key, { changeId: entry.changeId, outcome: result.outcome });
+  }
+  return {
+    acks: entries.map((e) => acks.get(keyOf(e.projectId, e.changeId))!),
+    reports: [...changed],
+    audit,
+    conflicts,
+  };
+}
+
+function newReport(entry: Entry): ReportRecord {
+  return {
+    projectId: entry.projectId,
+    id: entry.reportId,
+    state: emptyReportState(),
+    version: 0,
+    createdBy: null,
+    updatedBy: null,
+    stored: false,
+  };
+}
+
+/** Merges one change into a report, in place; says whether the report changed. */
+function mergeInto(report: ReportRecord, change: Change, deviceId: string) {
+  const result = mergeChange(report.state, change);
+  const applied = result.outcome !== "superseded";
+  if (applied) {
+    report.version += 1;
+    report.createdBy ??= deviceId;
+    report.updatedBy = deviceId;
+  }
+  const changed = applied || result.state !== report.state;
+  report.state = result.state;
+  return { result, changed };
+}
+
+/**
+ * The digests of what a change applied: all of its own when every field
+ * applied (computed ahead), else those of the fields that did.
+ */
+function afterDigestsOf(
+  result: { after: Record<string, unknown>; fieldsSuperseded: string[] },
+  ofChange: Record<string, string> | undefined,
+): Record<string, string> | undefined {
+  if (!ofChange) return undefined;
+  if (result.fieldsSuperseded.length === 0) return ofChange;
+  return Object.fromEntries(Object.keys(result.after).map((f) => [f, ofChange[f]!]));
+}
+
+function stripProject({ projectId: _, ...ack }: Ack & { projectId: string }): Ack {
+  return ack;
+}
+
+/** A one-entry cache for a function of one string argument. */
+function memo(fn: (raw: string) => string): (raw: string) => string {
+  let last: { raw: string; value: string } | undefined;
+  return (raw) => {
+    if (last?.raw !== raw) last = { raw, value: fn(raw) };
+    return last.value;
+  };
+}
