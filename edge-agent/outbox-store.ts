@@ -1,0 +1,308 @@
+import type { Change } from "../core/change.ts";
+import type { JsonObject, JsonValue } from "../core/json.ts";
+import { emptyReportState, mergeChange, type ReportState } from "../core/merge.ts";
+import type { Conflict, Report } from "../core/wire.ts";
+import type { PushResult } from "./client.ts";
+import type { Statements } from "./statements.ts";
+import type { AgentStatus, OutboxState } from "./types.ts";
+
+export interface ReportRow {
+  id: string;
+  fields: string;
+  clocks: string;
+  deleted_hlc: string | null;
+  version: number;
+  created_at: string;
+  updated_at: string;
+  created_by: string | null;
+  updated_by: string | null;
+  /** The last state pulled from the cloud, null until the first pull. */
+  server: string | null;
+}
+
+/** A change in the outbox, as stored. */
+export interface OutboxEntry {
+  seq: number;
+  change_id: string;
+  report_id: string;
+  op: "upsert" | "delete";
+  hlc: string;
+  fields: string | null;
+  base: string | null;
+  state: OutboxState;
+}
+
+export function toChange(entry: OutboxEntry): Change {
+  return entry.op === "upsert"
+    ? {
+        changeId: entry.change_id,
+        reportId: entry.report_id,
+        op: "upsert",
+        hlc: entry.hlc,
+        fields: JSON.parse(entry.fields ?? "{}") as JsonObject,
+        base: JSON.parse(entry.base ?? "{}") as Record<string, string | null>,
+      }
+    : { changeId: entry.change_id, reportId: entry.report_id, op: "delete", hlc: entry.hlc };
+}
+
+export function toReport(row: ReportRow): Report {
+  return {
+    id: row.id,
+    fields: JSON.parse(row.fields) as JsonObject,
+    clocks: JSON.parse(row.clocks) as Record<string, string>,
+    deleted: row.deleted_hlc !== null,
+    version: row.version,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    createdBy: row.created_by,
+    updatedBy: row.updated_by,
+  };
+}
+
+export function stateOf(row: ReportRow | undefined): ReportState {
+  if (!row) return emptyReportState();
+  return {
+    fields: JSON.parse(row.fields) as JsonObject,
+    clocks: JSON.parse(row.clocks) as Record<string, string>,
+    writers: {},
+    deletedHlc: row.deleted_hlc,
+  };
+}
+
+/** The server's view of a report as merge state (writers are the server's business). */
+function serverState(report: Report): ReportState {
+  return {
+    fields: report.fields,
+    clocks: report.clocks,
+    writers: {},
+    deletedHlc: report.deleted ? "" : null,
+  };
+}
+
+/**
+ * The agent's SQLite tables: the local view of reports, the transactional
+ * outbox and the conflicts. Knows nothing of the network or the clock.
+ */
+export class OutboxStore {
+  constructor(private readonly statements: Statements) {}
+
+  private sql(text: string) {
+    return this.statements.sql(text);
+  }
+
+  /** Runs `fn` in one write transaction, taken at once (BEGIN IMMEDIATE). */
+  transaction<T>(fn: () => T): T {
+    return this.statements.db.transaction(fn).immediate();
+  }
+
+  report(id: string): ReportRow | undefined {
+    return this.sql("select * from reports where id = ?").get(id) as ReportRow | undefined;
+  }
+
+  /** Stores a local write: the report's new local view and its outbox entry (call in one transaction). */
+  storeWrite(change: Change, state: ReportState, at: string, deviceId: string): void {
+    this.sql(
+      `insert into reports (id, fields, clocks, deleted_hlc, version, created_at, updated_at, created_by, updated_by)
+         values (@id, @fields, @clocks, @deleted, 0, @at, @at, @device, @device)
+         on conflict (id) do update set fields = @fields, clocks = @clocks, deleted_hlc = @deleted,
+           updated_at = @at, updated_by = @device`,
+    ).run({
+      id: change.reportId,
+      fields: JSON.stringify(state.fields),
+      clocks: JSON.stringify(state.clocks),
+      deleted: state.deletedHlc,
+      at,
+      device: deviceId,
+    });
+    this.enqueue(change, at);
+  }
+
+  private enqueue(change: Change, at: string): void {
+    this.sql(
+      `insert into outbox (change_id, report_id, op, hlc, fields, base, created_at)
+         values (?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      change.changeId,
+      change.reportId,
+      change.op,
+      change.hlc,
+      change.op === "upsert" ? JSON.stringify(change.fields) : null,
+      change.op === "upsert" && change.base ? JSON.stringify(change.base) : null,
+      at,
+    );
+  }
+
+  /** Reports, newest first; `q` matches any string field value, case-insensitively. */
+  list(q?: string): Report[] {
+    const rows = this.sql(
+      "select * from reports order by updated_at desc, id",
+    ).all() as ReportRow[];
+    const reports = rows.map(toReport);
+    if (!q) return reports;
+    const needle = q.toLowerCase();
+    return reports.filter((r) =>
+      Object.values(r.fields).some(
+        (v: JsonValue) => typeof v === "string" && v.toLowerCase().includes(needle),
+      ),
+    );
+  }
+
+  conflicts(): Conflict[] {
+    return (
+      this.sql("select body from conflicts order by detected_at, id").all() as { body: string }[]
+    ).map((r) => JSON.parse(r.body) as Conflict);
+  }
+
+  /** The outbox's side of `status()`. */
+  counts(): Omit<AgentStatus, "deviceId" | "apiUrl" | "lastSyncAt" | "lastError"> {
+    const counts = Object.fromEntries(
+      (
+        this.sql("select state, count(*) as n from outbox group by state").all() as {
+          state: OutboxState;
+          n: number;
+        }[]
+      ).map((r) => [r.state, r.n]),
+    ) as Partial<Record<OutboxState, number>>;
+    const rejected = this.sql(
+      "select change_id, report_id, code, message, replaced_by from outbox where state = 'rejected' order by seq desc limit 20",
+    ).all() as {
+      change_id: string;
+      report_id: string;
+      code: string | null;
+      message: string | null;
+      replaced_by: string | null;
+    }[];
+    return {
+      pending: counts.pending ?? 0,
+      sent: counts.sent ?? 0,
+      applied: counts.applied ?? 0,
+      partial: counts.partial ?? 0,
+      superseded: counts.superseded ?? 0,
+      rejected: counts.rejected ?? 0,
+      conflicts: (this.sql("select count(*) as n from conflicts").get() as { n: number }).n,
+      rejectedChanges: rejected.map((r) => ({
+        changeId: r.change_id,
+        reportId: r.report_id,
+        code: r.code,
+        message: r.message,
+        replacedBy: r.replaced_by,
+      })),
+    };
+  }
+
+  /** The newest outbox entry's position: it moves whenever any process writes. */
+  lastSeq(): number {
+    return (this.sql("select coalesce(max(seq), 0) as seq from outbox").get() as { seq: number })
+      .seq;
+  }
+
+  /** Entries to send: pending ones, and sent ones unacknowledged since `staleBefore`. */
+  due(staleBefore: string): OutboxEntry[] {
+    return this.sql(
+      "select * from outbox where state = 'pending' or (state = 'sent' and sent_at < ?) order by seq",
+    ).all(staleBefore) as OutboxEntry[];
+  }
+
+  /** Records the cloud's answer to a push. */
+  recordPush(result: PushResult, at: string): void {
+    const sent = this.sql(
+      "update outbox set state = 'sent', sent_at = ?, attempts = attempts + 1 where change_id = ? and state in ('pending', 'sent')",
+    );
+    const rejected = this.sql(
+      "update outbox set state = 'rejected', code = ?, message = ?, acked_at = ? where change_id = ? and state in ('pending', 'sent') returning report_id",
+    );
+    this.statements.db
+      .transaction(() => {
+        for (const id of result.accepted) sent.run(at, id);
+        const touched = new Set<string>();
+        for (const r of result.rejected) {
+          const row = rejected.get(r.code, r.message, at, r.changeId) as
+            | { report_id: string }
+            | undefined;
+          if (row) touched.add(row.report_id);
+        }
+        for (const id of touched) this.rebuild(id);
+      })
+      .immediate();
+  }
+
+  /** Stores a pulled report as the cloud's state (call in one transaction). */
+  storeServerReport(report: Report): void {
+    this.sql(
+      `insert into reports (id, fields, clocks, deleted_hlc, version, created_at, updated_at, created_by, updated_by, server)
+       values (@id, '{}', '{}', null, @version, @createdAt, @updatedAt, @createdBy, @updatedBy, @server)
+       on conflict (id) do update set server = @server, version = @version, created_at = @createdAt,
+         updated_at = @updatedAt, created_by = @createdBy, updated_by = @updatedBy`,
+    ).run({ ...report, server: JSON.stringify(report) });
+  }
+
+  /** Records a pulled outcome; returns the report of a change it rejected. */
+  acknowledge(
+    ack: { changeId: string; outcome: OutboxState; code?: string; message?: string },
+    at: string,
+  ): string | undefined {
+    const row = this.sql(
+      "update outbox set state = ?, code = ?, message = ?, acked_at = ? where change_id = ? and state in ('pending', 'sent') returning report_id",
+    ).get(ack.outcome, ack.code ?? null, ack.message ?? null, at, ack.changeId) as
+      | { report_id: string }
+      | undefined;
+    return row && ack.outcome === "rejected" ? row.report_id : undefined;
+  }
+
+  storeConflict(conflict: Conflict): void {
+    this.sql(
+      "insert into conflicts (id, report_id, detected_at, body) values (?, ?, ?, ?) on conflict (id) do nothing",
+    ).run(conflict.id, conflict.reportId, conflict.detectedAt, JSON.stringify(conflict));
+  }
+
+  /** Local view = last pulled server state + this device's unacknowledged changes, in order. */
+  rebuild(reportId: string): void {
+    const row = this.report(reportId);
+    if (!row) return;
+    const server = row.server ? (JSON.parse(row.server) as Report) : undefined;
+    let state = server ? serverState(server) : emptyReportState();
+    const pending = this.sql(
+      "select * from outbox where report_id = ? and state in ('pending', 'sent') order by seq",
+    ).all(reportId) as OutboxEntry[];
+    for (const entry of pending) state = mergeChange(state, toChange(entry)).state;
+    if (!server && pending.length === 0) {
+      // Created here and rejected by the cloud: nothing of it exists anywhere.
+      this.sql("delete from reports where id = ?").run(reportId);
+      return;
+    }
+    this.sql(
+      "update reports set fields = ?, clocks = ?, deleted_hlc = ?, version = ? where id = ?",
+    ).run(
+      JSON.stringify(state.fields),
+      JSON.stringify(state.clocks),
+      state.deletedHlc,
+      server?.version ?? 0,
+      reportId,
+    );
+  }
+
+  /** Changes the cloud refused for their clock and not yet sent again. */
+  skewed(): OutboxEntry[] {
+    return this.sql(
+      "select * from outbox where state = 'rejected' and code = 'clock_skew' and replaced_by is null order by seq",
+    ).all() as OutboxEntry[];
+  }
+
+  /** The highest stamp of every change the cloud did not refuse for its clock. */
+  highestKeptHlc(): string | null {
+    return (
+      this.sql(
+        "select max(hlc) as hlc from outbox where not (state = 'rejected' and code = 'clock_skew')",
+      ).get() as { hlc: string | null }
+    ).hlc;
+  }
+
+  /** Queues `replacement` in place of a refused entry, with the same edit. */
+  replace(entry: OutboxEntry, replacement: Change, at: string): void {
+    this.enqueue(replacement, at);
+    this.sql("update outbox set replaced_by = ? where change_id = ?").run(
+      replacement.changeId,
+      entry.change_id,
+    );
+  }
+}
