@@ -1,46 +1,33 @@
-import middy from "@middy/core";
-import type { APIGatewayProxyResult } from "aws-lambda";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
 import { NoQuerySchema, RedriveRequestSchema } from "../core/wire.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
-import {
-  type ApiEvent,
-  authorize,
-  httpErrors,
-  json,
-  jsonBody,
-  principalOf,
-  projectOf,
-} from "./http/middleware.ts";
+import { apiRoute, callerProject } from "./http/api-route.ts";
+import { json } from "./http/middleware.ts";
 
 /**
  * Fleet operations for a project's admin: the changes the consumer gave up
  * on, and putting them back on the queue (CONTRACT.md "Fleet operations").
  */
 export const create = (deps: DepsOf<"dlq">) =>
-  middy<ApiEvent, APIGatewayProxyResult>()
-    .use(httpErrors(deps.logger))
-    .use(authorize())
-    .use(jsonBody({ maxBytes: 16 * 1024, maxDepth: 4 }))
-    .handler(async (event) => {
-      const projectId = projectOf(principalOf(event));
-      switch (`${event.httpMethod} ${event.resource}`) {
-        case "GET /v1/dlq": {
-          if (!NoQuerySchema.safeParse(event.queryStringParameters ?? {}).success)
-            throw new ValidationError("This route takes no query parameters.");
-          return json(200, { items: await deps.deadLetters.list(projectId) });
-        }
-        case "POST /v1/dlq/redrive": {
-          const body = RedriveRequestSchema.safeParse(event.parsedBody ?? {});
-          if (!body.success)
-            throw new ValidationError('The body must be {} or {"messageIds": ["…", …]}.');
-          const moved = await deps.deadLetters.redrive(projectId, body.data.messageIds);
-          deps.logger.info("dead letters redriven", { projectId, moved });
-          return json(200, { moved });
-        }
-        default:
-          throw new NotFoundError("No such route.");
+  apiRoute(deps, { body: { maxBytes: 16 * 1024, maxDepth: 4 } }).handler(async (event) => {
+    const projectId = callerProject(event);
+    switch (`${event.httpMethod} ${event.resource}`) {
+      case "GET /v1/dlq": {
+        if (!NoQuerySchema.safeParse(event.queryStringParameters ?? {}).success)
+          throw new ValidationError("This route takes no query parameters.");
+        return json(200, { items: await deps.deadLetters.list(projectId) });
       }
-    });
+      case "POST /v1/dlq/redrive": {
+        const body = RedriveRequestSchema.safeParse(event.parsedBody ?? {});
+        if (!body.success)
+          throw new ValidationError('The body must be {} or {"messageIds": ["…", …]}.');
+        const moved = await deps.deadLetters.redrive(projectId, body.data.messageIds);
+        deps.logger.info("dead letters redriven", { projectId, moved });
+        return json(200, { moved });
+      }
+      default:
+        throw new NotFoundError("No such route.");
+    }
+  });
 
 export const handler = lambdaHandler("dlq", create);

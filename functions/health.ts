@@ -1,7 +1,6 @@
-import middy from "@middy/core";
-import type { APIGatewayProxyResult } from "aws-lambda";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
-import { type ApiEvent, httpErrors, json } from "./http/middleware.ts";
+import { apiRoute } from "./http/api-route.ts";
+import { json } from "./http/middleware.ts";
 
 const CHECK_TIMEOUT_MS = 2_000;
 
@@ -22,15 +21,13 @@ async function check(work: () => Promise<unknown>): Promise<"ok" | "error"> {
 
 /** `GET /v1/health`: 200 when the database and the queue answer, else 503. */
 export const create = (deps: DepsOf<"health">) =>
-  middy<ApiEvent, APIGatewayProxyResult>()
-    .use(httpErrors(deps.logger))
-    .handler(async () => {
-      const [db, queue] = await Promise.all([
-        check(() => deps.db.query("select 1")),
-        check(() => deps.queueDepth.depth()),
-      ]);
-      const ok = db === "ok" && queue === "ok";
-      return json(ok ? 200 : 503, { status: ok ? "ok" : "unavailable", checks: { db, queue } });
-    });
+  apiRoute(deps, { public: true }).handler(async () => {
+    const [db, queue] = await Promise.all([
+      check(() => deps.db.query("select 1")),
+      check(() => deps.queueDepth.depth()),
+    ]);
+    const ok = db === "ok" && queue === "ok";
+    return json(ok ? 200 : 503, { status: ok ? "ok" : "unavailable", checks: { db, queue } });
+  });
 
 export const handler = lambdaHandler("health", create);

@@ -1,5 +1,3 @@
-import middy from "@middy/core";
-import type { APIGatewayProxyResult } from "aws-lambda";
 import { z } from "zod";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
 import {
@@ -18,14 +16,8 @@ import {
   reportHistory,
 } from "./app/read.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
-import {
-  type ApiEvent,
-  authorize,
-  httpErrors,
-  json,
-  principalOf,
-  projectOf,
-} from "./http/middleware.ts";
+import { apiRoute, callerProject } from "./http/api-route.ts";
+import { type ApiEvent, json } from "./http/middleware.ts";
 
 function query<T>(schema: z.ZodType<T>, event: ApiEvent): T {
   const parsed = schema.safeParse(event.queryStringParameters ?? {});
@@ -51,41 +43,38 @@ function idOf(event: ApiEvent): string {
  * query is scoped by the token's project.
  */
 export const create = (deps: DepsOf<"read">) =>
-  middy<ApiEvent, APIGatewayProxyResult>()
-    .use(httpErrors(deps.logger))
-    .use(authorize())
-    .handler(async (event) => {
-      const projectId = projectOf(principalOf(event));
-      switch (event.resource) {
-        case "/v1/reports":
-          return json(200, await listReports(deps.db, projectId, query(ReportQuerySchema, event)));
-        case "/v1/reports/{id}":
-          query(NoQuerySchema, event);
-          return json(200, await getReport(deps.db, projectId, idOf(event)));
-        case "/v1/reports/{id}/history":
-          query(NoQuerySchema, event);
-          return json(200, await reportHistory(deps.db, projectId, idOf(event)));
-        case "/v1/conflicts":
-          return json(
-            200,
-            await listConflicts(deps.db, projectId, query(ConflictQuerySchema, event)),
-          );
-        case "/v1/devices":
-          query(NoQuerySchema, event);
-          return json(200, await listDevices(deps.db, projectId, deps.now()));
-        case "/v1/status": {
-          query(NoQuerySchema, event);
-          const [queue, counts] = await Promise.all([
-            deps.queueDepth.depth(),
-            projectCounts(deps.db, projectId),
-          ]);
-          return json(200, { queue, ...counts });
-        }
-        case "/v1/audit":
-          return json(200, await listAudit(deps.db, projectId, query(AuditQuerySchema, event)));
-        default:
-          throw new NotFoundError("No such route.");
+  apiRoute(deps).handler(async (event) => {
+    const projectId = callerProject(event);
+    switch (event.resource) {
+      case "/v1/reports":
+        return json(200, await listReports(deps.db, projectId, query(ReportQuerySchema, event)));
+      case "/v1/reports/{id}":
+        query(NoQuerySchema, event);
+        return json(200, await getReport(deps.db, projectId, idOf(event)));
+      case "/v1/reports/{id}/history":
+        query(NoQuerySchema, event);
+        return json(200, await reportHistory(deps.db, projectId, idOf(event)));
+      case "/v1/conflicts":
+        return json(
+          200,
+          await listConflicts(deps.db, projectId, query(ConflictQuerySchema, event)),
+        );
+      case "/v1/devices":
+        query(NoQuerySchema, event);
+        return json(200, await listDevices(deps.db, projectId, deps.now()));
+      case "/v1/status": {
+        query(NoQuerySchema, event);
+        const [queue, counts] = await Promise.all([
+          deps.queueDepth.depth(),
+          projectCounts(deps.db, projectId),
+        ]);
+        return json(200, { queue, ...counts });
       }
-    });
+      case "/v1/audit":
+        return json(200, await listAudit(deps.db, projectId, query(AuditQuerySchema, event)));
+      default:
+        throw new NotFoundError("No such route.");
+    }
+  });
 
 export const handler = lambdaHandler("read", create);

@@ -1,0 +1,44 @@
+import middy, { type MiddlewareObj } from "@middy/core";
+import type { APIGatewayProxyResult } from "aws-lambda";
+import type { Runtime } from "../deps.ts";
+import {
+  type ApiEvent,
+  authorize,
+  type BodyLimits,
+  httpErrors,
+  jsonBody,
+  principalOf,
+  projectOf,
+} from "./middleware.ts";
+
+export { type ApiEvent, json, noContent, principalOf } from "./middleware.ts";
+
+export interface ApiRouteOptions {
+  /** A public route: no roles to enforce (the gateway runs no authorizer for it). */
+  public?: boolean;
+  /** Routes that take a JSON body: its limits. */
+  body?: BodyLimits;
+  /** Middlewares between the error mapper and authorization (device bookkeeping). */
+  use?: MiddlewareObj<ApiEvent, APIGatewayProxyResult>[];
+}
+
+/**
+ * The chain every API handler starts from: errors mapped to the API's shape
+ * (below 500 as they are, the rest as `internal`), the route table's roles
+ * enforced, the body parsed within its limits. The handler itself stays a
+ * plain async function.
+ *
+ * @example
+ * export const create = (deps: DepsOf<"me">) =>
+ *   apiRoute(deps).handler(async (event) => json(200, await whoIs(deps.db, event)));
+ */
+export function apiRoute(deps: Pick<Runtime, "logger">, options: ApiRouteOptions = {}) {
+  let chain = middy<ApiEvent, APIGatewayProxyResult>().use(httpErrors(deps.logger));
+  for (const middleware of options.use ?? []) chain = chain.use(middleware);
+  if (!options.public) chain = chain.use(authorize());
+  if (options.body) chain = chain.use(jsonBody(options.body));
+  return chain;
+}
+
+/** The caller's project, from the token (every project query is scoped by it). */
+export const callerProject = (event: ApiEvent): string => projectOf(principalOf(event));
