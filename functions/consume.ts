@@ -2,7 +2,8 @@ import { processPartialResponse, SqsFifoPartialProcessorAsync } from "@aws-lambd
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { z } from "zod";
 import { ChangeSchema } from "../core/change.ts";
-import { type ApplyItem, applyChanges } from "./app/apply/apply-changes.ts";
+import { applyByGroup } from "./app/apply/apply-by-group.ts";
+import type { ApplyItem } from "./app/apply/apply-changes.ts";
 import { type DepsOf, type Handler, lambdaHandler } from "./deps.ts";
 
 /** The envelope ingest wrote; the change inside is checked on its own. */
@@ -56,48 +57,19 @@ const groupOf = (record: SQSRecord) => record.attributes.MessageGroupId ?? "";
 export const create = (deps: DepsOf<"consume">): Handler<SQSEvent, SQSBatchResponse> => {
   const processor = new SqsFifoPartialProcessorAsync();
   return async (event, context) => {
-    const failures = new Map<string, unknown>();
-    const failedGroups = new Set<string>();
-    const fail = (record: SQSRecord, error: unknown) => {
-      failures.set(record.messageId, error);
-      failedGroups.add(groupOf(record));
-    };
-    const applicable: { record: SQSRecord; item: ApplyItem }[] = [];
-    for (const record of event.Records) {
-      if (failedGroups.has(groupOf(record))) continue; // failed with its group below
-      const item = toItem(record);
-      if (item instanceof UnreadableMessageError) fail(record, item);
-      else applicable.push({ record, item });
-    }
-    try {
-      await applyChanges(
-        deps.db,
-        applicable.map((a) => a.item),
-        deps.now,
-      );
-    } catch (batchError) {
-      deps.logger.warn("batch not applied at once; applying its changes one by one", {
-        error: batchError,
-        size: applicable.length,
-      });
-      for (const { record, item } of applicable) {
-        if (failedGroups.has(groupOf(record))) continue;
-        try {
-          await applyChanges(deps.db, [item], deps.now);
-        } catch (error) {
-          deps.logger.error("change not applied; it will be retried", {
-            error,
-            messageId: record.messageId,
-            changeId: "change" in item ? item.change.changeId : item.changeId,
-          });
-          fail(record, error);
-        }
-      }
-    }
-    for (const [messageId, error] of failures) {
-      if (error instanceof UnreadableMessageError)
-        deps.logger.error("unreadable message", { messageId });
-    }
+    const failures = await applyByGroup(
+      deps.db,
+      event.Records.map((record) => ({
+        id: record.messageId,
+        group: groupOf(record),
+        item: toItem(record),
+      })),
+      deps.now,
+      (error) =>
+        deps.logger.warn("batch not applied at once; applying its changes one by one", { error }),
+    );
+    for (const [messageId, error] of failures)
+      deps.logger.error("message not applied; it will be retried", { messageId, error });
     return processPartialResponse(
       event,
       async (record: SQSRecord) => {

@@ -1,18 +1,32 @@
-import {
-  type ChangeMessage,
-  checkChange,
-  MAX_CHANGES_PER_REQUEST,
-  type Rejection,
-  readableChangeId,
-} from "../core/change.ts";
+import { MAX_CHANGES_PER_REQUEST, readableChangeId } from "../core/change.ts";
 import { ValidationError } from "../core/errors.ts";
 import { MAX_REQUEST_BYTES } from "../core/limits.ts";
-import { ChangeBatchSchema, type IngestResult } from "../core/wire.ts";
-import { recordDeviceRequest } from "./app/fleet.ts";
+import { ChangeBatchSchema } from "../core/wire.ts";
+import { acceptChanges } from "./app/ingest.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
 import { apiRoute } from "./http/api-route.ts";
-import { recordDeviceErrors } from "./http/device-activity.ts";
-import { header, json, principalOf, projectOf } from "./http/middleware.ts";
+import { recordAnswered, recordDeviceErrors } from "./http/device-activity.ts";
+import { json, principalOf, projectOf } from "./http/middleware.ts";
+
+/**
+ * The batch's changes with their ids. A change without a readable id fails
+ * the whole request (its outcome could not be reported); anything else is
+ * judged change by change.
+ */
+function readBatch(body: unknown): { raw: unknown; changeId: string }[] {
+  const batch = ChangeBatchSchema.safeParse(body);
+  if (!batch.success) {
+    throw new ValidationError(
+      `The body must be {"changes": [...]} with 1 to ${MAX_CHANGES_PER_REQUEST} changes.`,
+    );
+  }
+  return batch.data.changes.map((raw, index) => {
+    const changeId = readableChangeId(raw);
+    if (!changeId)
+      throw new ValidationError(`changes[${index}] has no readable changeId (a UUID).`, { index });
+    return { raw, changeId };
+  });
+}
 
 /**
  * `POST /v1/changes`: validates each change and puts the valid ones on the
@@ -25,69 +39,22 @@ export const create = (deps: DepsOf<"ingest">) =>
   }).handler(async (event) => {
     const principal = principalOf(event);
     const projectId = projectOf(principal);
-    const batch = ChangeBatchSchema.safeParse(event.parsedBody);
-    if (!batch.success) {
-      throw new ValidationError(
-        `The body must be {"changes": [...]} with 1 to ${MAX_CHANGES_PER_REQUEST} changes.`,
-      );
-    }
-    const ids = batch.data.changes.map(readableChangeId);
-    const unreadable = ids.indexOf(undefined);
-    if (unreadable >= 0) {
-      throw new ValidationError(`changes[${unreadable}] has no readable changeId (a UUID).`, {
-        index: unreadable,
-      });
-    }
-
-    const nowMs = deps.now();
-    const receivedAt = new Date(nowMs).toISOString();
-    const context = {
+    const changes = readBatch(event.parsedBody);
+    const result = await acceptChanges(deps.queue, {
+      projectId,
       deviceId: principal.sub,
-      serverNowMs: nowMs,
+      changes,
+      nowMs: deps.now(),
       maxClockSkewMs: deps.config.maxClockSkewMs,
-    };
-    const seen = new Set<string>();
-    const rejected: Rejection[] = [];
-    const messages: ChangeMessage[] = [];
-    batch.data.changes.forEach((raw, index) => {
-      const changeId = ids[index]!;
-      if (seen.has(changeId)) {
-        rejected.push({
-          changeId,
-          code: "duplicate_in_batch",
-          message: "this changeId appears earlier in the batch",
-        });
-        return;
-      }
-      seen.add(changeId);
-      const checked = checkChange(raw, changeId, context);
-      if ("rejection" in checked) rejected.push(checked.rejection);
-      else
-        messages.push({ projectId, deviceId: principal.sub, receivedAt, change: checked.change });
     });
-
-    const queued = messages.length
-      ? await deps.queue.enqueue(messages)
-      : { accepted: [], rejected: [], failed: [] };
-    const { accepted, failed } = queued;
-    rejected.push(...queued.rejected);
-    // After the queue has them: the bookkeeping must never cost a change.
-    await recordDeviceRequest(deps.db, principal.sub, {
-      kind: "push",
-      answered: true,
-      accepted: accepted.length,
-      userAgent: header(event, "user-agent"),
-      ...(failed[0]
-        ? { error: { code: failed[0].code, message: failed[0].message, refused: false } }
-        : {}),
-    }).catch((error) => deps.logger.warn("device activity not recorded", { error }));
+    const { accepted, rejected, failed } = result;
+    await recordAnswered(deps, event, "push", result);
     deps.logger.info("changes received", {
       deviceId: principal.sub,
       accepted: accepted.length,
       rejected: rejected.length,
       failed: failed.length,
     });
-    const result: IngestResult = { accepted, rejected, failed };
     return json(202, result);
   });
 

@@ -1,12 +1,11 @@
 import { ValidationError } from "../core/errors.ts";
 import type { SyncPage } from "../core/types.ts";
 import { SyncQuerySchema } from "../core/wire.ts";
-import { recordDeviceRequest } from "./app/fleet.ts";
 import { pull } from "./app/pull.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
 import { apiRoute } from "./http/api-route.ts";
-import { recordDeviceErrors } from "./http/device-activity.ts";
-import { header, json, principalOf, projectOf } from "./http/middleware.ts";
+import { recordAnswered, recordDeviceErrors } from "./http/device-activity.ts";
+import { json, principalOf, projectOf } from "./http/middleware.ts";
 
 /** `GET /v1/sync`: one page of what changed since the device's cursor. */
 export const create = (deps: DepsOf<"sync">) =>
@@ -20,12 +19,7 @@ export const create = (deps: DepsOf<"sync">) =>
       cursor: query.data.cursor,
       limit: query.data.limit,
     });
-    await recordDeviceRequest(deps.db, principal.sub, {
-      kind: "pull",
-      answered: true,
-      accepted: 0,
-      userAgent: header(event, "user-agent"),
-    }).catch((error) => deps.logger.warn("device activity not recorded", { error }));
+    await recordAnswered(deps, event, "pull");
     const body: SyncPage = { ...page, serverTime: deps.now() };
     return json(200, body);
   });

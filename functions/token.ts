@@ -80,33 +80,45 @@ function readRequest(event: ApiEvent): TokenRequest | undefined {
   };
 }
 
+/**
+ * The client credentials of a well-formed client-credentials request, or the
+ * RFC 6749 §5.2 error to answer it with.
+ */
+function credentialsOf(
+  event: ApiEvent,
+): { clientId: string; clientSecret: string; basic: boolean } | APIGatewayProxyResult {
+  if ((event.body?.length ?? 0) > MAX_TOKEN_REQUEST_BYTES) {
+    return oauthError(400, "invalid_request", "The request is too large.");
+  }
+  let request: TokenRequest | undefined;
+  try {
+    request = readRequest(event);
+  } catch {
+    request = undefined;
+  }
+  if (!request?.grantType) {
+    return oauthError(400, "invalid_request", "Send grant_type, client_id and client_secret.");
+  }
+  if (request.grantType !== "client_credentials") {
+    return oauthError(400, "unsupported_grant_type", "Only client_credentials is supported.");
+  }
+  if (!request.clientId || !request.clientSecret) {
+    return oauthError(400, "invalid_request", "client_id and client_secret are required.");
+  }
+  // Every client id this service issues has this form; anything else is unknown.
+  if (!CLIENT_ID.test(request.clientId)) {
+    return oauthError(401, "invalid_client", "Unknown client or wrong secret.", request.basic);
+  }
+  return { clientId: request.clientId, clientSecret: request.clientSecret, basic: request.basic };
+}
+
 /** `POST /v1/oauth/token`: OAuth 2.0 client credentials grant (RFC 6749 §4.4). */
 export const create = (deps: DepsOf<"token">) =>
   middy<ApiEvent, APIGatewayProxyResult>()
     .use(httpErrors(deps.logger))
     .handler(async (event) => {
-      if ((event.body?.length ?? 0) > MAX_TOKEN_REQUEST_BYTES) {
-        return oauthError(400, "invalid_request", "The request is too large.");
-      }
-      let request: TokenRequest | undefined;
-      try {
-        request = readRequest(event);
-      } catch {
-        request = undefined;
-      }
-      if (!request?.grantType) {
-        return oauthError(400, "invalid_request", "Send grant_type, client_id and client_secret.");
-      }
-      if (request.grantType !== "client_credentials") {
-        return oauthError(400, "unsupported_grant_type", "Only client_credentials is supported.");
-      }
-      if (!request.clientId || !request.clientSecret) {
-        return oauthError(400, "invalid_request", "client_id and client_secret are required.");
-      }
-      // Every client id this service issues has this form; anything else is unknown.
-      if (!CLIENT_ID.test(request.clientId)) {
-        return oauthError(401, "invalid_client", "Unknown client or wrong secret.", request.basic);
-      }
+      const request = credentialsOf(event);
+      if ("statusCode" in request) return request;
       const principal = await findPrincipalByClientId(deps.db, request.clientId);
       const wait = principal ? await tokenRetryAfterSeconds(deps.db, request.clientId) : 0;
       if (wait > 0) {

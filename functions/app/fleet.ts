@@ -33,6 +33,30 @@ export function deviceState(d: DeviceHealth, nowMs: number): DeviceState {
   return "in_sync";
 }
 
+interface DeviceRow {
+  id: string;
+  name: string;
+  client_id: string;
+  created_at: Date;
+  revoked_at: Date | null;
+  last_seen_at: Date | null;
+  last_push_at: Date | null;
+  last_pull_at: Date | null;
+  accepted: number;
+  applied: number;
+  partial: number;
+  superseded: number;
+  rejected: number;
+  conflicts: number;
+  last_request_refused: boolean;
+  failed_pushes: number;
+  last_error_at: Date | null;
+  last_error_code: string | null;
+  last_error_message: string | null;
+  agent_version: string | null;
+  platform: string | null;
+}
+
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 /** The project's devices with their sync counters and health. */
@@ -41,29 +65,7 @@ export async function listDevices(
   projectId: string,
   nowMs: number,
 ): Promise<{ items: DeviceView[] }> {
-  const rows = await db.query<{
-    id: string;
-    name: string;
-    client_id: string;
-    created_at: Date;
-    revoked_at: Date | null;
-    last_seen_at: Date | null;
-    last_push_at: Date | null;
-    last_pull_at: Date | null;
-    accepted: number;
-    applied: number;
-    partial: number;
-    superseded: number;
-    rejected: number;
-    conflicts: number;
-    last_request_refused: boolean;
-    failed_pushes: number;
-    last_error_at: Date | null;
-    last_error_code: string | null;
-    last_error_message: string | null;
-    agent_version: string | null;
-    platform: string | null;
-  }>(
+  const rows = await db.query<DeviceRow>(
     `select d.id, d.name, d.client_id, d.created_at, d.revoked_at, d.last_seen_at, d.last_push_at, d.last_pull_at,
             d.accepted, o.applied, o.partial, o.superseded, o.rejected, k.conflicts,
             d.last_request_refused, d.failed_pushes, d.last_error_at, d.last_error_code, d.last_error_message,
@@ -82,42 +84,45 @@ export async function listDevices(
       order by d.created_at, d.id`,
     [projectId],
   );
+  return { items: rows.map((row) => toDeviceView(row, nowMs)) };
+}
+
+function toDeviceView(r: DeviceRow, nowMs: number): DeviceView {
+  const revokedAt = iso(r.revoked_at);
+  const lastSeenAt = iso(r.last_seen_at);
+  const accepted = Number(r.accepted);
+  const outcomes = r.applied + r.partial + r.superseded + r.rejected;
   return {
-    items: rows.map((r) => {
-      const view = {
-        revokedAt: iso(r.revoked_at),
-        lastSeenAt: iso(r.last_seen_at),
-        accepted: Number(r.accepted),
-      };
-      return {
-        id: r.id,
-        name: r.name,
-        clientId: r.client_id,
-        createdAt: r.created_at.toISOString(),
-        ...view,
-        lastPushAt: iso(r.last_push_at),
-        lastPullAt: iso(r.last_pull_at),
-        applied: r.applied,
-        partial: r.partial,
-        superseded: r.superseded,
-        rejected: r.rejected,
-        conflicts: r.conflicts,
-        state: deviceState(
-          {
-            ...view,
-            lastRequestRefused: r.last_request_refused,
-            failedPushes: r.failed_pushes,
-            outcomes: r.applied + r.partial + r.superseded + r.rejected,
-          },
-          nowMs,
-        ),
-        lastErrorAt: iso(r.last_error_at),
-        lastErrorCode: r.last_error_code,
-        lastErrorMessage: r.last_error_message,
-        agentVersion: r.agent_version,
-        platform: r.platform,
-      };
-    }),
+    id: r.id,
+    name: r.name,
+    clientId: r.client_id,
+    createdAt: r.created_at.toISOString(),
+    revokedAt,
+    lastSeenAt,
+    lastPushAt: iso(r.last_push_at),
+    lastPullAt: iso(r.last_pull_at),
+    accepted,
+    applied: r.applied,
+    partial: r.partial,
+    superseded: r.superseded,
+    rejected: r.rejected,
+    conflicts: r.conflicts,
+    state: deviceState(
+      {
+        revokedAt,
+        lastSeenAt,
+        accepted,
+        outcomes,
+        lastRequestRefused: r.last_request_refused,
+        failedPushes: r.failed_pushes,
+      },
+      nowMs,
+    ),
+    lastErrorAt: iso(r.last_error_at),
+    lastErrorCode: r.last_error_code,
+    lastErrorMessage: r.last_error_message,
+    agentVersion: r.agent_version,
+    platform: r.platform,
   };
 }
 

@@ -43,3 +43,27 @@ export function recordDeviceErrors(
     },
   };
 }
+
+/**
+ * Records a request the handler answered: its counters, and for a push that
+ * left changes unqueued, the first failure. After the work is done and best
+ * effort: the bookkeeping must never cost a change.
+ */
+export async function recordAnswered(
+  deps: Pick<Deps, "db" | "logger">,
+  event: ApiEvent,
+  kind: DeviceRequest["kind"],
+  result: { accepted: string[]; failed: { code: string; message: string }[] } = {
+    accepted: [],
+    failed: [],
+  },
+): Promise<void> {
+  const [failure] = result.failed;
+  await recordDeviceRequest(deps.db, principalOf(event).sub, {
+    kind,
+    answered: true,
+    accepted: result.accepted.length,
+    userAgent: header(event, "user-agent"),
+    ...(failure ? { error: { code: failure.code, message: failure.message, refused: false } } : {}),
+  }).catch((error) => deps.logger.warn("device activity not recorded", { error }));
+}
