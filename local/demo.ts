@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EdgeAgent } from "../edge-agent/agent.ts";
+import { SyncClient } from "../edge-agent/client.ts";
 import { startLocalCloud } from "./cloud.ts";
 
 process.env.POWERTOOLS_LOG_LEVEL ??= "SILENT";
@@ -42,16 +43,8 @@ let exitCode = 1;
 try {
   say(`local cloud at ${cloud.url} (${cloud.deps.db.kind})`);
   const { clientId, clientSecret } = cloud.credentials.projects.demo!.admin;
-  const tokenRes = await fetch(`${cloud.url}/v1/oauth/token`, {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({
-      grant_type: "client_credentials",
-      client_id: clientId,
-      client_secret: clientSecret,
-    }),
-  });
-  const admin = ((await tokenRes.json()) as { access_token: string }).access_token;
+  const admin = (await new SyncClient({ apiUrl: cloud.url }).token(clientId, clientSecret))
+    .accessToken;
 
   const sites = ["clinic", "truck", "lab"] as const;
   const agents = {} as Record<(typeof sites)[number], EdgeAgent>;

@@ -1,5 +1,6 @@
 import type { Device, DeviceState } from "../../core/wire.ts";
 import type { Queryable } from "../adapters/db/db.ts";
+import { iso } from "./read.ts";
 
 /** A device with no request for this long is `silent`. */
 export const SILENT_AFTER_MS = 15 * 60_000;
@@ -56,8 +57,6 @@ interface DeviceRow {
   agent_version: string | null;
   platform: string | null;
 }
-
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 /** The project's devices with their sync counters and health. */
 export async function listDevices(

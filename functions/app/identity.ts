@@ -12,24 +12,21 @@ export interface PrincipalRow {
   revoked_at: Date | null;
 }
 
-export async function findPrincipalByClientId(
-  db: Queryable,
-  clientId: string,
-): Promise<PrincipalRow | undefined> {
-  const rows = await db.query<PrincipalRow>(
-    "select id, project_id, role, name, secret_hash, revoked_at from principals where client_id = $1",
-    [clientId],
-  );
-  return rows[0];
-}
+/** Who holds a client id (a device or a member), revoked or not. */
+export const findPrincipalByClientId = (db: Queryable, clientId: string) =>
+  findPrincipal(db, "client_id", clientId);
 
-export async function findPrincipalById(
+/** A device or member by id, revoked or not. */
+export const findPrincipalById = (db: Queryable, id: string) => findPrincipal(db, "id", id);
+
+async function findPrincipal(
   db: Queryable,
-  id: string,
+  by: "client_id" | "id",
+  value: string,
 ): Promise<PrincipalRow | undefined> {
   const rows = await db.query<PrincipalRow>(
-    "select id, project_id, role, name, secret_hash, revoked_at from principals where id = $1",
-    [id],
+    `select id, project_id, role, name, secret_hash, revoked_at from principals where ${by} = $1`,
+    [value],
   );
   return rows[0];
 }

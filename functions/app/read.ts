@@ -4,14 +4,7 @@ import type { JsonObject } from "../../core/json.ts";
 import type { Outcome } from "../../core/merge.ts";
 import type { AuditEntry, Conflict, Report } from "../../core/types.ts";
 import type { Queryable } from "../adapters/db/db.ts";
-import {
-  CONFLICT_COLUMNS,
-  type ConflictRow,
-  REPORT_COLUMNS,
-  type ReportRow,
-  toConflict,
-  toReport,
-} from "./pull.ts";
+import { CONFLICT_COLUMNS, REPORT_COLUMNS, type ReportRow, toConflict, toReport } from "./pull.ts";
 
 /** A page of a listing; `nextCursor` is null on the last page. */
 export interface Page<T> {
@@ -37,6 +30,34 @@ function keysetPage<R, T>(
     items: page.map(map),
     nextCursor: rows.length > limit && last ? encode(key(last)) : null,
   };
+}
+
+/**
+ * One page of a table, newest first by (time, id) as a keyset, so a walk
+ * through the pages sees every row once even while rows are added. The time
+ * is selected as text under another name (`page_key`), never as itself:
+ * ORDER BY must bind to the column, and the cursor keeps full precision.
+ */
+async function newestFirst<R, T>(
+  db: Queryable,
+  where: Where,
+  after: [string, string] | undefined,
+  limit: number,
+  {
+    table,
+    columns,
+    time,
+    map,
+  }: { table: string; columns: string; time: string; map: (row: R) => T },
+): Promise<Page<T>> {
+  if (after)
+    where.add((p) => `(${time}, id) < (${p(after[0])}::timestamptz, ${p(after[1])}::uuid)`);
+  const rows = await db.query<R & { id: string; page_key: string }>(
+    `select ${columns}, ${time}::text as page_key from ${table} where ${where.sql}
+      order by ${time} desc, id desc limit ${limit + 1}`,
+    where.params,
+  );
+  return keysetPage(rows, limit, map, (r) => [r.page_key, r.id]);
 }
 
 function decode<T>(cursor: string | undefined, schema: z.ZodType<T>): T | undefined {
@@ -89,14 +110,12 @@ export async function listReports(
   if (query.updatedBefore) where.add((p) => `updated_at < ${p(query.updatedBefore)}`);
   if (query.deleted !== "any")
     where.add(() => `deleted_hlc is ${query.deleted === "true" ? "not " : ""}null`);
-  if (after)
-    where.add((p) => `(created_at, id) < (${p(after[0])}::timestamptz, ${p(after[1])}::uuid)`);
-  const rows = await db.query<ReportRow & { created_key: string }>(
-    `select ${REPORT_COLUMNS}, created_at::text as created_key from reports where ${where.sql}
-      order by created_at desc, id desc limit ${query.limit + 1}`,
-    where.params,
-  );
-  return keysetPage(rows, query.limit, toReport, (r) => [r.created_key, r.id]);
+  return newestFirst(db, where, after, query.limit, {
+    table: "reports",
+    columns: REPORT_COLUMNS,
+    time: "created_at",
+    map: toReport,
+  });
 }
 
 export async function getReport(db: Queryable, projectId: string, id: string): Promise<Report> {
@@ -212,17 +231,16 @@ export async function listConflicts(
   const where = new Where().add((p) => `project_id = ${p(projectId)}`);
   if (query.reportId) where.add((p) => `report_id = ${p(query.reportId)}`);
   if (query.after) where.add((p) => `detected_at > ${p(query.after)}`);
-  if (after)
-    where.add((p) => `(detected_at, id) < (${p(after[0])}::timestamptz, ${p(after[1])}::uuid)`);
-  const rows = await db.query<ConflictRow & { detected_key: string }>(
-    `select ${CONFLICT_COLUMNS}, detected_at::text as detected_key from conflicts where ${where.sql}
-      order by detected_at desc, id desc limit ${query.limit + 1}`,
-    where.params,
-  );
-  return keysetPage(rows, query.limit, toConflict, (r) => [r.detected_key, r.id]);
+  return newestFirst(db, where, after, query.limit, {
+    table: "conflicts",
+    columns: CONFLICT_COLUMNS,
+    time: "detected_at",
+    map: toConflict,
+  });
 }
 
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
+/** A nullable time as the API writes it. */
+export const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 /** Counts and the last time a change was applied, for GET /v1/status. */
 export async function projectCounts(db: Queryable, projectId: string) {

@@ -209,17 +209,9 @@ export class StatefulStack extends Stack {
         removalPolicy: retain,
         backup: { retention: Duration.days(7) },
         cloudwatchLogsExports: ["postgresql"],
-        parameterGroup: new rds.ParameterGroup(this, "ClusterParameters", {
-          engine: clusterEngine,
-          parameters: { "rds.force_ssl": "1" },
-        }),
+        parameterGroup: forceSsl(this, "ClusterParameters", clusterEngine),
       });
-      cluster.addRotationSingleUser();
-      Validations.of(cluster).acknowledge({
-        id: "AwsSolutions::AwsSolutions-RDS11",
-        reason:
-          "The port is reachable only from the migrate function's security group, inside isolated subnets; a non-default port adds nothing.",
-      });
+      rotateAndAcknowledgePort(cluster, "the migrate function's security group");
       this.database = {
         kind: "data-api",
         vpc,
@@ -270,17 +262,9 @@ export class StatefulStack extends Stack {
       backupRetention: Duration.days(7),
       cloudwatchLogsExports: ["postgresql"],
       autoMinorVersionUpgrade: true,
-      parameterGroup: new rds.ParameterGroup(this, "Parameters", {
-        engine,
-        parameters: { "rds.force_ssl": "1" },
-      }),
+      parameterGroup: forceSsl(this, "Parameters", engine),
     });
-    instance.addRotationSingleUser();
-    Validations.of(instance).acknowledge({
-      id: "AwsSolutions::AwsSolutions-RDS11",
-      reason:
-        "The port is reachable only from RDS Proxy and the migrate function, inside isolated subnets; a non-default port adds nothing.",
-    });
+    rotateAndAcknowledgePort(instance, "RDS Proxy and the migrate function");
     if (!settings.multiAz) {
       Validations.of(instance).acknowledge({
         id: "AwsSolutions::AwsSolutions-RDS3",
@@ -312,4 +296,21 @@ export class StatefulStack extends Stack {
       appSecret,
     };
   }
+}
+
+/** A parameter group that refuses connections without TLS. */
+function forceSsl(scope: Construct, id: string, engine: rds.IEngine): rds.ParameterGroup {
+  return new rds.ParameterGroup(scope, id, { engine, parameters: { "rds.force_ssl": "1" } });
+}
+
+/** Rotates the master secret, and says why the default port is fine. */
+function rotateAndAcknowledgePort(
+  database: rds.DatabaseInstance | rds.DatabaseCluster,
+  reachableFrom: string,
+): void {
+  database.addRotationSingleUser();
+  Validations.of(database).acknowledge({
+    id: "AwsSolutions::AwsSolutions-RDS11",
+    reason: `The port is reachable only from ${reachableFrom}, inside isolated subnets; a non-default port adds nothing.`,
+  });
 }

@@ -1,6 +1,6 @@
-import type { Outcome, ReportState } from "../../../core/merge.ts";
+import type { Outcome } from "../../../core/merge.ts";
 import type { Queryable } from "../../adapters/db/db.ts";
-import type { LoadedBatch } from "./plan.ts";
+import type { LoadedBatch, ReportRecord } from "./plan.ts";
 
 export interface BatchKeys {
   /** The batch's reports (its audit chains), in one global order. */
@@ -10,14 +10,7 @@ export interface BatchKeys {
 }
 
 interface LoadedRow {
-  reports: {
-    projectId: string;
-    id: string;
-    state: ReportState;
-    version: number;
-    createdBy: string | null;
-    updatedBy: string | null;
-  }[];
+  reports: Omit<ReportRecord, "stored">[];
   heads: LoadedBatch["heads"];
   applied: {
     projectId: string;
