@@ -1,13 +1,10 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { App, type Stack } from "aws-cdk-lib";
-import { Match, Template } from "aws-cdk-lib/assertions";
-import type * as lambda from "aws-cdk-lib/aws-lambda";
-import * as sqs from "aws-cdk-lib/aws-sqs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Match, type Template } from "aws-cdk-lib/assertions";
+import { beforeAll, describe, expect, it } from "vitest";
 import {
   EMPTY_KEY_FILE,
   FUNCTION_PORTS,
@@ -18,86 +15,19 @@ import {
 } from "../functions/deployment.ts";
 import { routes } from "../functions/routes.ts";
 import { stagedCode } from "../test/support/bundles.ts";
-import { buildApp } from "./build.ts";
+import {
+  allowStatements,
+  type Cfn,
+  json,
+  type Resource,
+  resources,
+  type Synth,
+  servedRoutes,
+  synth,
+} from "../test/support/cdk.ts";
 import { CONSUMER_TIMEOUT } from "./stacks/stateful.ts";
 
 const run = promisify(execFile);
-
-// Synthesises the app as `cdk synth` does, cdk-nag included: synth() throws
-// on any unacknowledged finding. Only the default variant bundles the
-// functions (esbuild, about 7 s); the others check the same code's wiring.
-const outdirs: string[] = [];
-function synth(context: Record<string, unknown>, { bundle = false } = {}) {
-  const outdir = mkdtempSync(join(tmpdir(), "edge-sync-cdk-"));
-  outdirs.push(outdir);
-  const app = new App({
-    outdir,
-    context: {
-      ...context,
-      "aws:cdk:version-reporting": false,
-      ...(bundle ? {} : { "aws:cdk:bundling-stacks": [] }),
-    },
-  });
-  const built = buildApp(app);
-  const assembly = app.synth();
-  const template = (stack: Stack) =>
-    Template.fromJSON(assembly.getStackByName(stack.stackName).template);
-  return {
-    settings: built.settings,
-    functions: built.api.functions,
-    assembly,
-    stateful: template(built.stateful),
-    api: template(built.api),
-    logicalId: (construct: { node: { defaultChild?: unknown } }) =>
-      built.api.getLogicalId(construct.node.defaultChild as lambda.CfnFunction),
-  };
-}
-afterAll(() => {
-  for (const dir of outdirs) rmSync(dir, { recursive: true, force: true });
-});
-
-type Synth = ReturnType<typeof synth>;
-// biome-ignore lint/suspicious/noExplicitAny: CloudFormation templates are untyped JSON.
-type Cfn = any;
-type Resource = { Type: string; Properties: Record<string, Cfn>; DependsOn?: string[] };
-const resources = (t: Template, type: string) =>
-  Object.entries(t.findResources(type)) as [string, Resource][];
-const json = (value: unknown) => JSON.stringify(value);
-
-/** Every route the REST API serves: method, path, authorization and target function. */
-function servedRoutes(t: Template) {
-  const all = t.toJSON().Resources as Record<string, Resource>;
-  const pathOf = (ref: Record<string, Cfn>): string => {
-    if (ref["Fn::GetAtt"]?.[1] === "RootResourceId") return "";
-    const resource = all[ref.Ref]!.Properties;
-    return `${pathOf(resource.ParentId)}/${resource.PathPart}`;
-  };
-  return resources(t, "AWS::ApiGateway::Method").map(([, { Properties: m }]) => {
-    const uri = m.Integration.Uri["Fn::Join"][1] as unknown[];
-    const target = uri.find((part) => (part as Cfn)?.["Fn::GetAtt"]) as Cfn;
-    return {
-      route: `${m.HttpMethod} ${pathOf(m.ResourceId) || "/"}`,
-      authorizationType: m.AuthorizationType,
-      authorizer: m.AuthorizerId?.Ref as string | undefined,
-      integration: m.Integration.Type,
-      fn: target["Fn::GetAtt"][0] as string,
-    };
-  });
-}
-
-/** Allow statements of every IAM policy, inline or attached, in a template. */
-function allowStatements(t: Template) {
-  const documents = [
-    ...resources(t, "AWS::IAM::Policy").map(([, r]) => r.Properties.PolicyDocument),
-    ...resources(t, "AWS::IAM::Role").flatMap(([, r]) =>
-      (r.Properties.Policies ?? []).map((p: Cfn) => p.PolicyDocument),
-    ),
-  ];
-  return documents
-    .flatMap((d) => d.Statement)
-    .filter((s: Cfn) => s.Effect === "Allow")
-    .map((s: Cfn) => ({ actions: [s.Action].flat() as string[], resource: s.Resource }));
-}
 
 describe("default: RDS PostgreSQL behind RDS Proxy", () => {
   let s: Synth;
@@ -390,107 +320,4 @@ describe("default: RDS PostgreSQL behind RDS Proxy", () => {
     );
     await expect(normalise(s.api)).toMatchFileSnapshot("__snapshots__/EdgeSyncApi.template.json");
   });
-});
-
-describe("-c database=aurora-data-api", () => {
-  let s: Synth;
-  beforeAll(() => {
-    s = synth({ database: "aurora-data-api" });
-  }, 60_000);
-
-  it("runs Aurora Serverless v2 PostgreSQL 16 with the Data API, encrypted", () => {
-    s.stateful.resourceCountIs("AWS::RDS::DBInstance", 1);
-    s.stateful.resourceCountIs("AWS::RDS::DBProxy", 0);
-    s.stateful.hasResourceProperties("AWS::RDS::DBCluster", {
-      Engine: "aurora-postgresql",
-      EngineVersion: Match.stringLikeRegexp("^16"),
-      EnableHttpEndpoint: true,
-      StorageEncrypted: true,
-      DeletionProtection: true,
-      ServerlessV2ScalingConfiguration: Match.anyValue(),
-    });
-    s.stateful.hasResourceProperties("AWS::RDS::DBClusterParameterGroup", {
-      Parameters: { "rds.force_ssl": "1" },
-    });
-  });
-
-  it("runs the functions outside the VPC on the Data API, scoped to the cluster; only migrate is inside", () => {
-    const withDb = Object.keys(s.functions).filter((name) =>
-      (FUNCTION_PORTS[name as FunctionName] as readonly Port[]).includes("db"),
-    );
-    for (const [name, f] of Object.entries(s.functions)) {
-      const props = s.api.toJSON().Resources[s.logicalId(f)].Properties;
-      expect(props.VpcConfig, name).toBeUndefined();
-      expect("DB_CLUSTER_ARN" in props.Environment.Variables, name).toBe(withDb.includes(name));
-    }
-    const [, migrate] = resources(s.api, "AWS::Lambda::Function").find(([id]) =>
-      id.startsWith("MigrateFunction"),
-    )!;
-    expect(migrate.Properties.VpcConfig).toBeDefined();
-    const dataApi = allowStatements(s.api).filter((st) =>
-      st.actions.some((a) => a.startsWith("rds-data:")),
-    );
-    expect(dataApi).toHaveLength(withDb.length);
-    for (const st of dataApi) expect(json(st.resource)).toMatch(/:cluster:.*RefCluster/);
-    for (const { actions } of allowStatements(s.api)) {
-      for (const action of actions) expect(action).not.toMatch(/(^\*$|:\*$)/);
-    }
-  });
-});
-
-describe("-c target=localstack", () => {
-  let s: Synth;
-  beforeAll(() => {
-    s = synth({ target: "localstack", databaseUrl: "postgres://u:p@db:5432/x" });
-  }, 60_000);
-
-  it("has no VPC or RDS and points every function with the database at the compose file's PostgreSQL", () => {
-    for (const type of ["AWS::EC2::VPC", "AWS::RDS::DBInstance", "AWS::RDS::DBCluster"]) {
-      s.stateful.resourceCountIs(type, 0);
-    }
-    for (const [name, f] of Object.entries(s.functions)) {
-      const props = s.api.toJSON().Resources[s.logicalId(f)].Properties;
-      const hasDb = (FUNCTION_PORTS[name as FunctionName] as readonly Port[]).includes("db");
-      expect(props.Environment.Variables.DATABASE_URL, name).toBe(
-        hasDb ? "postgres://u:p@db:5432/x" : undefined,
-      );
-      expect(props.VpcConfig, name).toBeUndefined();
-    }
-  });
-
-  it("keeps the queue, the event source and the routes", () => {
-    s.stateful.hasResourceProperties("AWS::SQS::Queue", { QueueName: "changes.fifo" });
-    s.api.resourceCountIs("AWS::Lambda::EventSourceMapping", 1);
-    expect(servedRoutes(s.api)).toHaveLength(routes.length);
-  });
-});
-
-describe("context and cdk-nag", () => {
-  it("turns on Multi-AZ and off deletion protection by flag", () => {
-    const s = synth({ multiAz: "true", deletionProtection: "false" });
-    s.stateful.hasResourceProperties("AWS::RDS::DBInstance", {
-      MultiAZ: true,
-      DeletionProtection: false,
-    });
-  }, 60_000);
-
-  it("rejects an unknown database or target instead of guessing", () => {
-    expect(() => synth({ database: "mysql" })).toThrow(/database must be rds or aurora-data-api/);
-    expect(() => synth({ target: "gcp" })).toThrow(/target must be aws or localstack/);
-  });
-
-  it("fails synth on a finding nobody acknowledged", () => {
-    const outdir = mkdtempSync(join(tmpdir(), "edge-sync-cdk-"));
-    outdirs.push(outdir);
-    const app = new App({
-      outdir,
-      context: { target: "localstack", "aws:cdk:bundling-stacks": [] },
-    });
-    const { stateful } = buildApp(app);
-    // No DLQ, no TLS-only policy, no encryption: what cdk-nag is there to catch.
-    new sqs.Queue(stateful, "Careless", { encryption: sqs.QueueEncryption.UNENCRYPTED });
-    expect(() => app.synth()).toThrow(
-      /AwsSolutions-SQS2[\s\S]*AwsSolutions-SQS3[\s\S]*AwsSolutions-SQS4/,
-    );
-  }, 60_000);
 });
