@@ -82,7 +82,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 /** A connection string, or PGlite without one (the local cloud's choice). */
-export const databaseAt = (url: string | undefined): DatabaseConfig =>
+const databaseAt = (url: string | undefined): DatabaseConfig =>
   url ? { kind: "url", url } : { kind: "pglite" };
 
 function databaseOf(e: z.output<typeof EnvSchema>): DatabaseConfig {

@@ -1,14 +1,13 @@
 import {
   ChangeMessageVisibilityBatchCommand,
-  DeleteMessageCommand,
+  DeleteMessageBatchCommand,
   type Message,
   ReceiveMessageCommand,
-  SendMessageCommand,
+  SendMessageBatchCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { DeadLetter } from "../../core/wire.ts";
-
-export type { DeadLetter };
+import { sendBatchesOf } from "./queue.ts";
 
 /** The dead-letter queue port: what failed, and putting it back. */
 export interface DeadLetters {
@@ -114,18 +113,34 @@ export function createDeadLetters({ client, dlqUrl, queueUrl }: DeadLettersOptio
     }
   }
 
-  async function moveBack(message: Message): Promise<void> {
-    await client.send(
-      new SendMessageCommand({
+  /**
+   * Sends up to ten dead letters back to the changes queue in one call, then
+   * deletes from the DLQ those the queue took. Returns those moved.
+   */
+  async function moveBack(messages: Message[]): Promise<Message[]> {
+    const sent = await client.send(
+      new SendMessageBatchCommand({
         QueueUrl: queueUrl,
-        MessageBody: message.Body!,
-        MessageGroupId: message.Attributes?.MessageGroupId ?? "dead-letters",
-        MessageDeduplicationId: `redrive-${message.MessageId}`,
+        Entries: messages.map((m, index) => ({
+          Id: String(index),
+          MessageBody: m.Body!,
+          MessageGroupId: m.Attributes?.MessageGroupId ?? "dead-letters",
+          MessageDeduplicationId: `redrive-${m.MessageId}`,
+        })),
       }),
     );
-    await client.send(
-      new DeleteMessageCommand({ QueueUrl: dlqUrl, ReceiptHandle: message.ReceiptHandle! }),
-    );
+    const moved = (sent.Successful ?? []).map((entry) => messages[Number(entry.Id)]!);
+    if (moved.length > 0)
+      await client.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: dlqUrl,
+          Entries: moved.map((m, index) => ({
+            Id: String(index),
+            ReceiptHandle: m.ReceiptHandle!,
+          })),
+        }),
+      );
+    return moved;
   }
 
   return {
@@ -145,10 +160,8 @@ export function createDeadLetters({ client, dlqUrl, queueUrl }: DeadLettersOptio
       );
       const moved = new Set<Message>();
       try {
-        for (const message of chosen) {
-          await moveBack(message);
-          moved.add(message);
-        }
+        const batches = sendBatchesOf(chosen, (m) => Buffer.byteLength(m.Body ?? ""));
+        for (const batch of batches) for (const m of await moveBack(batch)) moved.add(m);
       } finally {
         await handBack(received.filter((m) => !moved.has(m)));
       }

@@ -21,8 +21,6 @@ export interface EnqueueResult {
   failed: EnqueueFailure[];
 }
 
-export type { QueueDepth };
-
 /** The changes queue port: SQS FIFO on AWS, fauxqs locally. */
 export interface ChangeQueue {
   /** Enqueues changes, reporting per change whether SQS holds it. Never throws. */
@@ -68,26 +66,29 @@ interface Encoded {
   body: string;
 }
 
-/** Groups entries so that each SendMessageBatch holds at most 10 and at most MAX_MESSAGE_BYTES. */
-function chunksOf(entries: Encoded[]): Encoded[][] {
-  const chunks: Encoded[][] = [];
-  let current: Encoded[] = [];
+/**
+ * Groups messages so that each SendMessageBatch holds at most 10 of them and
+ * at most MAX_MESSAGE_BYTES of bodies, SQS's two limits on one call.
+ */
+export function sendBatchesOf<T>(messages: T[], bodyBytes: (message: T) => number): T[][] {
+  const batches: T[][] = [];
+  let current: T[] = [];
   let bytes = 0;
-  for (const entry of entries) {
-    const size = entry.body.length; // ASCII: one byte per character
+  for (const message of messages) {
+    const size = bodyBytes(message);
     if (
       current.length === SQS_BATCH_LIMIT ||
       (current.length > 0 && bytes + size > MAX_MESSAGE_BYTES)
     ) {
-      chunks.push(current);
+      batches.push(current);
       current = [];
       bytes = 0;
     }
-    current.push(entry);
+    current.push(message);
     bytes += size;
   }
-  if (current.length) chunks.push(current);
-  return chunks;
+  if (current.length) batches.push(current);
+  return batches;
 }
 
 function entryOf({ message, body }: Encoded, index: number): SendMessageBatchRequestEntry {
@@ -165,7 +166,11 @@ export function createSqsQueue({
       const encoded = messages.map((message) => ({ message, body: encodeMessageBody(message) }));
       const oversized = encoded.filter((e) => e.body.length > MAX_MESSAGE_BYTES);
       const results = await Promise.all(
-        chunksOf(encoded.filter((e) => e.body.length <= MAX_MESSAGE_BYTES)).map(sendChunk),
+        // ASCII bodies: one byte per character.
+        sendBatchesOf(
+          encoded.filter((e) => e.body.length <= MAX_MESSAGE_BYTES),
+          (e) => e.body.length,
+        ).map(sendChunk),
       );
       return {
         accepted: results.flatMap((r) => r.accepted),

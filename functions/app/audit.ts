@@ -13,8 +13,6 @@ type ChainRow = Omit<AuditRecord, "receivedAt" | "appliedAt"> & {
   hash: string | null;
 };
 
-export type VerifyResult = AuditVerify;
-
 const PAGE = 1000;
 
 /**
@@ -41,7 +39,7 @@ function digestsOf(
  * each row's prev_hash must be its predecessor's hash, its hash must match
  * its content, and each value its digest (erased values excepted).
  */
-export async function verifyAuditChains(db: Queryable, projectId: string): Promise<VerifyResult> {
+export async function verifyAuditChains(db: Queryable, projectId: string): Promise<AuditVerify> {
   let checked = 0;
   let firstBadSeq: number | undefined;
   let after: [string, number] = ["00000000-0000-0000-0000-000000000000", 0];

@@ -7,10 +7,6 @@ export const SILENT_AFTER_MS = 15 * 60_000;
 /** Pushes in a row that failed before a device counts as `failing`. */
 export const FAILING_AFTER_PUSHES = 3;
 
-export type { DeviceState };
-/** A device as `GET /v1/devices` lists it. */
-export type DeviceView = Device;
-
 interface DeviceHealth {
   revokedAt: string | null;
   lastSeenAt: string | null;
@@ -63,7 +59,7 @@ export async function listDevices(
   db: Queryable,
   projectId: string,
   nowMs: number,
-): Promise<{ items: DeviceView[] }> {
+): Promise<{ items: Device[] }> {
   const rows = await db.query<DeviceRow>(
     `select d.id, d.name, d.client_id, d.created_at, d.revoked_at, d.last_seen_at, d.last_push_at, d.last_pull_at,
             d.accepted, o.applied, o.partial, o.superseded, o.rejected, k.conflicts,
@@ -86,7 +82,7 @@ export async function listDevices(
   return { items: rows.map((row) => toDeviceView(row, nowMs)) };
 }
 
-function toDeviceView(r: DeviceRow, nowMs: number): DeviceView {
+function toDeviceView(r: DeviceRow, nowMs: number): Device {
   const revokedAt = iso(r.revoked_at);
   const lastSeenAt = iso(r.last_seen_at);
   const accepted = Number(r.accepted);

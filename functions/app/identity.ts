@@ -31,8 +31,6 @@ async function findPrincipal(
   return rows[0];
 }
 
-export type { IssuedCredentials };
-
 export async function createProject(
   db: Queryable,
   name: string,

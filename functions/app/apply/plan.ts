@@ -35,6 +35,8 @@ interface Entry {
   changeId: string;
   reportId: string;
   change: Change | undefined;
+  /** Why an item that could not be read as a change never applies. */
+  unreadable: { code: string; message: string } | undefined;
 }
 
 export function entryOf(item: ApplyItem): Entry {
@@ -45,6 +47,7 @@ export function entryOf(item: ApplyItem): Entry {
         changeId: item.change.changeId,
         reportId: item.change.reportId,
         change: item.change,
+        unreadable: undefined,
       }
     : {
         item,
@@ -52,6 +55,7 @@ export function entryOf(item: ApplyItem): Entry {
         changeId: item.changeId,
         reportId: item.reportId ?? NO_REPORT,
         change: undefined,
+        unreadable: item.rejection,
       };
 }
 
@@ -96,8 +100,7 @@ export interface BatchPlan {
 
 /** Why a change that reached the consumer can never apply, or undefined when it can. */
 function rejectionOf(entry: Entry): { code: string; message: string } | undefined {
-  if (!entry.change)
-    return (entry.item as { rejection: { code: string; message: string } }).rejection;
+  if (!entry.change) return entry.unreadable;
   // Ingest checks this too; repeat it where the write happens.
   if (hlcNode(entry.change.hlc) !== entry.item.deviceId) {
     return { code: "hlc_node_mismatch", message: "the HLC node must be the sending device's id" };
