@@ -1,6 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { Browser } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser } from "./support/browser.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
@@ -8,6 +8,23 @@ import { dbTargets } from "./support/db.ts";
 
 const ARTIFACTS = join(import.meta.dirname, "artifacts");
 
+async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
+ * The dashboard in a real browser: devices, conflicts and search; then the
+ * centre's view of a fleet in trouble (a change the database refuses five
+ * times lands in the dead-letter queue and is redriven from the page, a
+ * device whose pushes are refused shows as failing with the reason); last,
+ * the page saying so when the API stops answering.
+ */
 describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (target) => {
   let t: TestCloud;
   let browser: Browser;
@@ -20,6 +37,15 @@ describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (targ
     await browser?.close();
     await t?.stop();
   });
+
+  async function signIn(page: Page) {
+    await page.goto(t.cloud.url);
+    const { clientId, clientSecret } = t.cloud.credentials.projects.demo!.admin;
+    await page.fill("input[name=clientId]", clientId);
+    await page.fill("input[name=clientSecret]", clientSecret);
+    await page.click("#signin button");
+    await page.waitForSelector("#devices tr.device");
+  }
 
   it("signs in and shows both devices, their conflict side by side, and a searched report", async () => {
     // Two agents edit the same field offline: a conflict.
@@ -50,13 +76,7 @@ describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (targ
     page.on("console", (m) => {
       if (m.type() === "error" && !m.text().includes("404")) errors.push(m.text());
     });
-    await page.goto(t.cloud.url);
-    const { clientId, clientSecret } = t.cloud.credentials.projects.demo!.admin;
-    await page.fill("input[name=clientId]", clientId);
-    await page.fill("input[name=clientSecret]", clientSecret);
-    await page.click("#signin button");
-
-    await page.waitForSelector("#devices tr.device");
+    await signIn(page);
     expect(await page.isVisible("#signin")).toBe(false);
     const devices = await page.textContent("#devices");
     expect(devices).toContain("Ambulance 12");
@@ -90,4 +110,81 @@ describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (targ
     await page.screenshot({ path: join(ARTIFACTS, "dashboard-390.png"), fullPage: true });
     expect(errors).toEqual([]);
   }, 90_000);
+
+  it("dead-letters a change the database refuses 5 times, shows it, and applies it after a redrive from the page", async () => {
+    const { agent, deviceId } = await t.agent("Clinic 9");
+    const poisonedId = crypto.randomUUID();
+    // A fault in the database that refuses one report until it is fixed.
+    await t.testDb.db.exec(`
+      create function refuse_poisoned() returns trigger language plpgsql as $$
+        begin raise exception 'storage fault on this report'; end $$;
+      create trigger poisoned before insert or update on reports for each row
+        when (new.id = '${poisonedId}') execute function refuse_poisoned();`);
+    agent.create({ title: "Vaccine fridge at 9 °C" }, poisonedId);
+    const fine = agent.create({ title: "Fridge 2 fine" });
+    await agent.syncOnce();
+    const admin = await t.adminToken();
+    const [dead] = await until("the change to reach the DLQ", async () => {
+      const { body } = await t.api("/v1/dlq", { token: admin });
+      return body.items.length > 0 ? body.items : undefined;
+    });
+    expect(dead).toMatchObject({ reportId: poisonedId, deviceId, reason: expect.any(String) });
+    expect(dead.receiveCount).toBeGreaterThanOrEqual(5);
+    expect((await t.api("/v1/status", { token: admin })).body.queue.dlq).toBe(1);
+    // The other report, pushed in the same batch, was never held back by it.
+    await until("the other report to apply", async () =>
+      (await t.api(`/v1/reports/${fine.id}`, { token: admin })).status === 200 ? true : undefined,
+    );
+
+    // A second device whose every push is refused.
+    const device = await t.createDevice("Ambulance 4");
+    const token = await t.tokenFor(device.clientId, device.clientSecret);
+    const refused = await t.api("/v1/changes", {
+      token,
+      body: { changes: [{ reportId: crypto.randomUUID(), op: "upsert" }] },
+    });
+    expect(refused.status).toBe(400);
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await signIn(page);
+    await page.waitForSelector("#dlq tr.dead-letter");
+    const dlqText = await page.textContent("#dlq");
+    expect(dlqText).toContain(dead.changeId.slice(0, 8));
+    expect(dlqText).toContain("Clinic 9");
+    expect(await page.textContent("#failing")).toMatch(/Ambulance 4 \(validation_failed\)/);
+    const row = page.locator("#devices tr.device", { hasText: "Ambulance 4" });
+    expect(await row.locator("td.state").textContent()).toMatch(/^failing.*validation_failed/);
+    await page.screenshot({ path: join(ARTIFACTS, "fleet-failing-and-dlq.png"), fullPage: true });
+
+    // The fault is fixed; the admin redrives the change from the page.
+    await t.testDb.db.exec("drop trigger poisoned on reports; drop function refuse_poisoned();");
+    await page.click("#dlq button.redrive");
+    await page.waitForFunction(() =>
+      document.querySelector("#dlq-result")?.textContent?.startsWith("1 change"),
+    );
+    await syncUntilSettled(agent);
+    expect(agent.status()).toMatchObject({ pending: 0, sent: 0, applied: 2 });
+    expect((await t.api(`/v1/reports/${poisonedId}`, { token: admin })).body.fields).toEqual({
+      title: "Vaccine fridge at 9 °C",
+    });
+    await until("the DLQ to empty", async () => {
+      const { body } = await t.api("/v1/dlq", { token: admin });
+      return body.items.length === 0 ? true : undefined;
+    });
+    expect(errors).toEqual([]);
+  }, 120_000);
+
+  it("says when the API stops answering, and since when its data is", async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await signIn(page);
+    expect(await page.isVisible("#stale")).toBe(false);
+    await t.down();
+    await page.waitForSelector("#stale", { state: "visible", timeout: 30_000 });
+    expect(await page.textContent("#stale")).toMatch(/not answering.*shows data from/);
+    // What it showed is still there, marked as old.
+    expect(await page.textContent("#devices")).toContain("Clinic 9");
+    await page.screenshot({ path: join(ARTIFACTS, "dashboard-stale.png"), fullPage: true });
+  }, 60_000);
 });
