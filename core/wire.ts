@@ -312,6 +312,9 @@ export const DeviceSchema = z
     lastErrorMessage: z.string().nullable(),
     agentVersion: z.string().nullable().meta({ description: "From the agent's User-Agent." }),
     platform: z.string().nullable(),
+    scopes: z.array(z.string()).meta({
+      description: "The scopes the device may sync; none: the whole project (the only kind so far).",
+    }),
   })
   .meta({ id: "Device" });
 export const DeviceListSchema = z

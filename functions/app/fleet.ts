@@ -118,6 +118,8 @@ function toDeviceView(r: DeviceRow, nowMs: number): Device {
     lastErrorMessage: r.last_error_message,
     agentVersion: r.agent_version,
     platform: r.platform,
+    // Partial sync is not built yet: every device syncs the whole project.
+    scopes: [],
   };
 }
 
