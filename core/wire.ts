@@ -313,7 +313,8 @@ export const DeviceSchema = z
     agentVersion: z.string().nullable().meta({ description: "From the agent's User-Agent." }),
     platform: z.string().nullable(),
     scopes: z.array(z.string()).meta({
-      description: "The scopes the device may sync; none: the whole project (the only kind so far).",
+      description:
+        "The scopes the device may sync; none: the whole project (the only kind so far).",
     }),
   })
   .meta({ id: "Device" });

@@ -211,19 +211,17 @@ export class OutboxStore {
     const rejected = this.sql(
       "update outbox set state = 'rejected', code = ?, message = ?, acked_at = ? where change_id = ? and state in ('pending', 'sent') returning report_id",
     );
-    this.statements.db
-      .transaction(() => {
-        for (const id of result.accepted) sent.run(at, id);
-        const touched = new Set<string>();
-        for (const r of result.rejected) {
-          const row = rejected.get(r.code, r.message, at, r.changeId) as
-            | { report_id: string }
-            | undefined;
-          if (row) touched.add(row.report_id);
-        }
-        for (const id of touched) this.rebuild(id);
-      })
-      .immediate();
+    this.transaction(() => {
+      for (const id of result.accepted) sent.run(at, id);
+      const touched = new Set<string>();
+      for (const r of result.rejected) {
+        const row = rejected.get(r.code, r.message, at, r.changeId) as
+          | { report_id: string }
+          | undefined;
+        if (row) touched.add(row.report_id);
+      }
+      for (const id of touched) this.rebuild(id);
+    });
   }
 
   /** Stores a pulled report as the cloud's state (call in one transaction). */
