@@ -82,7 +82,7 @@ export interface ConflictRecord extends ConflictDraft {
 export interface LoadedBatch {
   reports: ReportRecord[];
   /** The last hash of each of the batch's audit chains that has rows. */
-  heads: { projectId: string; reportId: string; hash: string | null }[];
+  heads: { projectId: string; reportId: string; hash: string }[];
   /** The batch's changes already in the audit log, with their recorded outcome. */
   applied: (Ack & { projectId: string })[];
 }
@@ -95,7 +95,16 @@ export interface BatchPlan {
   reports: ReportRecord[];
   /** New audit rows in chain order, hashed. */
   audit: (AuditRecord & { hash: string })[];
+  /** The new head of each chain the batch appended to, and whether it had one. */
+  chains: ChainHead[];
   conflicts: ConflictRecord[];
+}
+
+export interface ChainHead {
+  projectId: string;
+  reportId: string;
+  head: string;
+  stored: boolean;
 }
 
 /** Why a change that reached the consumer can never apply, or undefined when it can. */
@@ -152,7 +161,10 @@ export function planBatch(
   );
   // Copies: the plan changes its reports as it merges, never its inputs.
   const reports = new Map(loaded.reports.map((r) => [keyOf(r.projectId, r.id), { ...r }]));
-  const heads = new Map(loaded.heads.map((h) => [keyOf(h.projectId, h.reportId), h.hash]));
+  const heads = new Map<string, string | null>(
+    loaded.heads.map((h) => [keyOf(h.projectId, h.reportId), h.hash]),
+  );
+  const appended = new Map<string, ChainHead>();
   const changed = new Set<ReportRecord>();
   const audit: BatchPlan["audit"] = [];
   const conflicts: ConflictRecord[] = [];
@@ -160,13 +172,23 @@ export function planBatch(
   const receivedAt = memo((raw: string) => new Date(raw).toISOString());
 
   const append = (record: AuditRecord, afterDigests?: Record<string, string>) => {
-    const chain = keyOf(record.projectId, record.reportId ?? NO_REPORT);
+    const reportId = record.reportId ?? NO_REPORT;
+    const chain = keyOf(record.projectId, reportId);
     record.prevHash = heads.get(chain) ?? null;
     const hash = hashAuditRecord(record, {
       before: digests(record.before),
       after: afterDigests ?? digests(record.after),
     });
     heads.set(chain, hash);
+    const head = appended.get(chain);
+    if (head) head.head = hash;
+    else
+      appended.set(chain, {
+        projectId: record.projectId,
+        reportId,
+        head: hash,
+        stored: record.prevHash !== null,
+      });
     audit.push({ ...record, hash });
   };
 
@@ -206,6 +228,7 @@ export function planBatch(
     acks: entries.map((e) => acks.get(keyOf(e.projectId, e.changeId))!),
     reports: [...changed],
     audit,
+    chains: [...appended.values()],
     conflicts,
   };
 }

@@ -4,7 +4,7 @@ import type { BatchPlan } from "./plan.ts";
 /**
  * Statement 2 of a batch: its reports, audit rows and conflicts, each one
  * set-based insert (or update) in one statement. The plan's records go in as
- * they are, one JSON array each, and are read with jsonb_to_recordset under
+ * they are, one JSON array each (chain heads too), and are read with jsonb_to_recordset under
  * their own (camelCase) names: no row changes shape on the way. Audit rows
  * take their seq in the order given, which is chain order.
  */
@@ -49,6 +49,21 @@ export async function writeBatch(tx: Queryable, plan: BatchPlan): Promise<void> 
               with ordinality as a
         -- seq follows the chain order.
         order by a.ordinality)`);
+  const newChains = plan.chains.filter((c) => !c.stored);
+  const storedChains = plan.chains.filter((c) => c.stored);
+  if (newChains.length > 0) {
+    // A chain another consumer started meanwhile fails this on its primary key.
+    parts.push(`inserted_chains as (
+       insert into audit_chains (project_id, report_id, head)
+       select "projectId", "reportId", head
+         from jsonb_to_recordset(${param(newChains)}) as h("projectId" uuid, "reportId" uuid, head text))`);
+  }
+  if (storedChains.length > 0) {
+    parts.push(`updated_chains as (
+       update audit_chains set head = h.head
+         from jsonb_to_recordset(${param(storedChains)}) as h("projectId" uuid, "reportId" uuid, head text)
+        where audit_chains.project_id = h."projectId" and audit_chains.report_id = h."reportId")`);
+  }
   if (plan.conflicts.length > 0) {
     parts.push(`written_conflicts as (
        insert into conflicts (project_id, report_id, field, winner_change_id, winner_device_id, winner_hlc,

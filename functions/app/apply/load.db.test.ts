@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { formatHlc } from "../../../core/hlc.ts";
+import { createTestDb, dbTargets, type TestDb } from "../../../test/support/db.ts";
+import { seedProject } from "../../../test/support/fixtures.ts";
+import { verifyAuditChains } from "../audit.ts";
+import { type ApplyItem, applyChanges } from "./apply-changes.ts";
+import { LOAD_SQL } from "./load.ts";
+
+interface PlanNode {
+  "Node Type": string;
+  "Index Name"?: string;
+  Plans?: PlanNode[];
+}
+
+function* nodes(node: PlanNode): Generator<PlanNode> {
+  yield node;
+  for (const child of node.Plans ?? []) yield* nodes(child);
+}
+
+// The load statement is prepared once per connection and its plan cached:
+// after five executions PostgreSQL may keep a generic plan, costed on
+// whatever statistics the tables had. On a new database they have none.
+describe.each(dbTargets().filter((t) => t !== "data-api"))(
+  "the load statement's plan on a fresh, never-analysed database (%s)",
+  (target) => {
+    let t: TestDb;
+    let projectId: string;
+    let deviceId: string;
+    const reportIds = Array.from({ length: 40 }, () => crypto.randomUUID());
+    beforeAll(async () => {
+      t = await createTestDb(target);
+      const seeded = await seedProject(t.db, 1);
+      projectId = seeded.project.id;
+      deviceId = seeded.devices[0]!.id;
+    });
+    afterAll(() => t.drop());
+
+    const batch = (ids: string[], wall: number): ApplyItem[] =>
+      ids.map((reportId, i) => ({
+        projectId,
+        deviceId,
+        receivedAt: new Date().toISOString(),
+        change: {
+          changeId: crypto.randomUUID(),
+          reportId,
+          op: "upsert",
+          hlc: formatHlc({ wall: wall + i, counter: 0, node: deviceId }),
+          fields: { title: `at ${wall}` },
+        },
+      }));
+
+    it("probes one row per key through the one index that fits, generic or custom, after many executions", async () => {
+      // Many batches first (new reports, then edits of them), as a new deployment runs.
+      for (let round = 0; round < 12; round++) {
+        const ids = reportIds.slice((round % 4) * 10, (round % 4) * 10 + 10);
+        await applyChanges(t.db, batch(ids, 1_000_000 + round * 100));
+      }
+      const plans = await t.db.transaction(async (tx) => {
+        await tx.exec(`prepare load_probe(uuid[], uuid[], uuid[], uuid[]) as ${LOAD_SQL}`);
+        const keys = [...reportIds.slice(0, 5), crypto.randomUUID()];
+        const args = [
+          keys.map(() => projectId),
+          keys,
+          keys.map(() => projectId),
+          keys.map(() => crypto.randomUUID()),
+        ]
+          .map((ids) => `array[${ids.map((id) => `'${id}'`).join(", ")}]::uuid[]`)
+          .join(", ");
+        const found: Record<string, PlanNode[]> = {};
+        for (const mode of ["force_generic_plan", "force_custom_plan"]) {
+          await tx.exec(`set local plan_cache_mode = ${mode}`);
+          const [row] = await tx.query<{ "QUERY PLAN": unknown }>(
+            `explain (format json) execute load_probe(${args})`,
+          );
+          const raw = row!["QUERY PLAN"];
+          const [top] = (typeof raw === "string" ? JSON.parse(raw) : raw) as [{ Plan: PlanNode }];
+          found[mode] = [...nodes(top.Plan)];
+        }
+        await tx.exec("deallocate load_probe");
+        return found;
+      });
+      for (const plan of Object.values(plans)) {
+        const indexes = plan.flatMap((n) => (n["Index Name"] ? [n["Index Name"]] : [])).sort();
+        expect(indexes).toEqual(["audit_chains_pkey", "audit_change", "reports_pkey"]);
+        expect(plan.map((n) => n["Node Type"])).not.toContain("Seq Scan");
+        expect(plan.map((n) => n["Node Type"])).not.toContain("Bitmap Heap Scan");
+        expect(plan.map((n) => n["Node Type"])).not.toContain("Hash Join");
+      }
+      // And what those batches wrote chains as it should.
+      expect(await verifyAuditChains(t.db, projectId)).toEqual({ ok: true, checked: 120 });
+      const [heads] = await t.db.query<{ n: number }>(
+        `select count(*)::int as n from audit_chains h
+          where head = (select hash from audit_log a where a.project_id = h.project_id
+                           and a.report_id = h.report_id order by seq desc limit 1)`,
+      );
+      expect(heads!.n).toBe(40);
+    });
+  },
+);
