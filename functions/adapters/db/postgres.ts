@@ -50,7 +50,10 @@ export function createPostgresDb({ schema, max = 10, ssl, ...connection }: Postg
     ...(ssl ? { ssl: { rejectUnauthorized: true } } : {}),
     max,
     types,
-    options: schema ? `-c search_path=${schema},public` : undefined,
+    // No JIT: every statement here reads or writes a handful of rows by
+    // index. On tables without statistics their estimated cost passes
+    // jit_above_cost, and compiling then took 12 ms of a 13 ms statement.
+    options: ["-c jit=off", ...(schema ? [`-c search_path=${schema},public`] : [])].join(" "),
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   });

@@ -29,6 +29,9 @@ export async function grantAppRole(db: Db, role: string, password: string): Prom
         `grant select, insert, update, delete on all tables in schema ${schema} to ${role}`,
         `grant usage, select on all sequences in schema ${schema} to ${role}`,
         `revoke all on ${schema}.schema_migrations from ${role}`,
+        // As the node-postgres adapter asks for itself (postgres.ts), for
+        // connections that cannot: the Data API's.
+        `alter role ${role} set jit = off`,
       ].join(";\n"),
     );
   });

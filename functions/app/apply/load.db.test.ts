@@ -97,3 +97,16 @@ describe.each(dbTargets().filter((t) => t !== "data-api"))(
     });
   },
 );
+
+// JIT exists on the server only.
+describe.each(dbTargets().filter((t) => t === "postgres"))("connections to %s", (target) => {
+  it("run without JIT, which on tables without statistics compiled every statement", async () => {
+    const t = await createTestDb(target, { migrated: false });
+    try {
+      const [row] = await t.db.query<{ jit: string }>("show jit");
+      expect(row!.jit).toBe("off");
+    } finally {
+      await t.drop();
+    }
+  });
+});
