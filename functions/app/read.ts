@@ -3,7 +3,7 @@ import { NotFoundError, ValidationError } from "../../core/errors.ts";
 import type { JsonObject } from "../../core/json.ts";
 import type { Outcome } from "../../core/merge.ts";
 import type { AuditEntry, Conflict, Report } from "../../core/types.ts";
-import type { Queryable } from "../adapters/db/db.ts";
+import type { Db, Queryable } from "../adapters/db/db.ts";
 import { CONFLICT_COLUMNS, REPORT_COLUMNS, type ReportRow, toConflict, toReport } from "./pull.ts";
 
 /** A page of a listing; `nextCursor` is null on the last page. */
@@ -32,14 +32,31 @@ function keysetPage<R, T>(
   };
 }
 
+/** Rows a listing walks newest first along its index before a filter's own index takes over. */
+const WALK = 2000;
+
+/** Planner settings for the walk, for its transaction only: an ordered index scan, stopped early. */
+const ALONG_THE_INDEX =
+  "set_config('enable_sort', 'off', true), set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)";
+const ANY_PLAN =
+  "set_config('enable_sort', 'on', true), set_config('enable_seqscan', 'on', true), set_config('enable_bitmapscan', 'on', true)";
+
 /**
  * One page of a table, newest first by (time, id) as a keyset, so a walk
  * through the pages sees every row once even while rows are added. The time
  * is selected as text under another name (`page_key`), never as itself:
  * ORDER BY must bind to the column, and the cursor keeps full precision.
+ *
+ * The plan does not depend on statistics (a new, restored or bulk-loaded
+ * database has none, and its planner would sort the whole project for one
+ * page). First the newest WALK rows past the cursor are read along the
+ * (project, time, id) index and filtered: a page without filters, or with
+ * filters most rows pass (a common word), ends there. If that leaves the
+ * page short, the filters are selective: the rows matching them are found
+ * through their own indexes (trigrams, update time) and sorted.
  */
 async function newestFirst<R, T>(
-  db: Queryable,
+  db: Db,
   where: Where,
   after: [string, string] | undefined,
   limit: number,
@@ -52,11 +69,26 @@ async function newestFirst<R, T>(
 ): Promise<Page<T>> {
   if (after)
     where.add((p) => `(${time}, id) < (${p(after[0])}::timestamptz, ${p(after[1])}::uuid)`);
-  const rows = await db.query<R & { id: string; page_key: string }>(
-    `select ${columns}, ${time}::text as page_key from ${table} where ${where.sql}
-      order by ${time} desc, id desc limit ${limit + 1}`,
-    where.params,
-  );
+  const select = `select ${columns}, ${time}::text as page_key`;
+  const order = `order by ${time} desc, id desc`;
+  const rows = await db.transaction(async (tx) => {
+    await tx.query(`select ${ALONG_THE_INDEX}`);
+    type Row = R & { id: string; page_key: string };
+    const walked = await tx.query<Row>(
+      where.filters
+        ? `${select} from (select * from ${table} where ${where.base} ${order} limit ${WALK}) as newest
+            where ${where.filters} ${order} limit ${limit + 1}`
+        : `${select} from ${table} where ${where.base} ${order} limit ${limit + 1}`,
+      where.params,
+    );
+    if (walked.length > limit || !where.filters) return walked;
+    await tx.query(`select ${ANY_PLAN}`);
+    return tx.query<Row>(
+      `with matching as materialized (select * from ${table} where ${where.base} and ${where.filters})
+       ${select} from matching ${order} limit ${limit + 1}`,
+      where.params,
+    );
+  });
   return keysetPage(rows, limit, map, (r) => [r.page_key, r.id]);
 }
 
@@ -72,16 +104,31 @@ function decode<T>(cursor: string | undefined, schema: z.ZodType<T>): T | undefi
 /** A LIKE pattern matching `text` anywhere, with LIKE's own wildcards escaped. */
 const containing = (text: string) => `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
-/** Collects WHERE conditions and their parameters, numbering placeholders. */
+/**
+ * Collects WHERE conditions and their parameters, numbering placeholders:
+ * the base (project and cursor) apart from the filters a query adds.
+ */
 class Where {
   readonly params: unknown[] = [];
-  private readonly parts: string[] = [];
+  private readonly baseParts: string[] = [];
+  private readonly filterParts: string[] = [];
   add(sql: (p: (value: unknown) => string) => string): this {
-    this.parts.push(sql((value) => `$${this.params.push(value)}`));
+    this.baseParts.push(sql((value) => `$${this.params.push(value)}`));
     return this;
   }
+  filter(sql: (p: (value: unknown) => string) => string): this {
+    this.filterParts.push(sql((value) => `$${this.params.push(value)}`));
+    return this;
+  }
+  get base(): string {
+    return this.baseParts.join(" and ");
+  }
+  /** The filters, or the empty string when there are none. */
+  get filters(): string {
+    return this.filterParts.join(" and ");
+  }
   get sql(): string {
-    return this.parts.join(" and ");
+    return [...this.baseParts, ...this.filterParts].join(" and ");
   }
 }
 
@@ -98,18 +145,19 @@ const ReportCursor = z.tuple([z.string().max(64), z.uuid()]);
 
 /** Reports of a project, newest first (keyset on created_at, id, which never change). */
 export async function listReports(
-  db: Queryable,
+  db: Db,
   projectId: string,
   query: ReportQuery,
 ): Promise<Page<Report>> {
   const after = decode(query.cursor, ReportCursor);
   const where = new Where().add((p) => `project_id = ${p(projectId)}`);
   // Served by the trigram index on the generated search column.
-  if (query.q) where.add((p) => `search like ${p(containing(query.q!))}`);
-  if (query.updatedAfter) where.add((p) => `updated_at > ${p(query.updatedAfter)}`);
-  if (query.updatedBefore) where.add((p) => `updated_at < ${p(query.updatedBefore)}`);
-  if (query.deleted !== "any")
-    where.add(() => `deleted_hlc is ${query.deleted === "true" ? "not " : ""}null`);
+  if (query.q) where.filter((p) => `search like ${p(containing(query.q!))}`);
+  if (query.updatedAfter) where.filter((p) => `updated_at > ${p(query.updatedAfter)}`);
+  if (query.updatedBefore) where.filter((p) => `updated_at < ${p(query.updatedBefore)}`);
+  // Most reports are not deleted: the walk finds them.
+  if (query.deleted === "false") where.add(() => "deleted_hlc is null");
+  if (query.deleted === "true") where.filter(() => "deleted_hlc is not null");
   return newestFirst(db, where, after, query.limit, {
     table: "reports",
     columns: REPORT_COLUMNS,
@@ -223,14 +271,14 @@ export interface ConflictQuery {
 
 /** The project's conflicts, newest first. */
 export async function listConflicts(
-  db: Queryable,
+  db: Db,
   projectId: string,
   query: ConflictQuery,
 ): Promise<Page<Conflict>> {
   const after = decode(query.cursor, z.tuple([z.string().max(64), z.uuid()]));
   const where = new Where().add((p) => `project_id = ${p(projectId)}`);
-  if (query.reportId) where.add((p) => `report_id = ${p(query.reportId)}`);
-  if (query.after) where.add((p) => `detected_at > ${p(query.after)}`);
+  if (query.reportId) where.filter((p) => `report_id = ${p(query.reportId)}`);
+  if (query.after) where.filter((p) => `detected_at > ${p(query.after)}`);
   return newestFirst(db, where, after, query.limit, {
     table: "conflicts",
     columns: CONFLICT_COLUMNS,
