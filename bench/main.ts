@@ -1,6 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { benchApply } from "./apply.ts";
+import { benchE2e } from "./e2e.ts";
 import { benchEdge } from "./edge.ts";
 import { benchRead } from "./read.ts";
 import { benchScale } from "./scale.ts";
@@ -17,6 +18,8 @@ export interface BenchResult {
   target?: number;
   /** The most the value may be, where the issue sets a ceiling instead (latencies). */
   max?: number;
+  /** The least the value may be, where the issue sets a floor instead (throughput). */
+  min?: number;
 }
 
 process.env.POWERTOOLS_LOG_LEVEL ??= "SILENT";
@@ -24,6 +27,7 @@ process.env.POWERTOOLS_LOG_LEVEL ??= "SILENT";
 const suites: Record<string, () => Promise<BenchResult[]>> = {
   apply: benchApply,
   edge: benchEdge,
+  e2e: benchE2e,
   read: benchRead,
   scale: benchScale,
   schema: benchSchema,
@@ -42,21 +46,22 @@ const rows = results.map((r) => [
   `${r.value.toLocaleString("en")} ${r.unit}`,
   `${r.baseline.toLocaleString("en")} ${r.unit}`,
   `${(r.ratio * 100).toFixed(0)}%`,
-  r.max !== undefined
-    ? `≤ ${r.max.toLocaleString("en")} ${r.unit}`
-    : r.target === undefined
-      ? ""
-      : `${(r.target * 100).toFixed(0)}%`,
-  r.max !== undefined
-    ? r.value <= r.max
-      ? "ok"
-      : "ABOVE"
-    : r.target === undefined
-      ? ""
-      : r.ratio >= r.target
-        ? "ok"
-        : "BELOW",
+  targetOf(r),
+  verdictOf(r),
 ]);
+function targetOf(r: BenchResult): string {
+  if (r.max !== undefined) return `≤ ${r.max.toLocaleString("en")} ${r.unit}`;
+  if (r.min !== undefined) return `≥ ${r.min.toLocaleString("en")} ${r.unit}`;
+  return r.target === undefined ? "" : `${(r.target * 100).toFixed(0)}%`;
+}
+
+function verdictOf(r: BenchResult): string {
+  if (r.max !== undefined) return r.value <= r.max ? "ok" : "ABOVE";
+  if (r.min !== undefined) return r.value >= r.min ? "ok" : "BELOW";
+  if (r.target === undefined) return "";
+  return r.ratio >= r.target ? "ok" : "BELOW";
+}
+
 const header = ["benchmark", "value", "anchor", "ratio", "target", ""];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
 for (const row of [header, ...rows])

@@ -47,7 +47,7 @@ export async function benchRead(): Promise<BenchResult[]> {
     const results: BenchResult[] = [];
     for (const statistics of ["never analysed", "analysed"]) {
       if (statistics === "analysed") await bench.db.exec("analyze");
-      const anchor = await p95((i) => getReport(bench.db, projectId, ids[i]!));
+      const anchor = await p95((i) => getReport(bench.db, projectId, ids[i % ids.length]!));
       for (const [name, query] of Object.entries(reads)) {
         const value = await p95((i) =>
           listReports(bench.db, projectId, { deleted: "false", limit: 50, ...query(i) }),
