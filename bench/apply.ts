@@ -116,14 +116,20 @@ export const rawSide: Side = {
           [JSON.stringify(reports)],
         );
       } else {
+        // Upserts, so the rows are found through the primary keys however
+        // young the tables are (an update joined to the batch would be
+        // planned as a hash over the whole table).
         await tx.query(
           `with r as (select * from jsonb_to_recordset($1::jsonb) as r(${REPORT_RECORD})),
-                reports as (update reports set fields = reports.fields || r.fields, clocks = reports.clocks || r.clocks,
-                                   writers = reports.writers || r.writers, version = reports.version + r.version,
-                                   updated_by = r.updated_by, updated_at = now(), xid = pg_current_xact_id()
-                              from r where reports.id = r.id and reports.project_id = r.project_id)
-           update audit_chains set head = r.head from r
-            where audit_chains.project_id = r.project_id and audit_chains.report_id = r.id`,
+                reports as (insert into reports (project_id, id, fields, clocks, writers, version, created_by, updated_by)
+                            select project_id, id, fields, clocks, writers, version, created_by, updated_by from r
+                            on conflict (id, project_id) do update
+                               set fields = reports.fields || excluded.fields, clocks = reports.clocks || excluded.clocks,
+                                   writers = reports.writers || excluded.writers,
+                                   version = reports.version + excluded.version, updated_by = excluded.updated_by,
+                                   updated_at = now(), xid = pg_current_xact_id())
+           insert into audit_chains (project_id, report_id, head) select project_id, id, head from r
+           on conflict (project_id, report_id) do update set head = excluded.head`,
           [JSON.stringify(reports)],
         );
       }

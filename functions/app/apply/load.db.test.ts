@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatHlc } from "../../../core/hlc.ts";
 import { createTestDb, dbTargets, type TestDb } from "../../../test/support/db.ts";
 import { seedProject } from "../../../test/support/fixtures.ts";
+import type { Db, Queryable } from "../../adapters/db/db.ts";
 import { verifyAuditChains } from "../audit.ts";
 import { type ApplyItem, applyChanges } from "./apply-changes.ts";
 import { LOAD_SQL } from "./load.ts";
@@ -9,6 +10,7 @@ import { LOAD_SQL } from "./load.ts";
 interface PlanNode {
   "Node Type": string;
   "Index Name"?: string;
+  "Relation Name"?: string;
   Plans?: PlanNode[];
 }
 
@@ -94,6 +96,44 @@ describe.each(dbTargets().filter((t) => t !== "data-api"))(
                            and a.report_id = h.report_id order by seq desc limit 1)`,
       );
       expect(heads!.n).toBe(40);
+    });
+
+    it("has the write that follows join reports and chain heads by primary key, not hash the tables", async () => {
+      // The batch's write statement, explained where it would run (after the
+      // load, in its transaction) instead of run; the batch is rolled back.
+      const explained: PlanNode[] = [];
+      const explaining = (tx: Queryable): Queryable => ({
+        ...tx,
+        async query<R>(sql: string, params?: readonly unknown[], options?: object) {
+          if (sql === LOAD_SQL) return tx.query<R>(sql, params, options);
+          const [row] = await tx.query<{ "QUERY PLAN": unknown }>(
+            `explain (format json) ${sql}`,
+            params,
+          );
+          const raw = row!["QUERY PLAN"];
+          const [top] = (typeof raw === "string" ? JSON.parse(raw) : raw) as [{ Plan: PlanNode }];
+          explained.push(...nodes(top.Plan));
+          throw new Error("explained");
+        },
+      });
+      const db: Db = { ...t.db, transaction: (fn) => t.db.transaction((tx) => fn(explaining(tx))) };
+      await expect(applyChanges(db, batch(reportIds.slice(0, 10), 3_000_000))).rejects.toThrow(
+        "explained",
+      );
+      const scans = explained.filter((n) => n["Relation Name"] !== undefined);
+      expect(scans.map((n) => [n["Relation Name"], n["Node Type"], n["Index Name"]])).toEqual(
+        expect.arrayContaining([
+          ["reports", "Index Scan", "reports_pkey"],
+          ["audit_chains", "Index Scan", "audit_chains_pkey"],
+        ]),
+      );
+      expect(explained.map((n) => n["Node Type"])).not.toContain("Seq Scan");
+      expect(explained.map((n) => n["Node Type"])).not.toContain("Hash Join");
+      // Only in that transaction: the next statement plans as configured.
+      const [setting] = await t.db.query<{ on: string }>(
+        "select current_setting('enable_hashjoin') as on",
+      );
+      expect(setting!.on).toBe("on");
     });
   },
 );

@@ -28,6 +28,14 @@ export const LOAD_SQL = `with k as (select * from unnest($1::uuid[], $2::uuid[])
      select
        -- A lock held by a stuck transaction becomes a retryable error (55P03), not a hung batch.
        set_config('lock_timeout', '5s', true) as lock_timeout,
+       -- The write that follows joins its rows to reports and audit_chains by
+       -- primary key. Estimating from a young or never-analysed table, the
+       -- planner would hash the whole table instead, and pay for every row
+       -- of it on each batch; for the rest of this transaction only index
+       -- probes are planned.
+       set_config('enable_seqscan', 'off', true) as enable_seqscan,
+       set_config('enable_hashjoin', 'off', true) as enable_hashjoin,
+       set_config('enable_mergejoin', 'off', true) as enable_mergejoin,
        (select coalesce(json_agg(json_build_object(
                 'projectId', r.project_id, 'id', r.id, 'version', r.version,
                 'createdBy', r.created_by, 'updatedBy', r.updated_by,
@@ -66,7 +74,9 @@ export const LOAD_SQL = `with k as (select * from unnest($1::uuid[], $2::uuid[])
  * Each lookup is written so that exactly one index can serve it (the project
  * test as `(a = b) is true`, or behind OFFSET 0, is no index condition), so
  * the plan is right on an empty, never-analysed database too, generic or
- * custom (`load.db.test.ts`).
+ * custom (`load.db.test.ts`). It also turns off sequential scans and hash
+ * and merge joins for the rest of the transaction, so the write joins the
+ * batch to its rows by primary key too.
  */
 export async function loadBatch(
   tx: Queryable,
