@@ -8,6 +8,13 @@
 export const MAX_RECEIVE_COUNT = 5;
 
 /**
+ * Batches of changes applied at once: the consumer's event source scales
+ * to this many concurrent invocations (its maxConcurrency); the local cloud
+ * runs as many receive loops.
+ */
+export const CONSUMER_CONCURRENCY = 10;
+
+/**
  * The queues' MaximumMessageSize, which is also SQS's limit on a whole
  * SendMessageBatch: ingest sizes its batches by it. An encoded change stays
  * far below it (at most 256 KiB, escaped at most 3×).

@@ -3,11 +3,12 @@ import { type Config, loadConfig } from "../functions/adapters/config.ts";
 import type { Db } from "../functions/adapters/db/db.ts";
 import { migrate } from "../functions/adapters/db/migrate.ts";
 import { createSqsClient } from "../functions/adapters/queue.ts";
+import { CONSUMER_CONCURRENCY } from "../functions/deployment.ts";
 import { ALL_PORTS, buildDeps, type Deps, openDb } from "../functions/deps.ts";
 import { apiFunctions } from "../functions/routes.ts";
 import { type RequestInterceptor, startApiGateway } from "./api-gateway.ts";
 import { type ApiHandler, allFactories, apiFactories } from "./functions.ts";
-import { startPoller } from "./poller.ts";
+import { startPollerThread } from "./poller.ts";
 import { type Credentials, seed } from "./seed.ts";
 import { ensureQueues, startEmbeddedSqs } from "./sqs.ts";
 
@@ -21,7 +22,12 @@ export interface LocalCloudOptions {
   db?: Db;
   /** An SQS endpoint to use instead of the embedded one. */
   sqsEndpoint?: string;
-  /** Consumer receive loops; 0 runs no consumer. */
+  /**
+   * Runs the embedded SQS in the caller's thread (default: a thread of its
+   * own), where a test's fake clock reaches its 5-minute deduplication window.
+   */
+  sqsInThisThread?: boolean;
+  /** Consumer receive loops (default: as many as the stack runs at once); 0 runs no consumer. */
   consumers?: number;
   visibilityTimeoutSeconds?: number;
   maxClockSkewMs?: number;
@@ -55,7 +61,9 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
   };
 
   try {
-    const sqs = options.sqsEndpoint ? undefined : await startEmbeddedSqs(host);
+    const sqs = options.sqsEndpoint
+      ? undefined
+      : await startEmbeddedSqs(host, 0, { thread: !options.sqsInThisThread });
     if (sqs) stops.push(sqs.stop);
     const sqsEndpoint = options.sqsEndpoint ?? sqs!.endpoint;
     const region = "us-east-1";
@@ -99,16 +107,17 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
 
     const consume = allFactories.consume(deps);
     const startConsumer = () =>
-      startPoller({
-        client,
+      startPollerThread({
+        endpoint: sqsEndpoint,
         queueUrl: queues.queueUrl,
         queueArn: queues.queueArn,
         region,
         handler: consume,
-        loops: options.consumers ?? 4,
+        loops: options.consumers ?? CONSUMER_CONCURRENCY,
         onError: (error) => deps.logger.warn("consumer poll failed", { error }),
       });
-    let poller = (options.consumers ?? 4) > 0 ? startConsumer() : undefined;
+    let poller =
+      (options.consumers ?? CONSUMER_CONCURRENCY) > 0 ? await startConsumer() : undefined;
     // Stopped first on shutdown: the in-flight batch drains before the database closes.
     stops.push(async () => poller?.stop());
 
@@ -119,7 +128,7 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
       deps,
       credentials,
       async setConsumerRunning(running) {
-        if (running && !poller) poller = startConsumer();
+        if (running && !poller) poller = await startConsumer();
         if (!running && poller) {
           await poller.stop();
           poller = undefined;

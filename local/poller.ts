@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { Worker } from "node:worker_threads";
 import {
   DeleteMessageBatchCommand,
   type Message,
@@ -114,6 +115,69 @@ export function startPoller(options: PollerOptions): Poller {
       stopping = true;
       abort.abort();
       await Promise.all(loops);
+    },
+  };
+}
+
+/** What `startPollerThread` needs: the queue's endpoint instead of a client. */
+export type PollerThreadOptions = Omit<PollerOptions, "client" | "handler" | "onError"> & {
+  endpoint: string;
+};
+
+/** Between the poller's thread and the consumer's. */
+export type ThreadMessage =
+  | { type: "invoke"; id: number; event: SQSEvent }
+  | { type: "invoked"; id: number; response: SQSBatchResponse }
+  | { type: "failed"; id: number; error: string }
+  | { type: "error"; error: string }
+  | { type: "stop" }
+  | { type: "stopped" };
+
+/**
+ * `startPoller` in a thread of its own, as the event source mapping is a
+ * service of its own in AWS: receiving and deleting (SDK calls, signing,
+ * parsing) run beside the consumer instead of between its batches, and the
+ * consumer is invoked here, in this thread, with each event.
+ */
+export async function startPollerThread(
+  options: PollerThreadOptions & Pick<PollerOptions, "handler" | "onError">,
+): Promise<Poller> {
+  const { handler, onError, ...data } = options;
+  // tsx loads the thread's TypeScript (the local cloud runs under tsx or vitest).
+  const worker = new Worker(
+    `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))})
+       .then(({ register }) => { register(); return import(${JSON.stringify(import.meta.resolve("./poller-worker.ts"))}); })`,
+    { eval: true, workerData: data },
+  );
+  const stopped = new Promise<void>((resolve, reject) => {
+    worker.on("error", reject);
+    worker.on("message", async (message: ThreadMessage) => {
+      if (message.type === "error") onError?.(new Error(message.error));
+      if (message.type === "stopped") resolve();
+      if (message.type !== "invoke") return;
+      try {
+        const response = await handler(message.event, lambdaContext("consume", randomUUID()));
+        worker.postMessage({
+          type: "invoked",
+          id: message.id,
+          response,
+        } satisfies ThreadMessage);
+      } catch (error) {
+        worker.postMessage({
+          type: "failed",
+          id: message.id,
+          error: error instanceof Error ? error.message : String(error),
+        } satisfies ThreadMessage);
+      }
+    });
+  });
+  // A thread that dies is reported at once, and again by stop().
+  stopped.catch((error) => onError?.(error));
+  return {
+    async stop() {
+      worker.postMessage({ type: "stop" } satisfies ThreadMessage);
+      await stopped;
+      await worker.terminate();
     },
   };
 }

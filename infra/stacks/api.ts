@@ -25,7 +25,12 @@ import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
 import * as cr from "aws-cdk-lib/custom-resources";
 import type { Construct } from "constructs";
-import { FUNCTION_PORTS, type FunctionName, type Port } from "../../functions/deployment.ts";
+import {
+  CONSUMER_CONCURRENCY,
+  FUNCTION_PORTS,
+  type FunctionName,
+  type Port,
+} from "../../functions/deployment.ts";
 import {
   type ApiFunction,
   AUTHORIZER_CACHE_TTL_SECONDS,
@@ -180,7 +185,7 @@ export class ApiStack extends Stack {
       new SqsEventSource(props.queue, {
         batchSize: 10,
         reportBatchItemFailures: true,
-        maxConcurrency: 10,
+        maxConcurrency: CONSUMER_CONCURRENCY,
       }),
     );
 
