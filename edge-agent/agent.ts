@@ -1,4 +1,5 @@
-import type Database from "better-sqlite3";
+import { renameSync, rmSync } from "node:fs";
+import Database from "better-sqlite3";
 import { v7 as uuidv7 } from "uuid";
 import { type Change, checkShape } from "../core/change.ts";
 import { formatHlc } from "../core/hlc.ts";
@@ -75,6 +76,27 @@ export class EdgeAgent {
   /** Opens or creates the agent's database file. */
   static open(path: string, options: EdgeAgentOptions = {}): EdgeAgent {
     return new EdgeAgent(openStore(path), options);
+  }
+
+  /**
+   * A consistent copy of this agent's database at `file`, taken while it
+   * keeps working (SQLite's online backup: writes by this or any other
+   * process meanwhile are either in the copy or not, never half), checked
+   * with `PRAGMA integrity_check` before it takes the name `file`.
+   */
+  async backup(file: string): Promise<void> {
+    const partial = `${file}.partial`;
+    try {
+      await this.db.backup(partial);
+      const copy = new Database(partial, { readonly: true });
+      const check = copy.pragma("integrity_check", { simple: true });
+      copy.close();
+      if (check !== "ok")
+        throw new EdgeAgentError("backup_failed", `The copy is damaged: ${check}.`);
+      renameSync(partial, file);
+    } finally {
+      rmSync(partial, { force: true });
+    }
   }
 
   close(): void {

@@ -10,6 +10,7 @@ export class EdgeAgentError extends Error {
       | "not_found"
       | "report_deleted"
       | "not_a_device"
+      | "backup_failed"
       // A write the cloud would refuse: nothing was stored.
       | RejectionCode,
     message: string,
