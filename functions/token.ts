@@ -135,7 +135,12 @@ export const create = (deps: DepsOf<"token">) =>
       if (!principal || !valid || principal.revoked_at) {
         // Only existing clients are counted: random ids must not grow the table.
         if (principal) await recordTokenFailure(deps.db, request.clientId);
-        return oauthError(401, "invalid_client", "Unknown client or wrong secret.", request.basic);
+        // Only the holder of the right secret learns that it was revoked, and what to do.
+        const description =
+          principal && valid && principal.revoked_at
+            ? `This client was revoked on ${principal.revoked_at.toISOString()}; ask an admin for new credentials.`
+            : "Unknown client or wrong secret.";
+        return oauthError(401, "invalid_client", description, request.basic);
       }
       await clearTokenFailures(deps.db, request.clientId);
       const ttl = deps.config.tokenTtlSeconds;

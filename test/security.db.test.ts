@@ -180,6 +180,22 @@ describe.each(dbTargets())("security (%s)", (target) => {
         },
       });
       expect(login.status).toBe(401);
+      // The device, holding the right secret, is told what happened and what to do.
+      expect(login.body).toEqual({
+        error: "invalid_client",
+        error_description: expect.stringMatching(
+          /^This client was revoked on \d{4}-\d\d-\d\dT[\d:.]+Z; ask an admin for new credentials\.$/,
+        ),
+      });
+      // Anyone else learns nothing more than for an unknown client.
+      const guess = await t.api("/v1/oauth/token", {
+        body: {
+          grant_type: "client_credentials",
+          client_id: device.clientId,
+          client_secret: `${device.clientSecret}x`,
+        },
+      });
+      expect(guess.body.error_description).toBe("Unknown client or wrong secret.");
       const realNow = Date.now.bind(Date);
       const later = vi.spyOn(Date, "now").mockImplementation(() => realNow() + 60_000);
       try {
