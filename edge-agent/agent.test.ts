@@ -4,7 +4,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseHlc } from "../core/hlc.ts";
-import { EdgeAgent, type EdgeAgentError, SyncBusyError } from "./agent.ts";
+import { type AgentEvent, EdgeAgent, type EdgeAgentError, SyncBusyError } from "./agent.ts";
 
 const DEVICE = "5d6e7f80-1a2b-4c3d-9e8f-0a1b2c3d4e5f";
 
@@ -157,5 +157,28 @@ describe("EdgeAgent offline", () => {
       pending: 1,
       lastError: expect.stringMatching(/cannot reach/),
     });
+  });
+
+  it("tells subscribers of each write and each sync round until they unsubscribe", async () => {
+    const heard: AgentEvent[] = [];
+    const unsubscribe = agent.subscribe((e) => heard.push(e));
+    const report = agent.create({ title: "seen" });
+    agent.update(report.id, { title: "seen again" });
+    expect(() => agent.update(report.id, { "bad name": 1 })).toThrow();
+    await expect(agent.syncOnce()).rejects.toThrow(/cannot reach/);
+    expect(heard.map((e) => e.type)).toEqual(["written", "written", "sync_failed"]);
+    expect(heard[1]).toMatchObject({ report: { id: report.id, fields: { title: "seen again" } } });
+    expect(heard[2]).toMatchObject({ status: { pending: 2, lastError: expect.any(String) } });
+
+    // A listener that throws is dropped; the write it heard of stands.
+    agent.subscribe(() => {
+      throw new Error("broken view");
+    });
+    const kept = agent.create({ title: "kept" });
+    expect(agent.get(kept.id)).toBeDefined();
+
+    unsubscribe();
+    agent.delete(report.id);
+    expect(heard).toHaveLength(4);
   });
 });

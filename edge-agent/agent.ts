@@ -19,6 +19,7 @@ import { SyncLock } from "./sync-lock.ts";
 import { syncLoop } from "./sync-loop.ts";
 import { type SyncParts, syncRound } from "./sync-round.ts";
 import {
+  type AgentEvent,
   type AgentStatus,
   EdgeAgentError,
   type EdgeAgentOptions,
@@ -60,6 +61,7 @@ export class EdgeAgent {
   private readonly clock: DeviceClock;
   private readonly lock: SyncLock;
   private knownDeviceId: string | undefined;
+  private readonly listeners = new Set<(event: AgentEvent) => void>();
 
   private constructor(
     private readonly db: Database.Database,
@@ -205,17 +207,47 @@ export class EdgeAgent {
 
   /** Creates a report (a new UUID unless `id` is given). Works offline. */
   create(fields: JsonObject, id: string = crypto.randomUUID()): Report {
-    return this.write(id, "create", fields);
+    return this.written(this.write(id, "create", fields));
   }
 
   /** Sets fields (null clears one). Works offline. */
   update(id: string, fields: JsonObject): Report {
-    return this.write(id, "upsert", fields);
+    return this.written(this.write(id, "upsert", fields));
   }
 
   /** Deletes a report (a tombstone that wins over later edits). Works offline. */
   delete(id: string): Report {
-    return this.write(id, "delete");
+    return this.written(this.write(id, "delete"));
+  }
+
+  /**
+   * Calls `listener` with each local write and the end of each sync round
+   * (`AgentEvent`); returns the function that stops it. A listener that
+   * throws is not called again, and cannot undo what it heard about.
+   *
+   * @example
+   * const stop = agent.subscribe((e) => {
+   *   if (e.type === "written" || (e.type === "synced" && e.summary.pulledReports > 0)) redraw();
+   * });
+   */
+  subscribe(listener: (event: AgentEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(event: AgentEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        this.listeners.delete(listener);
+      }
+    }
+  }
+
+  private written(report: Report): Report {
+    this.emit({ type: "written", report });
+    return report;
   }
 
   get(id: string): Report | undefined {
@@ -265,11 +297,17 @@ export class EdgeAgent {
   async syncOnce(onProgress?: (p: SyncProgress) => void): Promise<SyncSummary> {
     const parts = this.parts();
     await this.lock.take(this.options.lockWaitMs);
+    let summary: SyncSummary;
     try {
-      return await syncRound(parts, onProgress);
+      summary = await syncRound(parts, onProgress);
+    } catch (error) {
+      this.emit({ type: "sync_failed", error: error as Error, status: this.status() });
+      throw error;
     } finally {
       this.lock.release();
     }
+    this.emit({ type: "synced", summary, status: this.status() });
+    return summary;
   }
 
   /**

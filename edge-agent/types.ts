@@ -1,4 +1,5 @@
 import type { RejectionCode } from "../core/change.ts";
+import type { Report } from "../core/wire.ts";
 import type { BackoffOptions } from "./backoff.ts";
 
 /** A local command could not be done; `code` is stable for scripts. */
@@ -95,3 +96,15 @@ export interface RunOptions {
   signal: AbortSignal;
   onRound?: (result: RoundResult) => void;
 }
+
+/**
+ * What `EdgeAgent.subscribe` listeners hear, in this process: each local
+ * write as it commits, and the end of each sync round (after which a view
+ * reads again what it shows: `summary.pulledReports` reports came from the
+ * cloud). Writes by another process on the same database show up as the
+ * reports a later round pulls, not as `written`.
+ */
+export type AgentEvent =
+  | { type: "written"; report: Report }
+  | { type: "synced"; summary: SyncSummary; status: AgentStatus }
+  | { type: "sync_failed"; error: Error; status: AgentStatus };
