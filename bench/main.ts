@@ -1,6 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { benchApply } from "./apply.ts";
+import { benchCli } from "./cli.ts";
 import { benchE2e } from "./e2e.ts";
 import { benchEdge } from "./edge.ts";
 import { benchRead } from "./read.ts";
@@ -26,6 +27,7 @@ process.env.POWERTOOLS_LOG_LEVEL ??= "SILENT";
 
 const suites: Record<string, () => Promise<BenchResult[]>> = {
   apply: benchApply,
+  cli: benchCli,
   edge: benchEdge,
   e2e: benchE2e,
   read: benchRead,
