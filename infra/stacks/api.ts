@@ -1,29 +1,16 @@
-import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  CfnOutput,
-  CustomResource,
-  Duration,
-  Stack,
-  type StackProps,
-  Validations,
-} from "aws-cdk-lib";
+import { CfnOutput, Duration, Stack, type StackProps, Validations } from "aws-cdk-lib";
 import * as apigateway from "aws-cdk-lib/aws-apigateway";
-import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
-import * as actions from "aws-cdk-lib/aws-cloudwatch-actions";
+import type * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as iam from "aws-cdk-lib/aws-iam";
-import * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
-import * as sns from "aws-cdk-lib/aws-sns";
-import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
+import type * as sns from "aws-cdk-lib/aws-sns";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
-import * as cr from "aws-cdk-lib/custom-resources";
 import type { Construct } from "constructs";
 import {
   CONSUMER_CONCURRENCY,
@@ -41,19 +28,11 @@ import {
   SECURITY_HEADERS,
 } from "../../functions/routes.ts";
 import type { Settings } from "../settings.ts";
+import { addAlarms } from "./alarms.ts";
+import { addMigrations } from "./migrations.ts";
 import { CONSUMER_TIMEOUT, type DatabaseAccess, DB_APP_USER, DB_NAME } from "./stateful.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
-const MIGRATIONS = join(ROOT, "db", "migrations");
-
-/** Changes whenever a migration file does, so the custom resource runs again. */
-function migrationsHash(): string {
-  const hash = createHash("sha256");
-  for (const name of readdirSync(MIGRATIONS).sort()) {
-    hash.update(name).update(readFileSync(join(MIGRATIONS, name)));
-  }
-  return hash.digest("hex");
-}
 
 export interface ApiStackProps extends StackProps {
   settings: Settings;
@@ -72,7 +51,7 @@ export interface ApiStackProps extends StackProps {
 export class ApiStack extends Stack {
   readonly api: apigateway.RestApi;
   readonly functions: Record<FunctionName, nodejs.NodejsFunction>;
-  readonly alarms: cloudwatch.Alarm[] = [];
+  readonly alarms: cloudwatch.Alarm[];
 
   constructor(scope: Construct, id: string, props: ApiStackProps) {
     super(scope, id, props);
@@ -190,10 +169,17 @@ export class ApiStack extends Stack {
     );
 
     // New code goes live only once the schema it expects is in place.
-    const migrations = this.migrations(props, fn);
+    const migrations = addMigrations(this, props, fn);
     for (const f of Object.values(this.functions)) f.node.addDependency(migrations);
     this.api = this.restApi(api, authorizerFn);
-    this.alarmsFor(props);
+    const { topic, alarms } = addAlarms(this, {
+      dlq: props.dlq,
+      queue: props.queue,
+      functions: this.functions,
+      email: props.settings.alarmEmail,
+    });
+    this.alarms = alarms;
+    this.outputs(props, topic);
   }
 
   /** Exactly the access a function's declared ports need (functions/deployment.ts). */
@@ -234,79 +220,6 @@ export class ApiStack extends Stack {
   }
 
   /** Runs `db/migrations` on every deploy that changes them, before the API serves. */
-  private migrations(
-    props: ApiStackProps,
-    fn: (name: string, options?: Partial<nodejs.NodejsFunctionProps>) => nodejs.NodejsFunction,
-  ): CustomResource {
-    const { database } = props;
-    const bundling: nodejs.BundlingOptions = {
-      commandHooks: {
-        beforeBundling: () => [],
-        beforeInstall: () => [],
-        afterBundling: (inputDir: string, outputDir: string) => [
-          `cp -r "${inputDir}/db/migrations" "${outputDir}/migrations"`,
-        ],
-      },
-    };
-    const migrateEnv: Record<string, string> = {
-      MIGRATIONS_DIR: "/var/task/migrations",
-      DB_NAME,
-      KEYS_SECRET_ARN: props.signingKeys.secretArn,
-      OPERATOR_SECRET_ARN: props.operatorCredentials.secretArn,
-    };
-    let network: Partial<nodejs.NodejsFunctionProps> = {};
-    if (database.kind === "url") {
-      migrateEnv.DATABASE_URL = database.url;
-    } else {
-      migrateEnv.DB_MASTER_SECRET_ARN = database.masterSecret.secretArn;
-      migrateEnv.DB_APP_SECRET_ARN = database.appSecret.secretArn;
-      network = {
-        vpc: database.vpc,
-        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
-        securityGroups: [database.migrateSecurityGroup],
-      };
-    }
-    const migrateFn = fn("migrate", {
-      ...network,
-      timeout: Duration.minutes(5),
-      environment: migrateEnv,
-      bundling,
-    });
-    // It writes the first signing key and the operator's credentials.
-    props.signingKeys.grantWrite(migrateFn);
-    props.operatorCredentials.grantRead(migrateFn);
-    props.operatorCredentials.grantWrite(migrateFn);
-    if (database.kind !== "url") {
-      database.masterSecret.grantRead(migrateFn);
-      database.appSecret.grantRead(migrateFn);
-    }
-    const provider = new cr.Provider(this, "MigrateProvider", {
-      onEventHandler: migrateFn,
-      logGroup: new logs.LogGroup(this, "MigrateProviderLogs", {
-        retention: logs.RetentionDays.ONE_MONTH,
-      }),
-    });
-    Validations.of(provider).acknowledge(
-      {
-        id: "AwsSolutions::AwsSolutions-L1",
-        reason: "The custom-resource framework function's runtime is chosen by aws-cdk-lib.",
-      },
-      {
-        id: "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-        reason:
-          "The framework function writes only its own logs; the managed policy is exactly that.",
-      },
-      {
-        id: `AwsSolutions::AwsSolutions-IAM5[Resource::<${this.getLogicalId(migrateFn.node.defaultChild as lambda.CfnFunction)}.Arn>:*]`,
-        reason: "The framework invokes the migrate function's versions and aliases, nothing else.",
-      },
-    );
-    return new CustomResource(this, "Migrations", {
-      serviceToken: provider.serviceToken,
-      properties: { migrations: migrationsHash() },
-    });
-  }
-
   private restApi(
     functions: Record<ApiFunction, nodejs.NodejsFunction>,
     authorizerFn: nodejs.NodejsFunction,
@@ -390,47 +303,10 @@ export class ApiStack extends Stack {
     return api;
   }
 
-  /** DLQ not empty, changes waiting too long, any function failing or throttled. */
-  private alarmsFor(props: ApiStackProps) {
-    const topic = new sns.Topic(this, "Alarms", {
-      displayName: "edge-sync alarms",
-      enforceSSL: true,
-      masterKey: kms.Alias.fromAliasName(this, "SnsKey", "alias/aws/sns"),
-    });
-    if (props.settings.alarmEmail) {
-      topic.addSubscription(new subscriptions.EmailSubscription(props.settings.alarmEmail));
-    }
-    const alarm = (id: string, metric: cloudwatch.IMetric, threshold: number, what: string) => {
-      const a = new cloudwatch.Alarm(this, id, {
-        metric,
-        threshold,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        alarmDescription: what,
-      });
-      a.addAlarmAction(new actions.SnsAction(topic));
-      this.alarms.push(a);
-    };
-    alarm(
-      "DlqNotEmpty",
-      props.dlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) }),
-      1,
-      "A change failed 5 times and is in the DLQ: inspect it, fix, redrive.",
-    );
-    alarm(
-      "ChangesWaiting",
-      props.queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1) }),
-      300,
-      "The oldest change has waited 5 minutes: the consumer is failing or starved.",
-    );
-    for (const [name, f] of Object.entries(this.functions)) {
-      const period = Duration.minutes(5);
-      alarm(`${name}Errors`, f.metricErrors({ period }), 1, `${name} function errors`);
-      alarm(`${name}Throttles`, f.metricThrottles({ period }), 1, `${name} function throttled`);
-    }
+  /** The outputs an operator needs after a deploy. */
+  private outputs(props: ApiStackProps, alarmTopic: sns.ITopic) {
     new CfnOutput(this, "ApiUrl", { value: this.api.url });
-    new CfnOutput(this, "AlarmTopic", { value: topic.topicArn });
+    new CfnOutput(this, "AlarmTopic", { value: alarmTopic.topicArn });
     new CfnOutput(this, "SigningKeysSecret", {
       value: props.signingKeys.secretArn,
       description: "KEYS_SECRET_ARN for npm run keys:rotate",
