@@ -155,7 +155,6 @@ export async function main(argv: string[], io: Io): Promise<number> {
     path,
     Number.isFinite(resendAfterMs) && resendAfterMs > 0 ? { resendAfterMs } : {},
   );
-  let failed = true;
   const print = (json: unknown, text: string) => io.out(values.json ? JSON.stringify(json) : text);
   try {
     const id = () => {
@@ -172,13 +171,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
         }
         const who = await agent.init(values.api, values["client-id"], values["client-secret"]);
         print(who, `initialized device ${who.deviceId} (project ${who.projectId})`);
-        failed = false;
         return EXIT.ok;
       }
       case "create": {
         const report = agent.create(fieldsFrom(values.set), values.id);
         print(report, report.id);
-        failed = false;
         return EXIT.ok;
       }
       case "update": {
@@ -186,26 +183,22 @@ export async function main(argv: string[], io: Io): Promise<number> {
         if (Object.keys(fields).length === 0) throw new UsageError("update needs --set or --unset");
         const report = agent.update(id(), fields);
         print(report, formatReport(report));
-        failed = false;
         return EXIT.ok;
       }
       case "delete": {
         const report = agent.delete(id());
         print(report, `deleted ${report.id}`);
-        failed = false;
         return EXIT.ok;
       }
       case "show": {
         const report = agent.get(id());
         if (!report) throw new EdgeAgentError("not_found", `No report ${args[0]}.`);
         print(report, formatReport(report));
-        failed = false;
         return EXIT.ok;
       }
       case "list": {
         const reports = agent.list(values.q);
         print(reports, reports.map(formatReport).join("\n") || "no reports");
-        failed = false;
         return EXIT.ok;
       }
       case "status": {
@@ -223,13 +216,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
             ),
           ].join("\n"),
         );
-        failed = false;
         return EXIT.ok;
       }
       case "conflicts": {
         const conflicts = agent.conflicts();
         print(conflicts, conflicts.map(formatConflict).join("\n") || "no conflicts");
-        failed = false;
         return EXIT.ok;
       }
       case "sync": {
@@ -244,7 +235,6 @@ export async function main(argv: string[], io: Io): Promise<number> {
           { ...summary, status: agent.status() },
           `pushed ${summary.pushed}, rejected ${summary.rejected}, failed ${summary.failed}; pulled ${summary.pulledReports} reports, ${summary.acks} acks, ${summary.conflicts} conflicts`,
         );
-        failed = false;
         return EXIT.ok;
       }
       case "run": {
@@ -280,7 +270,6 @@ export async function main(argv: string[], io: Io): Promise<number> {
                   { error: r.error.message, retryInMs: r.retryInMs },
                 ),
         });
-        failed = false;
         return EXIT.ok;
       }
       case "backup": {
@@ -293,7 +282,6 @@ export async function main(argv: string[], io: Io): Promise<number> {
           { file, ...s },
           `backed up to ${file}: ${s.pending + s.sent} changes not yet applied`,
         );
-        failed = false;
         return EXIT.ok;
       }
       default:
@@ -321,9 +309,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
     io.err(`edge-agent: ${(error as Error).message}`);
     return EXIT.error;
   } finally {
+    // An init that did not get as far as learning the device id leaves nothing behind.
+    const unused = created && agent.status().deviceId === null;
     agent.close();
-    // An init that failed leaves nothing behind.
-    if (failed && created)
+    if (unused)
       for (const suffix of ["", "-wal", "-shm"]) rmSync(`${path}${suffix}`, { force: true });
   }
 }
