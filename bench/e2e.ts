@@ -1,7 +1,6 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Worker } from "node:worker_threads";
 import {
   CreateQueueCommand,
   DeleteMessageBatchCommand,
@@ -13,6 +12,7 @@ import { createSqsClient } from "../functions/adapters/queue.ts";
 import { startLocalCloud } from "../local/cloud.ts";
 import { apiClient, provision } from "../local/provision.ts";
 import { startEmbeddedSqs } from "../local/sqs.ts";
+import { typeScriptWorker } from "../local/typescript-worker.ts";
 import { benchDb, fieldsFor } from "./db.ts";
 import type { PushAnswer, PushRequest } from "./e2e-devices.ts";
 import type { BenchResult } from "./main.ts";
@@ -56,12 +56,9 @@ export async function benchE2e(): Promise<BenchResult[]> {
       provisioned.devices.map(async (d) => ({ id: d.id, token: await api.token(d) })),
     );
     const answered: number[] = [];
-    // The benchmarks run under tsx; the thread loads TypeScript the same way.
-    const pushing = new Worker(
-      `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))})
-         .then(({ register }) => { register(); return import(${JSON.stringify(import.meta.resolve("./e2e-devices.ts"))}); })`,
-      { eval: true, workerData: { url: cloud.url } },
-    );
+    const pushing = typeScriptWorker(new URL("./e2e-devices.ts", import.meta.url), {
+      url: cloud.url,
+    });
     stopDevices = () => pushing.terminate();
     const waiting = new Map<number, (answer: PushAnswer) => void>();
     pushing.on("message", (answer: PushAnswer) => waiting.get(answer.request)?.(answer));

@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { Worker } from "node:worker_threads";
 import {
   DeleteMessageBatchCommand,
   type Message,
@@ -9,6 +8,7 @@ import {
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import type { Handler } from "../functions/deps.ts";
 import { lambdaContext } from "./lambda-context.ts";
+import { typeScriptWorker } from "./typescript-worker.ts";
 
 export interface PollerOptions {
   client: SQSClient;
@@ -143,12 +143,7 @@ export async function startPollerThread(
   options: PollerThreadOptions & Pick<PollerOptions, "handler" | "onError">,
 ): Promise<Poller> {
   const { handler, onError, ...data } = options;
-  // tsx loads the thread's TypeScript (the local cloud runs under tsx or vitest).
-  const worker = new Worker(
-    `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))})
-       .then(({ register }) => { register(); return import(${JSON.stringify(import.meta.resolve("./poller-worker.ts"))}); })`,
-    { eval: true, workerData: data },
-  );
+  const worker = typeScriptWorker(new URL("./poller-worker.ts", import.meta.url), data);
   const stopped = new Promise<void>((resolve, reject) => {
     worker.on("error", reject);
     worker.on("message", async (message: ThreadMessage) => {
