@@ -10,6 +10,9 @@ export default defineConfig({
       // Suites that need a PostgreSQL server (DATABASE_URL) and nothing else:
       // `npm run test:pg`, or `npm test` with DATABASE_URL set.
       ...(process.env.DATABASE_URL ? [] : ["**/*.pg.test.ts"]),
+      // Installing the packed agent compiles better-sqlite3 (over a minute):
+      // `npm run test:package`.
+      ...(process.env.EDGE_SYNC_PACKAGE_TEST ? [] : ["**/*.package.test.ts"]),
     ],
     testTimeout: 30_000,
     hookTimeout: 60_000,

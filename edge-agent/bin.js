@@ -1,12 +1,8 @@
 #!/usr/bin/env node
-// The CLI is TypeScript; tsx compiles it on the fly, so no build step is needed.
+// `edge-agent` from a checkout: tsx compiles the TypeScript as it loads. A
+// device runs the built package instead (packages/edge-agent), which starts
+// without compiling anything.
 import { register } from "tsx/esm/api";
 
 register();
-const { main } = await import("./cli.ts");
-process.exitCode = await main(process.argv.slice(2), {
-  out: (text) => process.stdout.write(`${text}\n`),
-  err: (text) => process.stderr.write(`${text}\n`),
-  isTty: Boolean(process.stderr.isTTY),
-  env: process.env,
-});
+await import("./main.ts");

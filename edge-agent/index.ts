@@ -1,11 +1,11 @@
 /**
- * The edge agent as a library, for apps that embed it (`edge-sync/agent`):
+ * The edge agent as a library, for apps that embed it (`@edge-sync/edge-agent`):
  * open a database, write and read reports offline, hear of writes and sync
  * rounds (`subscribe`), sync once or in a loop, read its status and back it
  * up. The CLI (`edge-agent`) is a thin layer over it.
  *
  * @example
- * import { EdgeAgent } from "edge-sync/agent";
+ * import { EdgeAgent } from "@edge-sync/edge-agent";
  * const agent = EdgeAgent.open("site.db");
  * await agent.init("https://api.example.org/prod/", clientId, clientSecret);
  * agent.subscribe((e) => e.type === "sync_failed" && console.warn(e.error.message));

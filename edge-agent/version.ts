@@ -1,6 +1,6 @@
-import pkg from "../package.json" with { type: "json" };
+import pkg from "../packages/edge-agent/package.json" with { type: "json" };
 
-/** This agent's version, as released. */
+/** This agent's version, as released: its package's version. */
 export const AGENT_VERSION: string = pkg.version;
 
 /**
