@@ -21,6 +21,12 @@ import { lambdaContext } from "./lambda-context.ts";
 
 /** API Gateway's own payload limit for REST APIs. */
 const MAX_PAYLOAD_BYTES = 10 * 1024 * 1024;
+/**
+ * Lambda's limit on a synchronous invocation's response, the JSON of the
+ * whole proxy result: a function that returns more fails, and API Gateway
+ * answers 502.
+ */
+const MAX_LAMBDA_RESPONSE_BYTES = 6 * 1024 * 1024;
 const STAGE = "local";
 const API_ID = "local";
 const ACCOUNT = "000000000000";
@@ -222,7 +228,11 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<ApiGa
     };
     const invoke = async () => {
       try {
-        return await options.handlers[route.fn](event, lambdaContext(route.fn, requestId));
+        const result = await options.handlers[route.fn](event, lambdaContext(route.fn, requestId));
+        if (Buffer.byteLength(JSON.stringify(result)) > MAX_LAMBDA_RESPONSE_BYTES) {
+          throw new Error("Response payload size exceeded maximum allowed payload size");
+        }
+        return result;
       } catch {
         // A handler that throws is a Lambda error: API Gateway answers 502.
         return { ...gatewayResponse("DEFAULT_5XX", requestId), statusCode: 502 };

@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatHlc } from "../../core/hlc.ts";
+import type { JsonObject } from "../../core/json.ts";
 import { createTestDb, dbTargets, type TestDb } from "../../test/support/db.ts";
 import { seededDb, seedProject } from "../../test/support/fixtures.ts";
 import type { Db, Queryable } from "../adapters/db/db.ts";
 import { type ApplyItem, applyChanges } from "./apply/apply-changes.ts";
-import { pull } from "./pull.ts";
+import { PAGE_BYTES, pull } from "./pull.ts";
 
 describe.each(dbTargets())("pull on %s", (target) => {
   let t: TestDb;
@@ -16,7 +17,7 @@ describe.each(dbTargets())("pull on %s", (target) => {
   afterAll(() => t.drop());
 
   let wall = Date.now();
-  const upsert = (reportId = crypto.randomUUID()): ApplyItem => ({
+  const upsert = (reportId = crypto.randomUUID(), fields?: JsonObject): ApplyItem => ({
     projectId,
     deviceId: device,
     receivedAt: new Date().toISOString(),
@@ -25,7 +26,7 @@ describe.each(dbTargets())("pull on %s", (target) => {
       reportId,
       op: "upsert",
       hlc: formatHlc({ wall: ++wall, counter: 0, node: device }),
-      fields: { n: wall },
+      fields: fields ?? { n: wall },
     },
   });
 
@@ -52,6 +53,27 @@ describe.each(dbTargets())("pull on %s", (target) => {
     expect(seen.acks.sort()).toEqual(ids.map((c) => c.changeId).sort());
     // Caught up: the next pull from the final cursor is empty.
     expect(await pullAll(seen.cursor, 4)).toMatchObject({ reports: [], acks: [] });
+  });
+
+  it("keeps a page of large reports within its byte budget, and still sends every report and ack once", async () => {
+    const start = (await pullAll(undefined, 1000)).cursor;
+    // Reports of 2.6 MiB, each larger than a page's budget: a page holds
+    // one, alone (the acks wait where they were), and the acks come last.
+    const fields = Object.fromEntries(
+      Array.from({ length: 88 }, (_, f) => [`f${f}`, "x".repeat(30 * 1024)]),
+    );
+    const items = Array.from({ length: 3 }, () => upsert(undefined, fields));
+    await applyChanges(t.db, items);
+    const large = items.map((i) => ("change" in i ? i.change : undefined)!);
+    const first = await pull(t.db, { projectId, deviceId: device, cursor: start, limit: 1000 });
+    expect(first).toMatchObject({ reports: [expect.anything()], acks: [], hasMore: true });
+    expect(Buffer.byteLength(JSON.stringify(first))).toBeLessThan(PAGE_BYTES * 1.1);
+    const rest = await pullAll(first.cursor, 1000);
+    const seen = [...first.reports.map((r) => r.id), ...rest.reports];
+    expect(seen.sort()).toEqual(large.map((c) => c.reportId).sort());
+    expect([...first.acks.map((a) => a.changeId), ...rest.acks].sort()).toEqual(
+      large.map((c) => c.changeId).sort(),
+    );
   });
 
   it("refuses a cursor it did not issue", async () => {

@@ -150,6 +150,16 @@ const ORDERED_INDEX_SCANS_ONLY =
   "set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)";
 
 /**
+ * The most a page's items may take as JSON. A pull is answered through
+ * Lambda, whose response may not exceed 6 MB, and the body is a JSON string
+ * inside that response, where every quote and backslash of it is escaped
+ * again: at worst twice its size. So a page stops adding rows at 2.5 MiB
+ * (it always has one: a report is at most 64 fields of 32 KiB), and a
+ * device pulls fewer than `limit` rows a page when they are large.
+ */
+export const PAGE_BYTES = 2.5 * 1024 * 1024;
+
+/**
  * One page of a device's pull: its project's reports, its own changes'
  * outcomes and the conflicts it took part in, each after the cursor and below
  * the snapshot's xmin. At most `limit` rows per stream.
@@ -196,26 +206,55 @@ export async function pull(
     return { xmin, reports, acks, conflicts };
   });
 
-  // A full stream continues after its last row; an exhausted one from xmin.
-  const last = <R extends { cursor_xid: string }>(stream: R[]) => stream[limit - 1]!;
-  const next: PullCursor = {
-    r: reports.length > limit ? [last(reports).cursor_xid, last(reports).id] : [xmin, NIL_UUID],
-    a: acks.length > limit ? [last(acks).cursor_xid, last(acks).seq] : [xmin, 0],
-    c:
-      conflicts.length > limit
-        ? [last(conflicts).cursor_xid, last(conflicts).id]
-        : [xmin, NIL_UUID],
+  // Each stream's rows as sent, kept in order while the page stays within
+  // its byte budget (the first row always: a single report fits).
+  let budget = PAGE_BYTES;
+  const within = <R, T>(rows: R[], toItem: (row: R) => T): T[] => {
+    const items: T[] = [];
+    for (const row of rows.slice(0, limit)) {
+      const item = toItem(row);
+      const bytes = Buffer.byteLength(JSON.stringify(item));
+      if (bytes > budget && budget < PAGE_BYTES) break;
+      budget -= bytes;
+      items.push(item);
+    }
+    return items;
   };
+  const sentReports = within(reports, toReport);
+  const sentAcks = within(acks, toAck);
+  const sentConflicts = within(conflicts, toConflict);
+
+  // A stream with rows left continues after the last row sent (or where it
+  // was, if none was); an exhausted one from xmin.
+  const nextOf = <R extends { cursor_xid: string }, K>(
+    rows: R[],
+    sent: number,
+    key: (row: R) => K,
+    at: [string, K],
+    exhausted: [string, K],
+  ): { position: [string, K]; more: boolean } => {
+    if (rows.length <= sent) return { position: exhausted, more: false };
+    if (sent === 0) return { position: at, more: true };
+    const last = rows[sent - 1]!;
+    return { position: [last.cursor_xid, key(last)], more: true };
+  };
+  const r = nextOf(reports, sentReports.length, (row) => row.id, from.r, [xmin, NIL_UUID]);
+  const a = nextOf(acks, sentAcks.length, (row) => row.seq, from.a, [xmin, 0]);
+  const c = nextOf(conflicts, sentConflicts.length, (row) => row.id, from.c, [xmin, NIL_UUID]);
   return {
-    reports: reports.slice(0, limit).map(toReport),
-    acks: acks.slice(0, limit).map((r) => ({
-      changeId: r.change_id,
-      outcome: r.outcome,
-      ...(r.code ? { code: r.code, message: r.message ?? "" } : {}),
-    })),
-    conflicts: conflicts.slice(0, limit).map(toConflict),
-    cursor: encodeCursor(next),
-    hasMore: reports.length > limit || acks.length > limit || conflicts.length > limit,
+    reports: sentReports,
+    acks: sentAcks,
+    conflicts: sentConflicts,
+    cursor: encodeCursor({ r: r.position, a: a.position, c: c.position }),
+    hasMore: r.more || a.more || c.more,
+  };
+}
+
+function toAck(row: AckRow): Ack {
+  return {
+    changeId: row.change_id,
+    outcome: row.outcome,
+    ...(row.code ? { code: row.code, message: row.message ?? "" } : {}),
   };
 }
 
