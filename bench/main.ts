@@ -4,6 +4,7 @@ import { benchApply } from "./apply.ts";
 import { benchCli } from "./cli.ts";
 import { benchE2e } from "./e2e.ts";
 import { benchEdge } from "./edge.ts";
+import { benchFirstSync } from "./first-sync.ts";
 import { benchRead } from "./read.ts";
 import { benchScale } from "./scale.ts";
 import { benchSchema } from "./schema.ts";
@@ -30,6 +31,7 @@ const suites: Record<string, () => Promise<BenchResult[]>> = {
   cli: benchCli,
   edge: benchEdge,
   e2e: benchE2e,
+  "first-sync": benchFirstSync,
   read: benchRead,
   scale: benchScale,
   schema: benchSchema,

@@ -37,7 +37,7 @@ const DEFAULTS: ResolvedOptions = {
   requestTimeoutMs: 30_000,
   maxBatchChanges: MAX_CHANGES_PER_REQUEST,
   maxBatchBytes: MAX_REQUEST_BYTES,
-  pullPageSize: 500,
+  pullPageSize: 1000,
   lockWaitMs: 30_000,
   backoff: DEFAULT_BACKOFF,
 };

@@ -95,6 +95,24 @@ export class OutboxStore {
     return this.statements.db.transaction(fn).immediate();
   }
 
+  /**
+   * Runs `fn` in one write transaction that is not flushed to the disk when
+   * it commits: for what the cloud holds and can send again (a pulled page
+   * with its cursor). A power cut may undo it, whole; the next write that
+   * is flushed (every local write is) makes it durable too, as the WAL is
+   * written in order. Synchronous, so no other write of this connection can
+   * fall in between.
+   */
+  transactionRecoverable<T>(fn: () => T): T {
+    const { db } = this.statements;
+    db.pragma("synchronous = NORMAL");
+    try {
+      return this.transaction(fn);
+    } finally {
+      db.pragma("synchronous = FULL");
+    }
+  }
+
   report(id: string): ReportRow | undefined {
     return this.sql("select * from reports where id = ?").get(id) as ReportRow | undefined;
   }
@@ -224,14 +242,35 @@ export class OutboxStore {
     });
   }
 
-  /** Stores a pulled report as the cloud's state (call in one transaction). */
+  /**
+   * Stores a pulled report as the cloud's state, and as the local view too:
+   * what it is unless this device has changes to it still unacknowledged
+   * (`withUnacked`), which `rebuild` then merges on top (call in one
+   * transaction).
+   */
   storeServerReport(report: Report): void {
+    const state = serverState(report);
     this.sql(
       `insert into reports (id, fields, clocks, deleted_hlc, version, created_at, updated_at, created_by, updated_by, server)
-       values (@id, '{}', '{}', null, @version, @createdAt, @updatedAt, @createdBy, @updatedBy, @server)
-       on conflict (id) do update set server = @server, version = @version, created_at = @createdAt,
+       values (@id, @fields, @clocks, @deleted, @version, @createdAt, @updatedAt, @createdBy, @updatedBy, @server)
+       on conflict (id) do update set fields = @fields, clocks = @clocks, deleted_hlc = @deleted,
+         server = @server, version = @version, created_at = @createdAt,
          updated_at = @updatedAt, created_by = @createdBy, updated_by = @updatedBy`,
-    ).run({ ...report, server: JSON.stringify(report) });
+    ).run({
+      ...report,
+      fields: JSON.stringify(state.fields),
+      clocks: JSON.stringify(state.clocks),
+      deleted: state.deletedHlc,
+      server: JSON.stringify(report),
+    });
+  }
+
+  /** The reports this device has changes to that the cloud has not acknowledged. */
+  withUnacked(): Set<string> {
+    const rows = this.sql(
+      "select distinct report_id from outbox where state in ('pending', 'sent')",
+    ).pluck();
+    return new Set(rows.all() as string[]);
   }
 
   /** Records a pulled outcome; returns the report of a change it rejected. */

@@ -147,19 +147,28 @@ async function pullAll(
   onProgress?: (p: SyncProgress) => void,
 ): Promise<void> {
   const { settings, options, session } = parts;
-  let hasMore = true;
-  while (hasMore) {
-    const cursor = settings.get("cursor") ?? undefined;
-    const page = await session.authorized((client, token) =>
-      client.pull(token, cursor, options.pullPageSize),
-    );
+  const fetchPage = (cursor: string | undefined) =>
+    session.authorized((client, token) => client.pull(token, cursor, options.pullPageSize));
+  let next = fetchPage(settings.get("cursor") ?? undefined);
+  for (;;) {
+    const page = await next;
+    // The following page is asked for before this one is written, so the
+    // cloud reads it while SQLite writes. Its cursor is stored only with the
+    // page it follows: a round cut short anywhere resumes after the last
+    // page written, never skips one.
+    const following = page.hasMore ? fetchPage(page.cursor) : undefined;
+    if (following) {
+      following.catch(() => undefined); // awaited below, unless this page fails
+      await new Promise((sent) => setImmediate(sent));
+    }
     applyPage(parts, page);
     parts.lock.tryTake();
     summary.pulledReports += page.reports.length;
     summary.acks += page.acks.length;
     summary.conflicts += page.conflicts.length;
-    hasMore = page.hasMore;
     onProgress?.({ phase: "pull", done: summary.pulledReports });
+    if (!following) return;
+    next = following;
   }
 }
 
@@ -167,19 +176,22 @@ async function pullAll(
 function applyPage(parts: SyncParts, page: SyncPage): void {
   const { store, settings, clock, options } = parts;
   const at = new Date(options.now()).toISOString();
-  store.transaction(() => {
+  store.transactionRecoverable(() => {
     clock.observeServerTime(page.serverTime);
-    const touched = new Set<string>();
-    for (const report of page.reports) {
-      store.storeServerReport(report);
-      touched.add(report.id);
-    }
+    // A pulled report is stored as its local view; those this device still
+    // has changes to, and those whose change the cloud rejected, are rebuilt.
+    for (const report of page.reports) store.storeServerReport(report);
+    const rebuild = new Set<string>();
     for (const ack of page.acks) {
       const rejectedReport = store.acknowledge(ack, at);
-      if (rejectedReport) touched.add(rejectedReport);
+      if (rejectedReport) rebuild.add(rejectedReport);
+    }
+    if (page.reports.length) {
+      const unacked = store.withUnacked();
+      for (const { id } of page.reports) if (unacked.has(id)) rebuild.add(id);
     }
     for (const conflict of page.conflicts) store.storeConflict(conflict);
-    for (const id of touched) store.rebuild(id);
+    for (const id of rebuild) store.rebuild(id);
     settings.set({ cursor: page.cursor });
     restampSkewed(parts, at);
   });

@@ -1,10 +1,16 @@
 import { copyFileSync, rmSync } from "node:fs";
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { PurgeQueueCommand } from "@aws-sdk/client-sqs";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { formatHlc } from "../core/hlc.ts";
+import type { Report } from "../core/wire.ts";
 import { EdgeAgent } from "../edge-agent/agent.ts";
 import { createSqsClient } from "../functions/adapters/queue.ts";
+import { type ApplyItem, applyChanges } from "../functions/app/apply/apply-changes.ts";
+import { provision } from "../local/provision.ts";
 import { runCli, startCli } from "./support/cli.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
 import { dbTargets } from "./support/db.ts";
@@ -249,5 +255,96 @@ describe.each(dbTargets())("edge agent against the local cloud (%s)", (target) =
     agent.update(report.id, { status: "closed" });
     await syncUntilSettled(agent);
     expect(agent.status()).toMatchObject({ rejected: 2, applied: 3 });
+  });
+
+  it("pulls reports too large for one answer in pages that each fit in a Lambda response", async () => {
+    // Thirty reports of about 210 KiB each: 6.3 MB, more than Lambda may answer at once.
+    const { agent: writer } = await t.agent("large reports site");
+    const big = (i: number, field: number) => `${i}:${field}:${"x".repeat(30_000)}`;
+    const written = Array.from({ length: 30 }, (_, i) =>
+      writer.create(
+        Object.fromEntries(Array.from({ length: 7 }, (_, f) => [`part${f}`, big(i, f)])),
+      ),
+    );
+    await syncUntilSettled(writer);
+
+    const { agent: reader } = await t.agent("large reports reader");
+    const pages: number[] = [];
+    await reader.syncOnce((p) => p.phase === "pull" && pages.push(p.done));
+    expect(pages.length).toBeGreaterThan(1);
+    for (const report of written) {
+      expect(reader.get(report.id)?.fields).toEqual(report.fields);
+    }
+  });
+
+  it("resumes a first sync killed half-way after the last page it wrote, and ends with every report once", async () => {
+    // A project of its own with 2,500 reports: three pages of the agent's 1,000.
+    const { project, devices } = await provision(t.cloud.url, t.cloud.credentials.operator, {
+      project: "first sync",
+      devices: ["busy site", "new tablet"],
+    });
+    const [writer, tablet] = devices as [(typeof devices)[0], (typeof devices)[0]];
+    const projectId = project.id;
+    const ids = Array.from({ length: 2_500 }, () => crypto.randomUUID());
+    const items: ApplyItem[] = ids.map((reportId, i) => ({
+      projectId,
+      deviceId: writer.id,
+      receivedAt: new Date().toISOString(),
+      change: {
+        changeId: crypto.randomUUID(),
+        reportId,
+        op: "upsert",
+        hlc: formatHlc({ wall: Date.now(), counter: i, node: writer.id }),
+        fields: { title: `inspection ${i}` },
+      },
+    }));
+    for (let i = 0; i < items.length; i += 250)
+      await applyChanges(t.testDb.db, items.slice(i, i + 250));
+
+    // A proxy in front of the cloud that holds the third page's request.
+    let pulls = 0;
+    const proxy = createServer((req, res) => {
+      if (req.url?.startsWith("/v1/sync") && ++pulls === 3) return; // never answered
+      const upstream = request(
+        new URL(req.url ?? "/", t.cloud.url),
+        { method: req.method, headers: req.headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      req.pipe(upstream);
+    });
+    await new Promise<void>((listening) => proxy.listen(0, "127.0.0.1", listening));
+    const { port } = proxy.address() as AddressInfo;
+    try {
+      const path = join(t.dir, "new-tablet.db");
+      const agent = EdgeAgent.open(path);
+      await agent.init(`http://127.0.0.1:${port}`, tablet.clientId, tablet.clientSecret);
+      agent.close();
+      const raw = new Database(path);
+      const env = { EDGE_AGENT_DB: path };
+      const child = startCli(["sync"], env);
+      const killed = new Promise((exited) => child.once("exit", exited));
+      // Two pages written (the third asked for and held), then kill -9.
+      const stored = () =>
+        (raw.prepare("select count(*) as n from reports").get() as { n: number }).n;
+      const deadline = Date.now() + 20_000;
+      while (stored() < 2_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(stored()).toBe(2_000);
+      child.kill("SIGKILL");
+      await killed;
+      raw.close();
+
+      // The next sync asks for the third page only.
+      pulls = 10;
+      const resumed = await runCli(["sync", "--json"], env);
+      expect(resumed.code, resumed.stderr).toBe(0);
+      expect(JSON.parse(resumed.stdout)).toMatchObject({ pulledReports: 500 });
+      const local = JSON.parse((await runCli(["list", "--json"], env)).stdout) as Report[];
+      expect(local.map((r) => r.id).sort()).toEqual(ids.sort());
+    } finally {
+      await new Promise((closed) => proxy.close(closed));
+    }
   });
 });
