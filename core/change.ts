@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { hlcPattern, hlcSkewMs, parseHlc } from "./hlc.ts";
 import { isJsonValue, type JsonValue } from "./json.ts";
 import {

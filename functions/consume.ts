@@ -1,6 +1,6 @@
 import { processPartialResponse, SqsFifoPartialProcessorAsync } from "@aws-lambda-powertools/batch";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import { z } from "zod";
+import * as z from "zod";
 import { ChangeSchema } from "../core/change.ts";
 import { applyByGroup } from "./app/apply/apply-by-group.ts";
 import type { ApplyItem } from "./app/apply/apply-changes.ts";

@@ -1,5 +1,5 @@
 import type { APIGatewayProxyResult } from "aws-lambda";
-import { z } from "zod";
+import * as z from "zod";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
 import type { Role } from "../core/types.ts";
 import { MemberRequestSchema, NameSchema } from "../core/wire.ts";

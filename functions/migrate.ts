@@ -4,7 +4,7 @@ import {
   SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
 import type { CloudFormationCustomResourceEvent } from "aws-lambda";
-import { z } from "zod";
+import * as z from "zod";
 import type { Db } from "./adapters/db/db.ts";
 import { migrate, readMigrations } from "./adapters/db/migrate.ts";
 import { createPostgresDb } from "./adapters/db/postgres.ts";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { startLocalCloud } from "./cloud.ts";
 import { readRuntime, removeRuntime, writeRuntime } from "./runtime.ts";
 

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 const DEFAULT_MAX_CLOCK_SKEW_MS = 300_000;
 

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { NotFoundError, ValidationError } from "../../core/errors.ts";
 import type { JsonObject } from "../../core/json.ts";
 import type { Outcome } from "../../core/merge.ts";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { rotateKeyFile } from "../adapters/auth/keys.ts";
 import type { Db } from "../adapters/db/db.ts";
 import { createMember } from "./identity.ts";

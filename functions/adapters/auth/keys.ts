@@ -1,7 +1,7 @@
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { createLocalJWKSet, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
-import { z } from "zod";
+import * as z from "zod";
 
 /** A stored signing key: the private JWK (with `kid`) and when it was made. */
 const StoredKeySchema = z.object({

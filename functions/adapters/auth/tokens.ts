@@ -1,5 +1,5 @@
 import { errors, jwtVerify, SignJWT } from "jose";
-import { z } from "zod";
+import * as z from "zod";
 import { UnauthorizedError } from "../../../core/errors.ts";
 import { type Principal, ROLES } from "../../../core/types.ts";
 import type { KeyRing } from "./keys.ts";
