@@ -117,6 +117,8 @@ export interface PullRequest {
   deviceId: string;
   cursor: string | undefined;
   limit: number;
+  /** The page's byte budget: `PAGE_BYTES` unless given. */
+  pageBytes?: number;
 }
 
 export interface PullResult {
@@ -171,7 +173,7 @@ export const PAGE_BYTES = 2.5 * 1024 * 1024;
  */
 export async function pull(
   db: Db,
-  { projectId, deviceId, cursor, limit }: PullRequest,
+  { projectId, deviceId, cursor, limit, pageBytes = PAGE_BYTES }: PullRequest,
 ): Promise<PullResult> {
   const from = decodeCursor(cursor);
   const { xmin, reports, acks, conflicts } = await db.transaction(async (tx) => {
@@ -208,13 +210,13 @@ export async function pull(
 
   // Each stream's rows as sent, kept in order while the page stays within
   // its byte budget (the first row always: a single report fits).
-  let budget = PAGE_BYTES;
+  let budget = pageBytes;
   const within = <R, T>(rows: R[], toItem: (row: R) => T): T[] => {
     const items: T[] = [];
     for (const row of rows.slice(0, limit)) {
       const item = toItem(row);
       const bytes = Buffer.byteLength(JSON.stringify(item));
-      if (bytes > budget && budget < PAGE_BYTES) break;
+      if (bytes > budget && budget < pageBytes) break;
       budget -= bytes;
       items.push(item);
     }
