@@ -121,6 +121,20 @@ export interface AuditRecord {
   receivedAt: string;
   appliedAt: string;
   prevHash: string | null;
+  /**
+   * The device's signature of the change, null when unsigned. Not part of
+   * the hash: it stands on its own, checked against the device's key.
+   */
+  sig: string | null;
+  /** What the signature covers beyond the row's own columns; null when unsigned. */
+  signedChange: SignedChange | null;
+}
+
+/** The parts of a signed change an audit row keeps for its signature to be checked. */
+export interface SignedChange {
+  fields: JsonObject | null;
+  base: Record<string, string | null> | null;
+  scope: string | null;
 }
 
 /** The digests of a row's before and after values. */

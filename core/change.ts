@@ -1,3 +1,4 @@
+import type { KeyObject } from "node:crypto";
 import * as z from "zod";
 import { hlcPattern, hlcSkewMs, parseHlc } from "./hlc.ts";
 import { isJsonValue, type JsonValue } from "./json.ts";
@@ -7,6 +8,7 @@ import {
   MAX_CHANGES_PER_REQUEST,
   MAX_FIELDS_PER_CHANGE,
 } from "./limits.ts";
+import { contentOf, SIGNATURE_PATTERN, verifyChange } from "./signature.ts";
 
 export { MAX_CHANGES_PER_REQUEST };
 
@@ -42,6 +44,8 @@ const fields = z
   });
 
 const base = z.record(fieldName, hlc.nullable());
+/** The device's signature of the change (`core/signature.ts`), once it has registered a key. */
+const sig = z.string().regex(SIGNATURE_PATTERN, { message: "must be a base64url signature" });
 
 const upsert = z.strictObject({
   changeId: uuid,
@@ -50,6 +54,7 @@ const upsert = z.strictObject({
   hlc,
   fields,
   base: base.optional(),
+  sig: sig.optional(),
 });
 
 const remove = z.strictObject({
@@ -59,6 +64,7 @@ const remove = z.strictObject({
   hlc,
   fields: z.undefined({ message: "a delete carries no fields" }).optional(),
   base: base.optional(),
+  sig: sig.optional(),
 });
 
 /**
@@ -76,6 +82,8 @@ export const ChangeMessageSchema = z.strictObject({
   deviceId: uuid,
   receivedAt: z.iso.datetime(),
   change: ChangeSchema,
+  /** Ingest could not read the device's key: the consumer checks the signature. */
+  keyUnchecked: z.literal(true).optional(),
 });
 export type ChangeMessage = z.infer<typeof ChangeMessageSchema>;
 
@@ -89,6 +97,8 @@ export const REJECTION_CODES = [
   "too_large",
   "too_deep",
   "invalid_text",
+  // Missing or wrong for a device that registered a signing key.
+  "signature_invalid",
   // The queue refused the message for its content: retrying cannot cure it.
   "queue_refused",
 ] as const;
@@ -120,6 +130,12 @@ export interface ChangeCheckContext {
   deviceId: string;
   serverNowMs: number;
   maxClockSkewMs: number;
+  /**
+   * The device's registered public key: every change must then be signed
+   * with it. Null: the device has none. Undefined: not known (the database
+   * could not be read), so the signature is left to the consumer.
+   */
+  publicKey?: KeyObject | null;
 }
 
 /**
@@ -141,6 +157,19 @@ export function checkShape(
   return { change: parsed.data };
 }
 
+/** Why a change of a device with a signing key is refused for its signature, if it is. */
+export function signatureRejection(change: Change, publicKey: KeyObject): Rejection | undefined {
+  const { sig } = change;
+  if (sig && verifyChange(publicKey, contentOf(change), sig)) return undefined;
+  return {
+    changeId: change.changeId,
+    code: "signature_invalid",
+    message: sig
+      ? "sig is not this device's signature of the change"
+      : "this device registered a signing key: every change must carry its sig",
+  };
+}
+
 /**
  * Validates one raw change as ingest does: its shape and limits, then the
  * guards that need the caller and the server's clock. Returns the change, or
@@ -149,10 +178,14 @@ export function checkShape(
 export function checkChange(
   raw: unknown,
   changeId: string,
-  { deviceId, serverNowMs, maxClockSkewMs }: ChangeCheckContext,
+  { deviceId, serverNowMs, maxClockSkewMs, publicKey }: ChangeCheckContext,
 ): { change: Change } | { rejection: Rejection } {
   const shaped = checkShape(raw);
   if (!("change" in shaped)) return { rejection: { changeId, ...shaped } };
+  if (publicKey) {
+    const rejection = signatureRejection(shaped.change, publicKey);
+    if (rejection) return { rejection };
+  }
   const stamp = parseHlc(shaped.change.hlc)!;
   if (stamp.node !== deviceId) {
     return {

@@ -233,6 +233,10 @@ export const AuditEntrySchema = z
     prevHash: z.string().nullable(),
     hash: z.string().nullable(),
     code: z.string().optional(),
+    sig: z.string().nullable().meta({
+      description:
+        "The device's signature of the change (base64url); null for a change of a device without a registered key: unsigned.",
+    }),
   })
   .meta({ id: "AuditEntry" });
 
@@ -352,8 +356,31 @@ export const StatusSchema = z
   .meta({ id: "Status" });
 
 export const AuditVerifySchema = z
-  .object({ ok: z.boolean(), checked: count, firstBadSeq: count.optional() })
+  .object({
+    ok: z.boolean(),
+    checked: count,
+    signed: count.meta({ description: "Entries whose device signature was checked." }),
+    unsigned: count.meta({
+      description: "Entries of devices that had no signing key when they sent them.",
+    }),
+    firstBadSeq: count.optional(),
+    problem: z
+      .string()
+      .optional()
+      .meta({ description: "What is wrong with the entry `firstBadSeq` names." }),
+  })
   .meta({ id: "AuditVerify" });
+
+export const PublicJwkSchema = z
+  .object({ kty: z.enum(["OKP", "EC"]), crv: z.enum(["Ed25519", "P-256"]), x: z.string() })
+  .catchall(z.unknown())
+  .meta({ id: "PublicJwk", description: "An Ed25519 (OKP) or P-256 (EC) public key as a JWK." });
+export const DeviceKeyRequestSchema = z
+  .object({ publicKey: PublicJwkSchema })
+  .meta({ id: "DeviceKeyRequest" });
+export const DeviceKeySchema = z
+  .object({ publicKey: PublicJwkSchema, registeredAt: stamp })
+  .meta({ id: "DeviceKey" });
 
 export const IssuedCredentialsSchema = z
   .object({

@@ -8,11 +8,12 @@ import { MAX_CHANGES_PER_REQUEST, MAX_REQUEST_BYTES } from "../core/limits.ts";
 import { mergeChange } from "../core/merge.ts";
 import type { Conflict, Report } from "../core/wire.ts";
 import { DEFAULT_BACKOFF } from "./backoff.ts";
-import { SyncClient } from "./client.ts";
+import { CloudRequestError, SyncClient } from "./client.ts";
 import { DeviceClock } from "./device-clock.ts";
 import { OutboxStore, stateOf, toReport } from "./outbox-store.ts";
 import { CloudSession } from "./session.ts";
 import { Settings } from "./settings.ts";
+import { DeviceSigner } from "./signer.ts";
 import { Statements } from "./statements.ts";
 import { openStore } from "./store.ts";
 import { SyncLock } from "./sync-lock.ts";
@@ -60,6 +61,7 @@ export class EdgeAgent {
   private readonly settings: Settings;
   private readonly clock: DeviceClock;
   private readonly lock: SyncLock;
+  private readonly signer: DeviceSigner;
   private knownDeviceId: string | undefined;
   private readonly listeners = new Set<(event: AgentEvent) => void>();
 
@@ -73,6 +75,7 @@ export class EdgeAgent {
     this.settings = new Settings(statements);
     this.clock = new DeviceClock(this.settings, this.options.now, () => this.deviceId());
     this.lock = new SyncLock(statements, this.options.now);
+    this.signer = new DeviceSigner(this.settings);
   }
 
   /** Opens or creates the agent's database file. */
@@ -106,8 +109,9 @@ export class EdgeAgent {
   }
 
   /**
-   * Stores the cloud's address and this device's credentials, and learns the
-   * device id from the cloud (the one command that needs the network).
+   * Stores the cloud's address and this device's credentials, learns the
+   * device id from the cloud (the one command that needs the network), and
+   * creates this device's signing key and registers its public part.
    */
   async init(
     apiUrl: string,
@@ -130,7 +134,7 @@ export class EdgeAgent {
         `This database belongs to device ${previous}; use a new --db.`,
       );
     }
-    this.store.transaction(() => {
+    const publicKey = this.store.transaction(() => {
       this.settings.set({
         apiUrl,
         clientId,
@@ -142,7 +146,23 @@ export class EdgeAgent {
       });
       if (!this.settings.get("hlc"))
         this.clock.advance(formatHlc({ wall: 0, counter: 0, node: me.id }));
+      // A new device gets a key; one initialised before keys existed stays unsigned.
+      return previous ? this.signer.publicKey() : this.signer.ensure();
     });
+    if (publicKey) {
+      try {
+        await this.signer.register(client, accessToken);
+      } catch (error) {
+        if (!(error instanceof CloudRequestError && error.status === 409)) throw error;
+        // Another database of this device registered its key: this one can
+        // never sign for it. Forget the device, so nothing is written here.
+        this.store.transaction(() => this.settings.clear());
+        throw new EdgeAgentError(
+          "key_conflict",
+          `Device ${me.id} registered a signing key from another agent database already; its changes can only be signed there. Restore that database from a backup, or ask an admin for new credentials.`,
+        );
+      }
+    }
     return { deviceId: me.id, projectId: me.project! };
   }
 
@@ -189,7 +209,7 @@ export class EdgeAgent {
       if (!("change" in checked)) throw new EdgeAgentError(checked.code, checked.message);
       const merged = mergeChange(state, checked.change).state;
       const at = new Date(this.options.now()).toISOString();
-      this.store.storeWrite(checked.change, merged, at, deviceId);
+      this.store.storeWrite(this.signer.sign(checked.change), merged, at, deviceId);
       this.clock.advance(hlc);
       return {
         id: reportId,
@@ -271,6 +291,7 @@ export class EdgeAgent {
       ...this.store.counts(),
       lastSyncAt: this.settings.get("lastSyncAt"),
       lastError: this.settings.get("lastError"),
+      signingKey: this.signer.thumbprint(),
     };
   }
 
@@ -283,6 +304,7 @@ export class EdgeAgent {
       settings: this.settings,
       clock: this.clock,
       lock: this.lock,
+      signer: this.signer,
       session: new CloudSession(client, this.settings, this.options.now),
       options: this.options,
     };

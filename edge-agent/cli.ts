@@ -207,6 +207,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
           s,
           [
             `device    ${s.deviceId ?? "(not initialized)"} → ${s.apiUrl ?? "-"}`,
+            `key       ${s.signingKey ?? "none: changes are sent unsigned"}`,
             `outbox    ${s.pending} pending, ${s.sent} sent, ${s.applied} applied, ${s.partial} partial, ${s.superseded} superseded, ${s.rejected} rejected`,
             `conflicts ${s.conflicts}`,
             `last sync ${s.lastSyncAt ?? "never"}${s.lastError ? `\nlast error ${s.lastError}` : ""}`,

@@ -1,6 +1,8 @@
+import type { JsonWebKey } from "node:crypto";
 import type { z } from "zod";
 import type { Change } from "../core/change.ts";
 import {
+  DeviceKeySchema,
   type IngestResult,
   IngestResultSchema,
   type Me,
@@ -149,6 +151,19 @@ export class SyncClient {
       TokenResponseSchema,
     );
     return { accessToken: body.access_token, expiresIn: body.expires_in };
+  }
+
+  /** Registers this device's public signing key (the cloud answers the same for the same key again). */
+  async registerKey(token: string, publicKey: JsonWebKey): Promise<void> {
+    await this.request(
+      "/v1/devices/me/key",
+      {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ publicKey }),
+      },
+      DeviceKeySchema,
+    );
   }
 
   async me(token: string): Promise<Me> {

@@ -29,10 +29,12 @@ export interface OutboxEntry {
   hlc: string;
   fields: string | null;
   base: string | null;
+  sig: string | null;
   state: OutboxState;
 }
 
 export function toChange(entry: OutboxEntry): Change {
+  const sig = entry.sig ? { sig: entry.sig } : {};
   return entry.op === "upsert"
     ? {
         changeId: entry.change_id,
@@ -41,8 +43,15 @@ export function toChange(entry: OutboxEntry): Change {
         hlc: entry.hlc,
         fields: JSON.parse(entry.fields ?? "{}") as JsonObject,
         base: JSON.parse(entry.base ?? "{}") as Record<string, string | null>,
+        ...sig,
       }
-    : { changeId: entry.change_id, reportId: entry.report_id, op: "delete", hlc: entry.hlc };
+    : {
+        changeId: entry.change_id,
+        reportId: entry.report_id,
+        op: "delete",
+        hlc: entry.hlc,
+        ...sig,
+      };
 }
 
 export function toReport(row: ReportRow): Report {
@@ -137,8 +146,8 @@ export class OutboxStore {
 
   private enqueue(change: Change, at: string): void {
     this.sql(
-      `insert into outbox (change_id, report_id, op, hlc, fields, base, created_at)
-         values (?, ?, ?, ?, ?, ?, ?)`,
+      `insert into outbox (change_id, report_id, op, hlc, fields, base, sig, created_at)
+         values (?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       change.changeId,
       change.reportId,
@@ -146,6 +155,7 @@ export class OutboxStore {
       change.hlc,
       change.op === "upsert" ? JSON.stringify(change.fields) : null,
       change.op === "upsert" && change.base ? JSON.stringify(change.base) : null,
+      change.sig ?? null,
       at,
     );
   }
@@ -172,7 +182,7 @@ export class OutboxStore {
   }
 
   /** The outbox's side of `status()`. */
-  counts(): Omit<AgentStatus, "deviceId" | "apiUrl" | "lastSyncAt" | "lastError"> {
+  counts(): Omit<AgentStatus, "deviceId" | "apiUrl" | "lastSyncAt" | "lastError" | "signingKey"> {
     const counts = Object.fromEntries(
       (
         this.sql("select state, count(*) as n from outbox group by state").all() as {

@@ -18,6 +18,10 @@ export interface SettingValues {
   cursor: string;
   lastSyncAt: string;
   lastError: string;
+  /** This device's private signing key, a JWK. */
+  signingKey: string;
+  /** "true" once the cloud holds the public part. */
+  keyRegistered: string;
 }
 
 type Key = keyof SettingValues;
@@ -36,6 +40,11 @@ export class Settings {
   }
 
   /** Sets (or, with null, removes) each given setting; call inside a transaction to set several at once. */
+  /** Forgets everything: the database is as before `init`. */
+  clear(): void {
+    this.statements.sql("delete from meta").run();
+  }
+
   set(values: { [K in Key]?: SettingValues[K] | null }): void {
     for (const [key, value] of Object.entries(values)) {
       if (value === null || value === undefined)

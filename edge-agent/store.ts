@@ -57,6 +57,9 @@ const MIGRATIONS: string[] = [
   // A change the cloud refused for clock skew is sent again, re-stamped from
   // the corrected clock, as a new change; this names it.
   "alter table outbox add column replaced_by text;",
+  // The device's signature of the change (core/signature.ts), null for a
+  // device without a key.
+  "alter table outbox add column sig text;",
 ];
 
 /** Opens (creating if needed) the agent's SQLite file in WAL mode and migrates it. */

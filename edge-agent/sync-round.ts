@@ -6,6 +6,7 @@ import type { DeviceClock } from "./device-clock.ts";
 import { type OutboxEntry, type OutboxStore, toChange } from "./outbox-store.ts";
 import type { CloudSession } from "./session.ts";
 import type { Settings } from "./settings.ts";
+import type { DeviceSigner } from "./signer.ts";
 import type { SyncLock } from "./sync-lock.ts";
 import type { ResolvedOptions, SyncProgress, SyncSummary } from "./types.ts";
 
@@ -23,6 +24,7 @@ export interface SyncParts {
   settings: Settings;
   clock: DeviceClock;
   lock: SyncLock;
+  signer: DeviceSigner;
   session: CloudSession;
   options: ResolvedOptions;
 }
@@ -45,6 +47,8 @@ export async function syncRound(
     conflicts: 0,
   };
   try {
+    // The cloud checks pushed changes against the key: it must hold it first.
+    await parts.session.authorized((client, token) => parts.signer.register(client, token));
     await pushDue(parts, summary, onProgress);
     await pullAll(parts, summary, onProgress);
     settings.set({
@@ -204,7 +208,7 @@ function applyPage(parts: SyncParts, page: SyncPage): void {
  * corrected by the cloud's time. The clock restarts just past every stamp
  * the cloud did accept, so it never goes back on anything it sent.
  */
-function restampSkewed({ store, clock }: SyncParts, at: string): void {
+function restampSkewed({ store, clock, signer }: SyncParts, at: string): void {
   const skewed = store.skewed();
   if (skewed.length === 0) return;
   const kept = store.highestKeptHlc();
@@ -214,7 +218,7 @@ function restampSkewed({ store, clock }: SyncParts, at: string): void {
     const report = store.report(entry.report_id);
     const seen = report ? Object.values(JSON.parse(report.clocks) as Record<string, string>) : [];
     const hlc = formatHlc(clock.next(seen));
-    store.replace(entry, { ...toChange(entry), changeId: uuidv7(), hlc }, at);
+    store.replace(entry, signer.sign({ ...toChange(entry), changeId: uuidv7(), hlc }), at);
     clock.advance(hlc);
     store.rebuild(entry.report_id);
   }

@@ -12,6 +12,7 @@ export class EdgeAgentError extends Error {
       | "report_deleted"
       | "not_a_device"
       | "backup_failed"
+      | "key_conflict"
       // A write the cloud would refuse: nothing was stored.
       | RejectionCode,
     message: string,
@@ -39,6 +40,11 @@ export interface AgentStatus {
   conflicts: number;
   lastSyncAt: string | null;
   lastError: string | null;
+  /**
+   * The RFC 7638 thumbprint of this device's public signing key, to compare
+   * with the key an evidence bundle names; null for a device without one.
+   */
+  signingKey: string | null;
   /** The most recent changes the cloud refused, with why (newest first, at most 20). */
   rejectedChanges: {
     changeId: string;

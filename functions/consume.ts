@@ -1,9 +1,11 @@
 import { processPartialResponse, SqsFifoPartialProcessorAsync } from "@aws-lambda-powertools/batch";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import * as z from "zod";
-import { ChangeSchema } from "../core/change.ts";
+import { ChangeSchema, signatureRejection } from "../core/change.ts";
+import type { Queryable } from "./adapters/db/db.ts";
 import { applyByGroup } from "./app/apply/apply-by-group.ts";
 import type { ApplyItem } from "./app/apply/apply-changes.ts";
+import { deviceKey } from "./app/device-keys.ts";
 import { type DepsOf, type Handler, lambdaHandler } from "./deps.ts";
 
 /** The envelope ingest wrote; the change inside is checked on its own. */
@@ -12,14 +14,22 @@ const EnvelopeSchema = z.object({
   deviceId: z.uuid(),
   receivedAt: z.iso.datetime(),
   change: z.looseObject({ changeId: z.uuid(), reportId: z.uuid().optional() }),
+  keyUnchecked: z.literal(true).optional(),
 });
 
 export class UnreadableMessageError extends Error {
   override name = "UnreadableMessageError";
 }
 
-/** A message becomes a change to apply, a change to record as rejected, or unreadable. */
-function toItem(record: SQSRecord): ApplyItem | UnreadableMessageError {
+/**
+ * A message becomes a change to apply, a change to record as rejected, or
+ * unreadable. A change ingest queued without reading its device's key has
+ * its signature checked here.
+ */
+async function toItem(
+  db: Queryable,
+  record: SQSRecord,
+): Promise<ApplyItem | UnreadableMessageError> {
   let body: unknown;
   try {
     body = JSON.parse(record.body);
@@ -29,9 +39,16 @@ function toItem(record: SQSRecord): ApplyItem | UnreadableMessageError {
   const envelope = EnvelopeSchema.safeParse(body);
   if (!envelope.success)
     return new UnreadableMessageError(`message ${record.messageId} has no readable envelope`);
-  const { projectId, deviceId, receivedAt, change: raw } = envelope.data;
+  const { projectId, deviceId, receivedAt, change: raw, keyUnchecked } = envelope.data;
   const change = ChangeSchema.safeParse(raw);
-  if (change.success) return { projectId, deviceId, receivedAt, change: change.data };
+  if (change.success) {
+    const key = keyUnchecked ? await deviceKey(db, deviceId) : null;
+    const rejection = key ? signatureRejection(change.data, key) : undefined;
+    if (!rejection) return { projectId, deviceId, receivedAt, change: change.data };
+    const { code, message } = rejection;
+    const { changeId, reportId } = change.data;
+    return { projectId, deviceId, receivedAt, changeId, reportId, rejection: { code, message } };
+  }
   return {
     projectId,
     deviceId,
@@ -59,11 +76,13 @@ export const create = (deps: DepsOf<"consume">): Handler<SQSEvent, SQSBatchRespo
   return async (event, context) => {
     const failures = await applyByGroup(
       deps.db,
-      event.Records.map((record) => ({
-        id: record.messageId,
-        group: groupOf(record),
-        item: toItem(record),
-      })),
+      await Promise.all(
+        event.Records.map(async (record) => ({
+          id: record.messageId,
+          group: groupOf(record),
+          item: await toItem(deps.db, record),
+        })),
+      ),
       deps.now,
       (error) =>
         deps.logger.warn("batch not applied at once; applying its changes one by one", { error }),

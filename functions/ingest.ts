@@ -2,6 +2,7 @@ import { MAX_CHANGES_PER_REQUEST, readableChangeId } from "../core/change.ts";
 import { ValidationError } from "../core/errors.ts";
 import { MAX_REQUEST_BYTES } from "../core/limits.ts";
 import { ChangeBatchSchema } from "../core/wire.ts";
+import { deviceKey } from "./app/device-keys.ts";
 import { acceptChanges } from "./app/ingest.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
 import { apiRoute } from "./http/api-route.ts";
@@ -40,12 +41,19 @@ export const create = (deps: DepsOf<"ingest">) =>
     const principal = principalOf(event);
     const projectId = projectOf(principal);
     const changes = readBatch(event.parsedBody);
+    // Ingest keeps taking changes while the database is down: their
+    // signatures are then checked by the consumer, which needs it anyway.
+    const publicKey = await deviceKey(deps.db, principal.sub).catch((error) => {
+      deps.logger.warn("device key unreadable; the consumer checks signatures", { error });
+      return undefined;
+    });
     const result = await acceptChanges(deps.queue, {
       projectId,
       deviceId: principal.sub,
       changes,
       nowMs: deps.now(),
       maxClockSkewMs: deps.config.maxClockSkewMs,
+      publicKey,
     });
     const { accepted, rejected, failed } = result;
     await recordAnswered(deps, event, "push", result);

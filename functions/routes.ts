@@ -40,6 +40,7 @@ export const routes: readonly Route[] = [
   { method: "GET", path: "/dashboard.js", fn: "dashboard", roles: "public" },
   { method: "GET", path: "/dashboard.css", fn: "dashboard", roles: "public" },
   { method: "GET", path: "/v1/me", fn: "me", roles: EVERYONE },
+  { method: "POST", path: "/v1/devices/me/key", fn: "me", roles: ["device"] },
   { method: "POST", path: "/v1/changes", fn: "ingest", roles: ["device"] },
   { method: "GET", path: "/v1/sync", fn: "sync", roles: ["device"] },
   { method: "POST", path: "/v1/devices", fn: "manage", roles: ["admin"] },

@@ -3,6 +3,7 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatHlc } from "../core/hlc.ts";
+import { newDeviceKey } from "../core/signature.ts";
 import { EdgeAgent } from "../edge-agent/agent.ts";
 import { routes } from "../functions/routes.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
@@ -197,6 +198,18 @@ describe("the OpenAPI document and the API agree", () => {
     expect(spare.status).toBe(201);
     const deviceToken = await token(spare.body.clientId, spare.body.clientSecret);
     await call("GET", "/v1/me", { token: deviceToken });
+
+    // A device registers its signing key once: a second time, or a private key, is refused.
+    const keyed = await call("POST", "/v1/devices", { token: admin, body: { name: "keyed" } });
+    const keyedToken = await token(keyed.body.clientId, keyed.body.clientSecret);
+    const { privateJwk, publicJwk } = newDeviceKey();
+    const key = (publicKey: unknown) =>
+      call("POST", "/v1/devices/me/key", { token: keyedToken, body: { publicKey } });
+    expect((await key(privateJwk)).status).toBe(400);
+    expect((await key(publicJwk)).status).toBe(201);
+    expect((await key(publicJwk)).status).toBe(201); // the same key again: a retry
+    expect((await key(newDeviceKey().publicJwk)).status).toBe(409);
+    expect((await call("POST", "/v1/devices/me/key", { token: admin, body: {} })).status).toBe(403);
 
     // Two agents edit the same field offline: a conflict.
     const agent = async (name: string) => {

@@ -1,6 +1,8 @@
+import type { JsonWebKey, KeyObject } from "node:crypto";
 import { type AuditRecord, hashAuditRecord, valueDigest } from "../../core/audit.ts";
 import { NotFoundError } from "../../core/errors.ts";
 import type { JsonObject } from "../../core/json.ts";
+import { publicKeyOf, verifyChange } from "../../core/signature.ts";
 import type { AuditVerify } from "../../core/wire.ts";
 import type { Db, Queryable } from "../adapters/db/db.ts";
 
@@ -34,14 +36,73 @@ function digestsOf(
   return out;
 }
 
+/** The signing keys of a project's devices, with when each was registered. */
+async function deviceKeys(
+  db: Queryable,
+  projectId: string,
+): Promise<Map<string, { key: KeyObject; registeredAt: Date }>> {
+  const rows = await db.query<{ id: string; public_key: JsonWebKey; key_registered_at: Date }>(
+    "select id, public_key, key_registered_at from devices where project_id = $1 and public_key is not null",
+    [projectId],
+  );
+  return new Map(
+    rows.map((r) => [r.id, { key: publicKeyOf(r.public_key), registeredAt: r.key_registered_at }]),
+  );
+}
+
+/**
+ * What is wrong with a device's entry as to its signature, if anything: a
+ * signed entry must carry its device's signature of the change it records,
+ * and apply the values the device signed; an entry sent after its device
+ * registered a key must be signed.
+ */
+function signatureProblem(
+  row: ChainRow,
+  device: { key: KeyObject; registeredAt: Date } | undefined,
+  afterDigests: Record<string, string>,
+): string | undefined {
+  if (row.sig === null) {
+    return device && device.registeredAt <= row.receivedAt
+      ? "unsigned, but its device had registered a signing key"
+      : undefined;
+  }
+  if (!device) return "signed, but its device has no registered key";
+  const signed = row.signedChange;
+  if (!signed || !row.reportId || !row.op || !row.hlc)
+    return "signed, but what was signed is missing";
+  const content = {
+    changeId: row.changeId,
+    reportId: row.reportId,
+    op: row.op,
+    hlc: row.hlc,
+    ...signed,
+  };
+  if (!verifyChange(device.key, content, row.sig)) {
+    return "the signature is not its device's signature of this change";
+  }
+  // An edit applies the values its device signed (a delete applies none).
+  for (const field of row.op === "upsert" ? row.fieldsApplied : []) {
+    const value = signed.fields?.[field];
+    if (value === undefined || valueDigest(value) !== afterDigests[field]) {
+      return `field ${field} does not hold the value its device signed`;
+    }
+  }
+  return undefined;
+}
+
 /**
  * Recomputes every hash chain of a project, a report at a time in seq order:
  * each row's prev_hash must be its predecessor's hash, its hash must match
- * its content, and each value its digest (erased values excepted).
+ * its content, each value its digest (erased values excepted), and each
+ * device's entry its signature (DESIGN.md, "Chain of custody"). Names the
+ * first entry that fails, and why.
  */
 export async function verifyAuditChains(db: Queryable, projectId: string): Promise<AuditVerify> {
+  const keys = await deviceKeys(db, projectId);
   let checked = 0;
-  let firstBadSeq: number | undefined;
+  let signed = 0;
+  let unsigned = 0;
+  let first: { seq: number; problem: string } | undefined;
   let after: [string, number] = ["00000000-0000-0000-0000-000000000000", 0];
   let lastChain: string | null = null;
   let lastHash: string | null = null;
@@ -51,7 +112,7 @@ export async function verifyAuditChains(db: Queryable, projectId: string): Promi
               json_build_object('type', actor_type, 'id', actor_id) as actor, op, hlc, outcome, code, message,
               fields_applied as "fieldsApplied", fields_superseded as "fieldsSuperseded", before, after,
               erased_digests as "erasedDigests", received_at as "receivedAt", applied_at as "appliedAt",
-              prev_hash as "prevHash", hash
+              prev_hash as "prevHash", hash, sig, signed_change as "signedChange"
          from audit_log
         where project_id = $1 and (report_id, seq) > ($2::uuid, $3::bigint)
         order by report_id, seq limit $4`,
@@ -71,12 +132,21 @@ export async function verifyAuditChains(db: Queryable, projectId: string): Promi
         },
         { before: beforeDigests ?? {}, after: afterDigests ?? {} },
       );
-      const good =
-        beforeDigests !== undefined &&
-        afterDigests !== undefined &&
-        row.prevHash === expectedPrev &&
-        row.hash === expectedHash;
-      if (!good && (firstBadSeq === undefined || row.seq < firstBadSeq)) firstBadSeq = row.seq;
+      let problem: string | undefined;
+      if (beforeDigests === undefined || afterDigests === undefined) {
+        problem = "a value was replaced, not erased";
+      } else if (row.prevHash !== expectedPrev) {
+        problem = "prev_hash does not name the entry before it in its report's chain";
+      } else if (row.hash !== expectedHash) {
+        problem = "hash does not match the entry's content";
+      } else if (row.actor.type === "device") {
+        problem = signatureProblem(row, keys.get(row.actor.id), afterDigests);
+        if (row.sig === null) unsigned++;
+        else signed++;
+      }
+      if (problem && (first === undefined || row.seq < first.seq)) {
+        first = { seq: row.seq, problem };
+      }
       lastChain = chain;
       lastHash = row.hash;
     }
@@ -84,7 +154,9 @@ export async function verifyAuditChains(db: Queryable, projectId: string): Promi
     const last = rows[rows.length - 1]!;
     after = [last.reportId ?? "00000000-0000-0000-0000-000000000000", last.seq];
   }
-  return firstBadSeq === undefined ? { ok: true, checked } : { ok: false, checked, firstBadSeq };
+  return first === undefined
+    ? { ok: true, checked, signed, unsigned }
+    : { ok: false, checked, signed, unsigned, firstBadSeq: first.seq, problem: first.problem };
 }
 
 /**

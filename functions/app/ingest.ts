@@ -1,3 +1,4 @@
+import type { KeyObject } from "node:crypto";
 import { type ChangeMessage, checkChange, type Rejection } from "../../core/change.ts";
 import type { IngestResult } from "../../core/wire.ts";
 import type { ChangeQueue } from "../adapters/queue.ts";
@@ -9,19 +10,24 @@ export interface IncomingChanges {
   changes: { raw: unknown; changeId: string }[];
   nowMs: number;
   maxClockSkewMs: number;
+  /**
+   * The device's registered signing key: its changes must then be signed.
+   * Undefined when it could not be read: the consumer checks them instead.
+   */
+  publicKey: KeyObject | null | undefined;
 }
 
 /**
- * Checks each change on its own (limits, shape, HLC, clock skew, repeats in
- * the batch) and puts the good ones on the queue. A bad change is rejected
+ * Checks each change on its own (limits, shape, signature, HLC, clock skew,
+ * repeats in the batch) and puts the good ones on the queue. A bad change is rejected
  * alone; the queue's answer says which of the rest it holds.
  */
 export async function acceptChanges(
   queue: ChangeQueue,
-  { projectId, deviceId, changes, nowMs, maxClockSkewMs }: IncomingChanges,
+  { projectId, deviceId, changes, nowMs, maxClockSkewMs, publicKey }: IncomingChanges,
 ): Promise<IngestResult> {
   const receivedAt = new Date(nowMs).toISOString();
-  const context = { deviceId, serverNowMs: nowMs, maxClockSkewMs };
+  const context = { deviceId, serverNowMs: nowMs, maxClockSkewMs, publicKey };
   const seen = new Set<string>();
   const rejected: Rejection[] = [];
   const messages: ChangeMessage[] = [];
@@ -37,7 +43,14 @@ export async function acceptChanges(
     seen.add(changeId);
     const checked = checkChange(raw, changeId, context);
     if ("rejection" in checked) rejected.push(checked.rejection);
-    else messages.push({ projectId, deviceId, receivedAt, change: checked.change });
+    else
+      messages.push({
+        projectId,
+        deviceId,
+        receivedAt,
+        change: checked.change,
+        ...(publicKey === undefined ? { keyUnchecked: true as const } : {}),
+      });
   }
   const queued = messages.length
     ? await queue.enqueue(messages)

@@ -199,10 +199,11 @@ interface AuditRow {
   applied_at: Date;
   prev_hash: string | null;
   hash: string | null;
+  sig: string | null;
 }
 
 const AUDIT_COLUMNS =
-  "seq, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code, fields_applied, fields_superseded, before, after, received_at, applied_at, prev_hash, hash";
+  "seq, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code, fields_applied, fields_superseded, before, after, received_at, applied_at, prev_hash, hash, sig";
 
 function toAuditEntry(row: AuditRow): AuditEntry {
   return {
@@ -222,6 +223,7 @@ function toAuditEntry(row: AuditRow): AuditEntry {
     prevHash: row.prev_hash,
     hash: row.hash,
     ...(row.code ? { code: row.code } : {}),
+    sig: row.sig,
   };
 }
 

@@ -119,6 +119,21 @@ const operations: Record<string, Operation> = {
     tag: "Identity",
     ok: { status: 200, description: "The caller.", schema: s.MeSchema },
   },
+  "POST /v1/devices/me/key": {
+    operationId: "registerDeviceKey",
+    summary: "Register this device's signing key (once)",
+    description:
+      "From then on every change of the device must carry `sig`, its signature of the change's canonical form, or it is rejected `signature_invalid`. The same key sent again is answered 201 as the first time (a lost answer can be asked again); another key is 409 `conflict`: a key is never replaced.",
+    tag: "Identity",
+    body: s.DeviceKeyRequestSchema,
+    ok: { status: 201, description: "The key as stored.", schema: s.DeviceKeySchema },
+    responses: {
+      "409": {
+        description: "`conflict`: this device has another key already.",
+        content: jsonContent(s.ApiErrorSchema),
+      },
+    },
+  },
   "POST /v1/changes": {
     operationId: "pushChanges",
     summary: "Push a batch of changes",

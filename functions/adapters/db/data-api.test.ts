@@ -188,7 +188,12 @@ describe("the Data API adapter over an emulated Data API", () => {
       [0, 1, 1],
     ]);
     expect(await projectCounts(db, project.id)).toMatchObject({ reports: 1, conflicts: 1 });
-    expect(await verifyAuditChains(db, project.id)).toEqual({ ok: true, checked: 3 });
+    expect(await verifyAuditChains(db, project.id)).toEqual({
+      ok: true,
+      checked: 3,
+      signed: 0,
+      unsigned: 3,
+    });
 
     expect(emulator.sent.length).toBeGreaterThan(10);
     for (const { sql, parameters } of emulator.sent) {

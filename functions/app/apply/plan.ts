@@ -136,6 +136,14 @@ function recordOf(entry: Entry, receivedAt: string, appliedAt: string): AuditRec
     receivedAt,
     appliedAt,
     prevHash: null,
+    sig: entry.change?.sig ?? null,
+    signedChange: entry.change?.sig
+      ? {
+          fields: entry.change.op === "upsert" ? entry.change.fields : null,
+          base: entry.change.base ?? null,
+          scope: null,
+        }
+      : null,
   };
 }
 

@@ -39,13 +39,16 @@ export async function writeBatch(tx: Queryable, plan: BatchPlan): Promise<void> 
   }
   parts.push(`written_audit as (
        insert into audit_log (project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code,
-              message, fields_applied, fields_superseded, before, after, received_at, applied_at, prev_hash, hash)
+              message, fields_applied, fields_superseded, before, after, received_at, applied_at, prev_hash, hash,
+              sig, signed_change)
        select "projectId", "changeId", "reportId", actor->>'type', (actor->>'id')::uuid, op, hlc, outcome, code,
-              message, "fieldsApplied", "fieldsSuperseded", before, after, "receivedAt", "appliedAt", "prevHash", hash
+              message, "fieldsApplied", "fieldsSuperseded", before, after, "receivedAt", "appliedAt", "prevHash", hash,
+              sig, "signedChange"
          from rows from (jsonb_to_recordset(${param(plan.audit)}) as ("projectId" uuid, "changeId" uuid,
               "reportId" uuid, actor jsonb, op text, hlc text, outcome text, code text, message text,
               "fieldsApplied" text[], "fieldsSuperseded" text[], before jsonb, after jsonb,
-              "receivedAt" timestamptz, "appliedAt" timestamptz, "prevHash" text, hash text))
+              "receivedAt" timestamptz, "appliedAt" timestamptz, "prevHash" text, hash text,
+              sig text, "signedChange" jsonb))
               with ordinality as a
         -- seq follows the chain order.
         order by a.ordinality)`);
