@@ -14,6 +14,7 @@ export default defineConfig({
       // `npm run test:package`.
       ...(process.env.EDGE_SYNC_PACKAGE_TEST ? [] : ["**/*.package.test.ts"]),
     ],
+    globalSetup: ["test/support/build-agent.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",

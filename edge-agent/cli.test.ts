@@ -1,10 +1,11 @@
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import pkg from "../package.json" with { type: "json" };
+import pkg from "../packages/edge-agent/package.json" with { type: "json" };
 import { EdgeAgent } from "./agent.ts";
 import { main } from "./cli.ts";
 
@@ -22,6 +23,13 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 describe("edge-agent CLI conventions", () => {
+  it("runs from a checkout, the TypeScript compiled as it loads (npx edge-agent)", () => {
+    const bin = join(import.meta.dirname, "bin.js");
+    expect(execFileSync(process.execPath, [bin, "--version"], { encoding: "utf8" })).toBe(
+      `edge-agent ${pkg.version}\n`,
+    );
+  });
+
   let dir: string;
   let path: string;
   beforeEach(async () => {

@@ -1,7 +1,8 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-const BIN = fileURLToPath(new URL("../../edge-agent/bin.js", import.meta.url));
+/** The agent's CLI as the package ships it, built by the global setup (`build-agent.ts`). */
+const BIN = fileURLToPath(new URL("../../packages/edge-agent/dist/cli.js", import.meta.url));
 
 export interface CliResult {
   code: number | null;
