@@ -52,8 +52,12 @@ export function signingInput(c: SignedContent): Buffer {
   );
 }
 
-/** A signature as it travels: base64url, 64 bytes (Ed25519, or P-256 as r‖s). */
-export const SIGNATURE_PATTERN = /^[A-Za-z0-9_-]{86}$/;
+/**
+ * A signature as it travels: base64url, 64 bytes (Ed25519, or P-256 as r‖s),
+ * in its one canonical spelling: the last character carries two bits, and
+ * the four unused ones must be zero, so that no two texts name the same bytes.
+ */
+export const SIGNATURE_PATTERN = /^[A-Za-z0-9_-]{85}[AQgw]$/;
 
 /**
  * A device's public key from its JWK: Ed25519 (`OKP`) or P-256 (`EC`), and

@@ -382,6 +382,67 @@ export const DeviceKeySchema = z
   .object({ publicKey: PublicJwkSchema, registeredAt: stamp })
   .meta({ id: "DeviceKey" });
 
+export const EVIDENCE_FORMAT = "edge-sync.evidence.v1";
+
+/** One audit entry in an evidence bundle: everything its hash and signature cover. */
+export const EvidenceEntrySchema = z
+  .object({
+    seq: count,
+    projectId: uuid,
+    changeId: uuid,
+    reportId: uuid.nullable(),
+    actor: z.object({ type: z.enum(["device", "member"]), id: uuid }),
+    op: z.enum(["upsert", "delete"]).nullable(),
+    hlc: z.string().nullable(),
+    outcome,
+    code: z.string().nullable(),
+    message: z.string().nullable(),
+    fieldsApplied: z.array(z.string()),
+    fieldsSuperseded: z.array(z.string()),
+    before: jsonObject,
+    after: jsonObject,
+    erasedDigests: z.record(z.string(), z.string()).meta({
+      description:
+        'Digests of erased values, by "before:<field>", "after:<field>" or "signed:<field>".',
+    }),
+    receivedAt: stamp,
+    appliedAt: stamp,
+    prevHash: z.string().nullable(),
+    hash: z.string().nullable(),
+    sig: z.string().nullable(),
+    signedChange: z
+      .object({
+        fields: jsonObject.nullable(),
+        base: z.record(z.string(), z.string().nullable()).nullable(),
+        scope: z.string().nullable(),
+      })
+      .nullable()
+      .meta({ description: "What the signature covers beyond the entry's own columns." }),
+  })
+  .meta({ id: "EvidenceEntry" });
+
+export const EvidenceBundleSchema = z
+  .object({
+    format: z.literal(EVIDENCE_FORMAT),
+    exportedAt: stamp,
+    projectId: uuid,
+    report: ReportSchema,
+    history: z.array(EvidenceEntrySchema).meta({ description: "Oldest first." }),
+    chainHead: z
+      .string()
+      .nullable()
+      .meta({ description: "The hash of the report's last entry, as the database records it." }),
+    devices: z
+      .record(uuid, z.object({ publicKey: PublicJwkSchema, registeredAt: stamp }))
+      .meta({ description: "The public keys of the devices that signed entries." }),
+  })
+  .meta({
+    id: "EvidenceBundle",
+    description:
+      "One report's whole history with hashes and signatures and the signing devices' keys: `npx edge-sync verify-evidence FILE` checks it offline.",
+  });
+export type EvidenceBundle = z.output<typeof EvidenceBundleSchema>;
+
 export const IssuedCredentialsSchema = z
   .object({
     id: uuid,

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkEvidence } from "../core/evidence.ts";
 import { formatHlc } from "../core/hlc.ts";
 import { newDeviceKey } from "../core/signature.ts";
 import { EdgeAgent } from "../edge-agent/agent.ts";
@@ -288,6 +289,11 @@ describe("the OpenAPI document and the API agree", () => {
     expect(audit.body.nextCursor).not.toBeNull();
     expect((await call("GET", "/v1/audit", { token: analyst })).status).toBe(403);
     expect((await call("GET", "/v1/audit/verify", { token: auditor })).body.ok).toBe(true);
+    const evidence = (token: string, id: string) =>
+      call("GET", "/v1/reports/{id}/evidence", { token, params: { id } });
+    expect(checkEvidence((await evidence(auditor, report.id)).body)).toMatchObject({ ok: true });
+    expect((await evidence(analyst, report.id)).status).toBe(403);
+    expect((await evidence(auditor, crypto.randomUUID())).status).toBe(404);
 
     // Fleet operations (the dead-letter queue's own story is in stuck.db.test.ts).
     expect((await call("GET", "/v1/dlq", { token: admin })).body.items).toEqual([]);

@@ -192,6 +192,14 @@ const operations: Record<string, Operation> = {
     tag: "Read",
     ok: { status: 200, description: "The report.", schema: s.ReportSchema },
   },
+  "GET /v1/reports/{id}/evidence": {
+    operationId: "getReportEvidence",
+    summary: "A report's evidence bundle (auditor, admin)",
+    description:
+      "Self-contained: the report, its whole history with hashes and signatures, the chain head and the signing devices' public keys. `npx edge-sync verify-evidence FILE` checks it with no database and no network.",
+    tag: "Read",
+    ok: { status: 200, description: "The bundle.", schema: s.EvidenceBundleSchema },
+  },
   "GET /v1/reports/{id}/history": {
     operationId: "getReportHistory",
     summary: "A report's audit entries",
