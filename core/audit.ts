@@ -60,6 +60,8 @@ export interface AuditHashInput {
   afterDigests: Record<string, string>;
   receivedAt: string;
   appliedAt: string;
+  /** Hashed for an erasure's own entry only (its reason); older entries never had it. */
+  message?: string | null;
 }
 
 const sortedPairs = (map: Record<string, string>): [string, string][] =>
@@ -94,6 +96,7 @@ export function auditHash(input: AuditHashInput): string {
       sortedPairs(input.afterDigests),
       input.receivedAt,
       input.appliedAt,
+      ...(input.op === "erase" ? [input.message ?? null] : []),
     ]),
   );
 }
@@ -108,7 +111,8 @@ export interface AuditRecord {
   /** Null only for a change whose report could not be read. */
   reportId: string | null;
   actor: { type: "device" | "member"; id: string };
-  op: Op | null;
+  /** A change's op, or `erase` for an erasure's own entry. */
+  op: Op | "erase" | null;
   hlc: string | null;
   outcome: Outcome;
   code: string | null;
@@ -169,5 +173,6 @@ export function hashAuditRecord(
     afterDigests: valueDigests.after,
     receivedAt: record.receivedAt,
     appliedAt: record.appliedAt,
+    message: record.message,
   });
 }

@@ -99,7 +99,12 @@ function signatureProblem(
   }
   if (!device) return "signed, but its device has no registered key";
   const signed = entry.signedChange;
-  if (!signed || !entry.reportId || !entry.op || !entry.hlc) {
+  if (
+    !signed ||
+    !entry.reportId ||
+    !entry.hlc ||
+    (entry.op !== "upsert" && entry.op !== "delete")
+  ) {
     return "signed, but what was signed is missing";
   }
   const signedDigests = digestsOf("signed", signed.fields ?? {}, entry.erasedDigests);
@@ -146,7 +151,10 @@ export function replayHistory(entries: StoredEntry[]): {
   let state: ReportState = emptyReportState();
   let version = 0;
   for (const entry of entries) {
-    if (entry.outcome === "rejected" || !entry.op || !entry.hlc || !entry.reportId) continue;
+    // An erasure changes no register: the values it removed are null in
+    // every entry before it, so the replay never saw them.
+    if (entry.outcome === "rejected" || entry.op === "erase") continue;
+    if (!entry.op || !entry.hlc || !entry.reportId) continue;
     const change: Change =
       entry.op === "delete"
         ? { changeId: entry.changeId, reportId: entry.reportId, op: "delete", hlc: entry.hlc }

@@ -195,6 +195,9 @@ export const ReportSchema = z
     updatedAt: stamp,
     createdBy: uuid.nullable(),
     updatedBy: uuid.nullable(),
+    erased: z.array(z.string()).optional().meta({
+      description: "Fields whose values a data-protection erasure removed (present when any).",
+    }),
   })
   .meta({ id: "Report" });
 
@@ -221,8 +224,11 @@ export const AuditEntrySchema = z
     changeId: uuid,
     reportId: uuid,
     actor: z.object({ type: z.enum(["device", "member"]), id: uuid }),
-    op: z.enum(["upsert", "delete"]),
-    hlc: HlcSchema,
+    op: z.enum(["upsert", "delete", "erase"]).meta({
+      description:
+        "`erase`: a data-protection erasure of the report's `fieldsApplied`, by a member.",
+    }),
+    hlc: HlcSchema.nullable().meta({ description: "Null for an erasure." }),
     outcome,
     fieldsApplied: z.array(z.string()),
     fieldsSuperseded: z.array(z.string()),
@@ -252,6 +258,20 @@ export const SyncPageSchema = z
       }),
     ),
     conflicts: z.array(ConflictSchema),
+    erasures: z
+      .array(
+        z.object({
+          id: uuid,
+          reportId: uuid,
+          fields: z.array(z.string()),
+          requestedAt: stamp,
+        }),
+      )
+      .optional()
+      .meta({
+        description:
+          "Data-protection erasures since the cursor: remove these fields' values from the local copy and outbox (values written before `requestedAt`).",
+      }),
     cursor: z.string(),
     hasMore: z.boolean(),
     serverTime: z.number().int().meta({ description: "The cloud's clock, epoch milliseconds." }),
@@ -382,6 +402,35 @@ export const DeviceKeySchema = z
   .object({ publicKey: PublicJwkSchema, registeredAt: stamp })
   .meta({ id: "DeviceKey" });
 
+export const ErasureRequestSchema = z
+  .strictObject({
+    reportId: uuid,
+    fields: z
+      .array(z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/))
+      .min(1)
+      .max(64)
+      .optional()
+      .meta({ description: "Every field the report ever had when absent." }),
+    reason: z.string().min(1).max(1000),
+  })
+  .meta({ id: "ErasureRequest" });
+export const ErasureSchema = z
+  .object({
+    id: uuid,
+    reportId: uuid,
+    fields: z.array(z.string()),
+    reason: z.string(),
+    requestedBy: uuid,
+    requestedAt: stamp,
+    devicesPending: count.meta({
+      description:
+        "Devices of the project (not revoked, registered before it) that have not erased their copy yet.",
+    }),
+    devicesDone: count,
+  })
+  .meta({ id: "Erasure" });
+export type Erasure = z.output<typeof ErasureSchema>;
+
 export const EVIDENCE_FORMAT = "edge-sync.evidence.v1";
 
 /** One audit entry in an evidence bundle: everything its hash and signature cover. */
@@ -392,7 +441,7 @@ export const EvidenceEntrySchema = z
     changeId: uuid,
     reportId: uuid.nullable(),
     actor: z.object({ type: z.enum(["device", "member"]), id: uuid }),
-    op: z.enum(["upsert", "delete"]).nullable(),
+    op: z.enum(["upsert", "delete", "erase"]).nullable(),
     hlc: z.string().nullable(),
     outcome,
     code: z.string().nullable(),

@@ -122,6 +122,11 @@ export class OutboxStore {
     }
   }
 
+  /** Writes the WAL back into the database file and empties it. */
+  checkpoint(): void {
+    this.statements.db.pragma("wal_checkpoint(TRUNCATE)");
+  }
+
   report(id: string): ReportRow | undefined {
     return this.sql("select * from reports where id = ?").get(id) as ReportRow | undefined;
   }
@@ -326,6 +331,70 @@ export class OutboxStore {
       server?.version ?? 0,
       reportId,
     );
+  }
+
+  /**
+   * Carries out a data-protection erasure here (call in one transaction):
+   * the fields' values become null in the report's local view and cloud
+   * copy, in every outbox entry written before the request (those still to
+   * send are signed again by `resign`), and in the report's conflicts. With
+   * `secure_delete` on, SQLite overwrites what it frees, so the values do not
+   * linger in the file.
+   */
+  erase(
+    erasure: { reportId: string; fields: string[]; requestedAt: string },
+    resign: (change: Change) => Change,
+  ): void {
+    const fields = new Set(erasure.fields);
+    const scrub = (values: JsonObject | null | undefined): boolean => {
+      let touched = false;
+      for (const f of Object.keys(values ?? {})) {
+        if (fields.has(f) && values![f] !== null) {
+          values![f] = null;
+          touched = true;
+        }
+      }
+      return touched;
+    };
+    const row = this.report(erasure.reportId);
+    if (row) {
+      const local = JSON.parse(row.fields) as JsonObject;
+      const server = row.server ? (JSON.parse(row.server) as Report) : null;
+      if (server) server.erased = [...new Set([...(server.erased ?? []), ...fields])].sort();
+      scrub(local);
+      scrub(server?.fields);
+      this.sql("update reports set fields = ?, server = ? where id = ?").run(
+        JSON.stringify(local),
+        server ? JSON.stringify(server) : null,
+        erasure.reportId,
+      );
+    }
+    const before = Date.parse(erasure.requestedAt);
+    const entries = this.sql(
+      "select * from outbox where report_id = ? and op = 'upsert' order by seq",
+    ).all(erasure.reportId) as OutboxEntry[];
+    for (const entry of entries) {
+      if (Number(entry.hlc.slice(0, 15)) > before) continue; // written after: a new value
+      const change = toChange(entry);
+      if (change.op !== "upsert" || !scrub(change.fields)) continue;
+      const open = entry.state === "pending" || entry.state === "sent";
+      const sig = open ? (resign(change).sig ?? null) : entry.sig;
+      this.sql("update outbox set fields = ?, sig = ? where seq = ?").run(
+        JSON.stringify(change.fields),
+        sig,
+        entry.seq,
+      );
+    }
+    const conflicts = this.sql("select id, body from conflicts where report_id = ?").all(
+      erasure.reportId,
+    ) as { id: string; body: string }[];
+    for (const { id, body } of conflicts) {
+      const conflict = JSON.parse(body) as Conflict;
+      if (!fields.has(conflict.field)) continue;
+      conflict.winner.value = null;
+      conflict.loser.value = null;
+      this.sql("update conflicts set body = ? where id = ?").run(JSON.stringify(conflict), id);
+    }
   }
 
   /** Changes the cloud refused for their clock and not yet sent again. */

@@ -69,6 +69,9 @@ export function openStore(path: string): Database.Database {
   // FULL: a write the CLI reported done survives power loss, not only a crash.
   db.pragma("synchronous = FULL");
   db.pragma("busy_timeout = 5000");
+  // What SQLite frees (an erased value's old row, a deleted page) is
+  // overwritten with zeros, not left readable in the file.
+  db.pragma("secure_delete = ON");
   db.pragma("foreign_keys = ON");
   const version = db.pragma("user_version", { simple: true }) as number;
   for (let v = version; v < MIGRATIONS.length; v++) {

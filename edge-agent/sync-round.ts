@@ -166,6 +166,8 @@ async function pullAll(
       await new Promise((sent) => setImmediate(sent));
     }
     applyPage(parts, page);
+    // Erased values linger in the WAL until it is written back and emptied.
+    if (page.erasures?.length) parts.store.checkpoint();
     parts.lock.tryTake();
     summary.pulledReports += page.reports.length;
     summary.acks += page.acks.length;
@@ -195,6 +197,10 @@ function applyPage(parts: SyncParts, page: SyncPage): void {
       for (const { id } of page.reports) if (unacked.has(id)) rebuild.add(id);
     }
     for (const conflict of page.conflicts) store.storeConflict(conflict);
+    for (const erasure of page.erasures ?? []) {
+      store.erase(erasure, (change) => parts.signer.sign(change));
+      rebuild.add(erasure.reportId);
+    }
     for (const id of rebuild) store.rebuild(id);
     settings.set({ cursor: page.cursor });
     restampSkewed(parts, at);

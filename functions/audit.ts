@@ -1,25 +1,58 @@
 import * as z from "zod";
-import { NotFoundError } from "../core/errors.ts";
+import { NotFoundError, ValidationError } from "../core/errors.ts";
+import { ErasureRequestSchema } from "../core/wire.ts";
 import { verifyAuditChains } from "./app/audit.ts";
+import { eraseReport, erasureById } from "./app/erasure.ts";
 import { reportEvidence } from "./app/evidence.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
 import { apiRoute, callerProject } from "./http/api-route.ts";
-import { json } from "./http/middleware.ts";
+import { type ApiEvent, json, principalOf } from "./http/middleware.ts";
+
+/** A path id: anything but a UUID names nothing. */
+function idOf(event: ApiEvent, what: string): string {
+  const id = event.pathParameters?.id ?? "";
+  if (!z.uuid().safeParse(id).success) throw new NotFoundError(`No such ${what}.`);
+  return id;
+}
 
 /**
- * The auditors' routes: `GET /v1/audit/verify` recomputes the project's hash
- * chains and checks every signature; `GET /v1/reports/{id}/evidence` exports
- * one report's evidence bundle, to be checked offline.
+ * Custody and data protection: `GET /v1/audit/verify` recomputes the
+ * project's hash chains and checks every signature;
+ * `GET /v1/reports/{id}/evidence` exports one report's evidence bundle, to be
+ * checked offline; `POST /v1/erasures` carries out a data-protection erasure
+ * and `GET /v1/erasures/{id}` says how far the devices are with it.
  */
 export const create = (deps: DepsOf<"audit">) =>
-  apiRoute(deps).handler(async (event) => {
+  apiRoute(deps, { body: { maxBytes: 64 * 1024, maxDepth: 4 } }).handler(async (event) => {
     const projectId = callerProject(event);
-    if (event.resource === "/v1/reports/{id}/evidence") {
-      const id = event.pathParameters?.id ?? "";
-      if (!z.uuid().safeParse(id).success) throw new NotFoundError("No such report.");
-      return json(200, await reportEvidence(deps.db, projectId, id, deps.now));
+    switch (`${event.httpMethod} ${event.resource}`) {
+      case "GET /v1/reports/{id}/evidence":
+        return json(200, await reportEvidence(deps.db, projectId, idOf(event, "report"), deps.now));
+      case "POST /v1/erasures": {
+        const request = ErasureRequestSchema.safeParse(event.parsedBody);
+        if (!request.success) {
+          const issue = request.error.issues[0]!;
+          throw new ValidationError(`${issue.path.join(".") || "body"}: ${issue.message}`);
+        }
+        const erasure = await eraseReport(
+          deps.db,
+          projectId,
+          principalOf(event).sub,
+          request.data,
+          deps.now,
+        );
+        deps.logger.info("erasure carried out", {
+          erasureId: erasure.id,
+          reportId: erasure.reportId,
+          fields: erasure.fields.length,
+        });
+        return json(201, erasure);
+      }
+      case "GET /v1/erasures/{id}":
+        return json(200, await erasureById(deps.db, projectId, idOf(event, "erasure")));
+      default:
+        return json(200, await verifyAuditChains(deps.db, projectId));
     }
-    return json(200, await verifyAuditChains(deps.db, projectId));
   });
 
 export const handler = lambdaHandler("audit", create);

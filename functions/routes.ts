@@ -56,6 +56,8 @@ export const routes: readonly Route[] = [
   { method: "GET", path: "/v1/audit", fn: "read", roles: ["auditor", "admin"] },
   { method: "GET", path: "/v1/audit/verify", fn: "audit", roles: ["auditor", "admin"] },
   { method: "GET", path: "/v1/reports/{id}/evidence", fn: "audit", roles: ["auditor", "admin"] },
+  { method: "POST", path: "/v1/erasures", fn: "audit", roles: ["admin"] },
+  { method: "GET", path: "/v1/erasures/{id}", fn: "audit", roles: ["auditor", "admin"] },
   { method: "GET", path: "/v1/dlq", fn: "dlq", roles: ["admin"] },
   { method: "POST", path: "/v1/dlq/redrive", fn: "dlq", roles: ["admin"] },
 ];

@@ -295,6 +295,25 @@ describe("the OpenAPI document and the API agree", () => {
     expect((await evidence(analyst, report.id)).status).toBe(403);
     expect((await evidence(auditor, crypto.randomUUID())).status).toBe(404);
 
+    // A data-protection erasure, and how far the devices are with it.
+    const erased = await call("POST", "/v1/erasures", {
+      token: admin,
+      body: { reportId: report.id, fields: ["crew"], reason: "request 7" },
+    });
+    expect(erased.status).toBe(201);
+    await call("GET", "/v1/erasures/{id}", { token: auditor, params: { id: erased.body.id } });
+    expect(
+      (await call("POST", "/v1/erasures", { token: admin, body: { reason: "no report" } })).status,
+    ).toBe(400);
+    expect(
+      (
+        await call("GET", "/v1/erasures/{id}", {
+          token: auditor,
+          params: { id: crypto.randomUUID() },
+        })
+      ).status,
+    ).toBe(404);
+
     // Fleet operations (the dead-letter queue's own story is in stuck.db.test.ts).
     expect((await call("GET", "/v1/dlq", { token: admin })).body.items).toEqual([]);
     expect((await call("GET", "/v1/dlq", { token: analyst })).status).toBe(403);

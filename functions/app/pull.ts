@@ -17,18 +17,26 @@ interface PullCursor {
   r: Position;
   a: [xid: string, seq: number];
   c: Position;
+  /** Erasures; absent in cursors issued before they existed (from the start). */
+  e: Position;
 }
 
 // Report ids are never the nil UUID (ingest refuses it) and audit seq starts
 // at 1, so these keys sort before every real row of the same xid.
 const NIL_UUID = "00000000-0000-0000-0000-000000000000";
-const START: PullCursor = { r: ["0", NIL_UUID], a: ["0", 0], c: ["0", NIL_UUID] };
+const START: PullCursor = {
+  r: ["0", NIL_UUID],
+  a: ["0", 0],
+  c: ["0", NIL_UUID],
+  e: ["0", NIL_UUID],
+};
 
 const xidText = z.string().regex(/^\d{1,20}$/);
 const CursorSchema = z.object({
   r: z.tuple([xidText, z.uuid()]),
   a: z.tuple([xidText, z.number().int().nonnegative()]),
   c: z.tuple([xidText, z.uuid()]),
+  e: z.tuple([xidText, z.uuid()]).default(["0", NIL_UUID]),
 });
 
 export function encodeCursor(cursor: PullCursor): string {
@@ -54,10 +62,11 @@ export interface ReportRow {
   updated_at: Date;
   created_by: string | null;
   updated_by: string | null;
+  erased: string[];
 }
 
 export const REPORT_COLUMNS =
-  "id, fields, clocks, deleted_hlc, version, created_at, updated_at, created_by, updated_by";
+  "id, fields, clocks, deleted_hlc, version, created_at, updated_at, created_by, updated_by, erased";
 
 export function toReport(row: ReportRow): Report {
   return {
@@ -70,6 +79,7 @@ export function toReport(row: ReportRow): Report {
     updatedAt: row.updated_at.toISOString(),
     createdBy: row.created_by,
     updatedBy: row.updated_by,
+    ...(row.erased?.length ? { erased: row.erased } : {}),
   };
 }
 
@@ -121,13 +131,31 @@ export interface PullRequest {
   pageBytes?: number;
 }
 
+export interface PulledErasure {
+  id: string;
+  reportId: string;
+  fields: string[];
+  requestedAt: string;
+}
+
 export interface PullResult {
   reports: Report[];
   acks: Ack[];
   conflicts: Conflict[];
+  erasures: PulledErasure[];
   cursor: string;
   hasMore: boolean;
 }
+
+interface ErasureRow {
+  id: string;
+  report_id: string;
+  fields: string[];
+  requested_at: Date;
+}
+
+/** The first agent version that erases what a pull asks it to. */
+const ERASING_AGENT = "0,2,0";
 
 /** Rows of one stream carry their xid as text too, for the next cursor. */
 type Positioned<R> = R & { cursor_xid: string };
@@ -176,7 +204,7 @@ export async function pull(
   { projectId, deviceId, cursor, limit, pageBytes = PAGE_BYTES }: PullRequest,
 ): Promise<PullResult> {
   const from = decodeCursor(cursor);
-  const { xmin, reports, acks, conflicts } = await db.transaction(async (tx) => {
+  const { xmin, reports, acks, conflicts, erasures } = await db.transaction(async (tx) => {
     const [{ xmin }] = (await tx.query<{ xmin: string }>(
       `select pg_snapshot_xmin(pg_current_snapshot())::text as xmin, ${ORDERED_INDEX_SCANS_ONLY}`,
     )) as [{ xmin: string }];
@@ -205,7 +233,29 @@ export async function pull(
     const won = await conflictsAs("winner");
     const lost = await conflictsAs("loser");
     const conflicts = [...won, ...lost].sort(byXidThenId).slice(0, limit + 1);
-    return { xmin, reports, acks, conflicts };
+    // The device stored every page before this cursor, each with its cursor
+    // in one transaction: an agent that knows erasures (0.2.0 on) has erased
+    // what the erasures in them asked (DESIGN.md, "Erasure"). An older one
+    // moves on without erasing, so it is never counted done.
+    if (from.e[0] !== "0") {
+      await tx.query(
+        `insert into erasure_acks (erasure_id, device_id)
+         select id, $2 from erasures
+          where project_id = $1 and (xid, id) <= ($3::text::xid8, $4::uuid)
+            and not exists (select 1 from erasure_acks a where a.erasure_id = erasures.id and a.device_id = $2)
+            and exists (select 1 from devices d where d.id = $2
+                          and (regexp_match(d.agent_version, '^([0-9]+)[.]([0-9]+)[.]([0-9]+)'))::int[] >= '{${ERASING_AGENT}}')
+         on conflict do nothing`,
+        [projectId, deviceId, from.e[0], from.e[1]],
+      );
+    }
+    const erasures = await tx.query<Positioned<ErasureRow>>(
+      `select id, report_id, fields, requested_at, xid::text as cursor_xid from erasures
+        where project_id = $1 and (xid, id) > ($2::text::xid8, $3::uuid) and xid < $4::text::xid8
+        order by xid, id limit $5`,
+      [projectId, from.e[0], from.e[1], xmin, limit + 1],
+    );
+    return { xmin, reports, acks, conflicts, erasures };
   });
 
   // Each stream's rows as sent, kept in order while the page stays within
@@ -225,6 +275,7 @@ export async function pull(
   const sentReports = within(reports, toReport);
   const sentAcks = within(acks, toAck);
   const sentConflicts = within(conflicts, toConflict);
+  const sentErasures = within(erasures, toErasure);
 
   // A stream with rows left continues after the last row sent (or where it
   // was, if none was); an exhausted one from xmin.
@@ -243,12 +294,23 @@ export async function pull(
   const r = nextOf(reports, sentReports.length, (row) => row.id, from.r, [xmin, NIL_UUID]);
   const a = nextOf(acks, sentAcks.length, (row) => row.seq, from.a, [xmin, 0]);
   const c = nextOf(conflicts, sentConflicts.length, (row) => row.id, from.c, [xmin, NIL_UUID]);
+  const e = nextOf(erasures, sentErasures.length, (row) => row.id, from.e, [xmin, NIL_UUID]);
   return {
     reports: sentReports,
     acks: sentAcks,
     conflicts: sentConflicts,
-    cursor: encodeCursor({ r: r.position, a: a.position, c: c.position }),
-    hasMore: r.more || a.more || c.more,
+    erasures: sentErasures,
+    cursor: encodeCursor({ r: r.position, a: a.position, c: c.position, e: e.position }),
+    hasMore: r.more || a.more || c.more || e.more,
+  };
+}
+
+function toErasure(row: ErasureRow): PulledErasure {
+  return {
+    id: row.id,
+    reportId: row.report_id,
+    fields: row.fields,
+    requestedAt: row.requested_at.toISOString(),
   };
 }
 

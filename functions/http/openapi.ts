@@ -192,6 +192,21 @@ const operations: Record<string, Operation> = {
     tag: "Read",
     ok: { status: 200, description: "The report.", schema: s.ReportSchema },
   },
+  "POST /v1/erasures": {
+    operationId: "eraseReport",
+    summary: "Erase a report's values for a data-protection request (admin)",
+    description:
+      "In one transaction the values become null in the report (clocks kept, `erased` lists the fields), in its audit entries (their digests kept, so `GET /v1/audit/verify` still passes) and in its conflicts; the erasure is appended to the report's audit chain. Every device removes its copies when its next pull delivers the erasure; `devicesPending` counts those that have not yet.",
+    tag: "Manage",
+    body: s.ErasureRequestSchema,
+    ok: { status: 201, description: "The erasure.", schema: s.ErasureSchema },
+  },
+  "GET /v1/erasures/{id}": {
+    operationId: "getErasure",
+    summary: "An erasure, and how many devices have yet to carry it out",
+    tag: "Read",
+    ok: { status: 200, description: "The erasure.", schema: s.ErasureSchema },
+  },
   "GET /v1/reports/{id}/evidence": {
     operationId: "getReportEvidence",
     summary: "A report's evidence bundle (auditor, admin)",

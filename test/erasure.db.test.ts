@@ -1,0 +1,128 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkEvidence } from "../core/evidence.ts";
+import { EdgeAgent } from "../edge-agent/agent.ts";
+import { provision } from "../local/provision.ts";
+import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
+import { dbTargets } from "./support/db.ts";
+
+/** Every byte of an agent's files, the WAL included, as text. */
+function rawBytes(path: string): string {
+  return [path, `${path}-wal`]
+    .filter((p) => existsSync(p))
+    .map((p) => readFileSync(p).toString("latin1"))
+    .join("");
+}
+
+describe.each(dbTargets())("erasure (%s)", (target) => {
+  let t: TestCloud;
+  beforeAll(async () => {
+    t = await startTestCloud(target);
+  });
+  afterAll(() => t.stop());
+
+  it("removes the values from the cloud and from both agents' files, while verify still passes", async () => {
+    const { project, devices } = await provision(t.cloud.url, t.cloud.credentials.operator, {
+      project: "clinic",
+      devices: ["ward tablet", "visiting nurse"],
+    });
+    const admin = await t.tokenFor(project.admin.clientId, project.admin.clientSecret);
+    const paths = devices.map((d) => join(t.dir, `${d.name.replace(/\W+/g, "-")}.db`));
+    const [ward, nurse] = (await Promise.all(
+      devices.map(async (d, i) => {
+        const agent = EdgeAgent.open(paths[i]!);
+        await agent.init(t.cloud.url, d.clientId, d.clientSecret);
+        return agent;
+      }),
+    )) as [EdgeAgent, EdgeAgent];
+
+    // Two secrets, from two devices, one of them in a conflict.
+    const report = ward.create({ patient: "Jane Roe, born 1987-03-14", ward: "B2", pain: 6 });
+    await syncUntilSettled(ward);
+    await syncUntilSettled(nurse);
+    nurse.update(report.id, { patient: "Jane Q. Roe, room 12" });
+    ward.update(report.id, { patient: "Jane Roe (transferred)", pain: 4 });
+    for (const agent of [ward, nurse, ward, nurse]) await syncUntilSettled(agent);
+    const secrets = ["Jane Roe", "Jane Q. Roe"];
+    const db = t.testDb.db;
+    const cloudText = async () =>
+      JSON.stringify(
+        await Promise.all([
+          db.query("select fields from reports where id = $1", [report.id]),
+          db.query("select before, after, signed_change from audit_log where report_id = $1", [
+            report.id,
+          ]),
+          db.query("select winner_value, loser_value from conflicts where report_id = $1", [
+            report.id,
+          ]),
+        ]),
+      );
+    expect(await cloudText()).toContain("Jane Roe");
+    expect(rawBytes(paths[1]!)).toContain("Jane Q. Roe");
+
+    const requested = await t.api("/v1/erasures", {
+      token: admin,
+      body: { reportId: report.id, fields: ["patient"], reason: "data subject request 42" },
+    });
+    expect(requested.status).toBe(201);
+    expect(requested.body).toMatchObject({
+      reportId: report.id,
+      fields: ["patient"],
+      reason: "data subject request 42",
+      devicesPending: 2,
+      devicesDone: 0,
+    });
+
+    // Each agent erases on the pull that delivers it; the pull after says so.
+    for (const agent of [ward, nurse]) {
+      await agent.syncOnce();
+      await agent.syncOnce();
+    }
+    const erasure = await t.api(`/v1/erasures/${requested.body.id}`, { token: admin });
+    expect(erasure.body).toMatchObject({ devicesPending: 0, devicesDone: 2 });
+
+    const text = await cloudText();
+    for (const agent of [ward, nurse]) {
+      expect(agent.get(report.id)?.fields).toEqual({ patient: null, ward: "B2", pain: 4 });
+      agent.close();
+    }
+    for (const secret of secrets) {
+      expect(text).not.toContain(secret);
+      for (const path of paths) expect(rawBytes(path), path).not.toContain(secret);
+    }
+
+    const read = await t.api(`/v1/reports/${report.id}`, { token: admin });
+    expect(read.body).toMatchObject({ fields: { patient: null, ward: "B2" }, erased: ["patient"] });
+    const history = (await t.api(`/v1/reports/${report.id}/history`, { token: admin })).body.items;
+    expect(history.at(-1)).toMatchObject({
+      op: "erase",
+      actor: { type: "member" },
+      fieldsApplied: ["patient"],
+    });
+    expect(await t.api("/v1/audit/verify", { token: admin })).toMatchObject({
+      body: { ok: true },
+    });
+    const evidence = await t.api(`/v1/reports/${report.id}/evidence`, { token: admin });
+    expect(checkEvidence(evidence.body)).toMatchObject({ ok: true, problems: [] });
+    expect(JSON.stringify(evidence.body)).not.toContain("Jane Roe");
+  });
+
+  it("refuses an erasure of another project's or no report, and from anyone but an admin", async () => {
+    const admin = await t.adminToken();
+    const missing = await t.api("/v1/erasures", {
+      token: admin,
+      body: { reportId: crypto.randomUUID(), reason: "request" },
+    });
+    expect(missing.status).toBe(404);
+    expect(
+      (await t.api("/v1/erasures", { token: admin, body: { reportId: "x", reason: "" } })).status,
+    ).toBe(400);
+    const device = await t.createDevice("not an admin");
+    const token = await t.tokenFor(device.clientId, device.clientSecret);
+    expect(
+      (await t.api("/v1/erasures", { token, body: { reportId: crypto.randomUUID(), reason: "r" } }))
+        .status,
+    ).toBe(403);
+  });
+});
