@@ -430,6 +430,23 @@ export const ErasureSchema = z
   })
   .meta({ id: "Erasure" });
 export type Erasure = z.output<typeof ErasureSchema>;
+export const HoldRequestSchema = z
+  .strictObject({ reason: z.string().min(1).max(1000) })
+  .meta({ id: "HoldRequest" });
+export const HoldSchema = z
+  .object({ reportId: uuid, reason: z.string(), heldBy: uuid, heldAt: stamp })
+  .meta({ id: "Hold" });
+export const ProjectSettingsSchema = z
+  .strictObject({
+    retainDeletedDays: z.number().int().min(0).max(36500).nullable().meta({
+      description:
+        "Days after which deleted reports' values are erased (an erasure with reason `retention`); null keeps them.",
+    }),
+  })
+  .meta({ id: "ProjectSettings" });
+export const ProjectSchema = z
+  .object({ id: uuid, retainDeletedDays: z.number().int().nullable() })
+  .meta({ id: "Project" });
 
 export const EVIDENCE_FORMAT = "edge-sync.evidence.v1";
 

@@ -1,12 +1,28 @@
 import * as z from "zod";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
-import { ErasureRequestSchema } from "../core/wire.ts";
+import { ErasureRequestSchema, HoldRequestSchema, ProjectSettingsSchema } from "../core/wire.ts";
 import { verifyAuditChains } from "./app/audit.ts";
-import { eraseReport, erasureById } from "./app/erasure.ts";
+import {
+  eraseReport,
+  erasureById,
+  holdReport,
+  releaseReport,
+  setRetention,
+} from "./app/erasure.ts";
 import { reportEvidence } from "./app/evidence.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
 import { apiRoute, callerProject } from "./http/api-route.ts";
-import { type ApiEvent, json, principalOf } from "./http/middleware.ts";
+import { type ApiEvent, json, noContent, principalOf } from "./http/middleware.ts";
+
+/** The body, read with its schema. */
+function body<T>(schema: z.ZodType<T>, event: ApiEvent): T {
+  const parsed = schema.safeParse(event.parsedBody);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ValidationError(`${issue.path.join(".") || "body"}: ${issue.message}`);
+  }
+  return parsed.data;
+}
 
 /** A path id: anything but a UUID names nothing. */
 function idOf(event: ApiEvent, what: string): string {
@@ -20,7 +36,9 @@ function idOf(event: ApiEvent, what: string): string {
  * project's hash chains and checks every signature;
  * `GET /v1/reports/{id}/evidence` exports one report's evidence bundle, to be
  * checked offline; `POST /v1/erasures` carries out a data-protection erasure
- * and `GET /v1/erasures/{id}` says how far the devices are with it.
+ * and `GET /v1/erasures/{id}` says how far the devices are with it; a
+ * report's legal hold (`PUT`/`DELETE /v1/reports/{id}/hold`) blocks both
+ * erasure and retention (`PATCH /v1/project` `retainDeletedDays`).
  */
 export const create = (deps: DepsOf<"audit">) =>
   apiRoute(deps, { body: { maxBytes: 64 * 1024, maxDepth: 4 } }).handler(async (event) => {
@@ -29,16 +47,11 @@ export const create = (deps: DepsOf<"audit">) =>
       case "GET /v1/reports/{id}/evidence":
         return json(200, await reportEvidence(deps.db, projectId, idOf(event, "report"), deps.now));
       case "POST /v1/erasures": {
-        const request = ErasureRequestSchema.safeParse(event.parsedBody);
-        if (!request.success) {
-          const issue = request.error.issues[0]!;
-          throw new ValidationError(`${issue.path.join(".") || "body"}: ${issue.message}`);
-        }
         const erasure = await eraseReport(
           deps.db,
           projectId,
           principalOf(event).sub,
-          request.data,
+          body(ErasureRequestSchema, event),
           deps.now,
         );
         deps.logger.info("erasure carried out", {
@@ -47,6 +60,18 @@ export const create = (deps: DepsOf<"audit">) =>
           fields: erasure.fields.length,
         });
         return json(201, erasure);
+      }
+      case "PUT /v1/reports/{id}/hold": {
+        const { reason } = body(HoldRequestSchema, event);
+        const id = idOf(event, "report");
+        return json(200, await holdReport(deps.db, projectId, id, principalOf(event).sub, reason));
+      }
+      case "DELETE /v1/reports/{id}/hold":
+        await releaseReport(deps.db, projectId, idOf(event, "report"));
+        return noContent();
+      case "PATCH /v1/project": {
+        const { retainDeletedDays } = body(ProjectSettingsSchema, event);
+        return json(200, await setRetention(deps.db, projectId, retainDeletedDays));
       }
       case "GET /v1/erasures/{id}":
         return json(200, await erasureById(deps.db, projectId, idOf(event, "erasure")));

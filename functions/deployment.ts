@@ -58,6 +58,7 @@ export const FUNCTION_PORTS = {
   openapi: [],
   authorizer: ["db", "keys"],
   consume: ["db"],
+  retention: ["db"],
 } as const satisfies Record<string, readonly Port[]>;
 
 /** Every function built from `functions/<name>.ts` but the migrate custom resource. */

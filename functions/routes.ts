@@ -16,7 +16,7 @@ export type ApiFunction =
   | "openapi";
 
 export interface Route {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
   /** API Gateway resource path; `{name}` is a path parameter. */
   path: string;
   fn: ApiFunction;
@@ -57,6 +57,9 @@ export const routes: readonly Route[] = [
   { method: "GET", path: "/v1/audit/verify", fn: "audit", roles: ["auditor", "admin"] },
   { method: "GET", path: "/v1/reports/{id}/evidence", fn: "audit", roles: ["auditor", "admin"] },
   { method: "POST", path: "/v1/erasures", fn: "audit", roles: ["admin"] },
+  { method: "PUT", path: "/v1/reports/{id}/hold", fn: "audit", roles: ["admin", "auditor"] },
+  { method: "DELETE", path: "/v1/reports/{id}/hold", fn: "audit", roles: ["admin", "auditor"] },
+  { method: "PATCH", path: "/v1/project", fn: "audit", roles: ["admin"] },
   { method: "GET", path: "/v1/erasures/{id}", fn: "audit", roles: ["auditor", "admin"] },
   { method: "GET", path: "/v1/dlq", fn: "dlq", roles: ["admin"] },
   { method: "POST", path: "/v1/dlq/redrive", fn: "dlq", roles: ["admin"] },

@@ -1,4 +1,7 @@
+import { randomUUID } from "node:crypto";
 import { mkdir } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import type { ScheduledEvent } from "aws-lambda";
 import { type Config, loadConfig } from "../functions/adapters/config.ts";
 import type { Db } from "../functions/adapters/db/db.ts";
 import { migrate } from "../functions/adapters/db/migrate.ts";
@@ -7,10 +10,16 @@ import { CONSUMER_CONCURRENCY } from "../functions/deployment.ts";
 import { ALL_PORTS, buildDeps, type Deps, openDb } from "../functions/deps.ts";
 import { apiFunctions } from "../functions/routes.ts";
 import { type RequestInterceptor, startApiGateway } from "./api-gateway.ts";
+import { loadEvent } from "./events.ts";
 import { type ApiHandler, allFactories, apiFactories } from "./functions.ts";
+import { lambdaContext } from "./lambda-context.ts";
 import { startPollerThread } from "./poller.ts";
 import { type Credentials, seed } from "./seed.ts";
 import { ensureQueues, startEmbeddedSqs } from "./sqs.ts";
+
+const SCHEDULED_EVENT = fileURLToPath(
+  new URL("../events/eventbridge/scheduled.json", import.meta.url),
+);
 
 export interface LocalCloudOptions {
   host?: string;
@@ -34,6 +43,8 @@ export interface LocalCloudOptions {
   now?: () => number;
   /** Wraps every API request (see `ApiGatewayOptions.around`). */
   around?: RequestInterceptor;
+  /** How often the retention schedule runs (default: hourly, as the stack's rule). */
+  retentionIntervalMs?: number;
 }
 
 export interface LocalCloud {
@@ -120,6 +131,19 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
       (options.consumers ?? CONSUMER_CONCURRENCY) > 0 ? await startConsumer() : undefined;
     // Stopped first on shutdown: the in-flight batch drains before the database closes.
     stops.push(async () => poller?.stop());
+
+    // The stack's hourly retention rule, as a timer (the same handler).
+    const retention = allFactories.retention(deps);
+    const runRetention = async () => {
+      const event = await loadEvent<ScheduledEvent>(SCHEDULED_EVENT);
+      await retention(event, lambdaContext("retention", randomUUID()));
+    };
+    const retentionTimer = setInterval(
+      () => void runRetention().catch((error) => deps.logger.warn("retention failed", { error })),
+      options.retentionIntervalMs ?? 60 * 60_000,
+    );
+    retentionTimer.unref();
+    stops.push(async () => clearInterval(retentionTimer));
 
     const credentials = await seed(db, dataDir, api.url);
     return {

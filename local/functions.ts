@@ -12,6 +12,7 @@ import * as manage from "../functions/manage.ts";
 import * as me from "../functions/me.ts";
 import * as openapi from "../functions/openapi.ts";
 import * as read from "../functions/read.ts";
+import * as retention from "../functions/retention.ts";
 import type { ApiFunction } from "../functions/routes.ts";
 import * as sync from "../functions/sync.ts";
 import * as token from "../functions/token.ts";
@@ -39,4 +40,5 @@ export const allFactories = {
   ...apiFactories,
   authorizer: authorizer.create,
   consume: consume.create,
+  retention: retention.create,
 } as const;

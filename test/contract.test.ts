@@ -62,7 +62,7 @@ describe("the OpenAPI document and the API agree", () => {
 
   /** Calls a route by its template, records what the contract says of the answer. */
   async function call(
-    method: "GET" | "POST" | "DELETE",
+    method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
     template: string,
     init: {
       token?: string;
@@ -302,6 +302,31 @@ describe("the OpenAPI document and the API agree", () => {
     });
     expect(erased.status).toBe(201);
     await call("GET", "/v1/erasures/{id}", { token: auditor, params: { id: erased.body.id } });
+    const held = await call("PUT", "/v1/reports/{id}/hold", {
+      token: auditor,
+      params: { id: report.id },
+      body: { reason: "case 12" },
+    });
+    expect(held.status).toBe(200);
+    const blocked = await call("POST", "/v1/erasures", {
+      token: admin,
+      body: { reportId: report.id, reason: "request 8" },
+    });
+    expect(blocked.status).toBe(409);
+    const lifted = await call("DELETE", "/v1/reports/{id}/hold", {
+      token: auditor,
+      params: { id: report.id },
+    });
+    expect(lifted.status).toBe(204);
+    const retention = await call("PATCH", "/v1/project", {
+      token: admin,
+      body: { retainDeletedDays: 365 },
+    });
+    expect(retention.body).toEqual({ id: expect.any(String), retainDeletedDays: 365 });
+    expect(
+      (await call("PATCH", "/v1/project", { token: admin, body: { retainDeletedDays: -1 } }))
+        .status,
+    ).toBe(400);
     expect(
       (await call("POST", "/v1/erasures", { token: admin, body: { reason: "no report" } })).status,
     ).toBe(400);

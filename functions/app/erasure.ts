@@ -1,8 +1,19 @@
 import { type AuditRecord, hashAuditRecord, valueDigest } from "../../core/audit.ts";
-import { NotFoundError } from "../../core/errors.ts";
+import { EdgeSyncError, NotFoundError } from "../../core/errors.ts";
 import type { JsonObject } from "../../core/json.ts";
 import type { Erasure } from "../../core/wire.ts";
 import type { Db, Queryable } from "../adapters/db/db.ts";
+
+/** The report is under legal hold: nothing of it may be erased. */
+export class LegalHoldError extends EdgeSyncError {
+  override name = "LegalHoldError";
+  constructor(reason: string) {
+    super("legal_hold", `This report is under legal hold (${reason}); lift the hold first.`, 409);
+  }
+}
+
+/** Who asks for the erasures retention makes: the service itself. */
+export const RETENTION_ACTOR = "00000000-0000-0000-0000-000000000000";
 
 export interface ErasureRequest {
   reportId: string;
@@ -46,7 +57,10 @@ export function erasedRow(row: ErasableRow, fields: ReadonlySet<string>) {
   return {
     before: sides.before,
     after: sides.after,
-    signedChange: row.signed_change ? { ...row.signed_change, fields: sides.signed } : null,
+    // A delete signed no fields (null): it stays so.
+    signedChange: row.signed_change
+      ? { ...row.signed_change, fields: row.signed_change.fields && sides.signed }
+      : null,
     erasedDigests: erased,
   };
 }
@@ -61,6 +75,7 @@ export function erasedRow(row: ErasableRow, fields: ReadonlySet<string>) {
  * pull delivers it.
  *
  * @throws NotFoundError when the project has no such report.
+ * @throws LegalHoldError when the report is under legal hold.
  */
 export function eraseReport(
   db: Db,
@@ -70,11 +85,12 @@ export function eraseReport(
   now: () => number,
 ): Promise<Erasure> {
   return db.transaction(async (tx) => {
-    const [report] = await tx.query<{ fields: JsonObject }>(
-      "select fields from reports where project_id = $1 and id = $2 for update",
+    const [report] = await tx.query<{ fields: JsonObject; hold_reason: string | null }>(
+      "select fields, hold_reason from reports where project_id = $1 and id = $2 for update",
       [projectId, request.reportId],
     );
     if (!report) throw new NotFoundError("No such report.");
+    if (report.hold_reason !== null) throw new LegalHoldError(report.hold_reason);
     const rows = await tx.query<ErasableRow>(
       `select seq, before, after, signed_change, erased_digests, fields_applied, fields_superseded
          from audit_log where project_id = $1 and report_id = $2 order by seq`,
@@ -212,4 +228,86 @@ export async function erasureById(db: Queryable, projectId: string, id: string):
     devicesPending: row.pending,
     devicesDone: row.done,
   };
+}
+
+/** Puts a report under legal hold, or changes the hold's reason. */
+export async function holdReport(
+  db: Queryable,
+  projectId: string,
+  reportId: string,
+  memberId: string,
+  reason: string,
+): Promise<{ reportId: string; reason: string; heldBy: string; heldAt: string }> {
+  const [row] = await db.query<{ held_at: Date }>(
+    `update reports set hold_reason = $3, held_by = $4, held_at = coalesce(held_at, now())
+      where project_id = $1 and id = $2 returning held_at`,
+    [projectId, reportId, reason, memberId],
+  );
+  if (!row) throw new NotFoundError("No such report.");
+  return { reportId, reason, heldBy: memberId, heldAt: row.held_at.toISOString() };
+}
+
+/** Lifts a report's legal hold (lifting none is fine). */
+export async function releaseReport(
+  db: Queryable,
+  projectId: string,
+  reportId: string,
+): Promise<void> {
+  const rows = await db.query(
+    `update reports set hold_reason = null, held_by = null, held_at = null
+      where project_id = $1 and id = $2 returning id`,
+    [projectId, reportId],
+  );
+  if (rows.length === 0) throw new NotFoundError("No such report.");
+}
+
+/** Sets how long a project keeps deleted reports' values (null: for ever). */
+export async function setRetention(
+  db: Queryable,
+  projectId: string,
+  retainDeletedDays: number | null,
+): Promise<{ id: string; retainDeletedDays: number | null }> {
+  await db.query("update projects set retain_deleted_days = $2 where id = $1", [
+    projectId,
+    retainDeletedDays,
+  ]);
+  return { id: projectId, retainDeletedDays };
+}
+
+/**
+ * Retention, run by a schedule: every deleted report whose project keeps
+ * deleted reports `retain_deleted_days` days, deleted longer ago than that
+ * (by its tombstone's clock), not under legal hold and not yet purged, has
+ * all its values erased, as an erasure with reason `retention`.
+ *
+ * @returns the erasures made.
+ */
+export async function runRetention(db: Db, now: () => number): Promise<Erasure[]> {
+  const due = await db.query<{ project_id: string; id: string }>(
+    `select r.project_id, r.id
+       from projects p join reports r on r.project_id = p.id
+      where p.retain_deleted_days is not null and r.deleted_hlc is not null and r.hold_reason is null
+        and left(r.deleted_hlc, 15)::bigint + p.retain_deleted_days::bigint * 86400000 <= $1
+        and not exists (select 1 from erasures e where e.project_id = r.project_id and e.report_id = r.id
+                          and e.reason = 'retention')`,
+    [now()],
+  );
+  const made: Erasure[] = [];
+  for (const { project_id, id } of due) {
+    try {
+      made.push(
+        await eraseReport(
+          db,
+          project_id,
+          RETENTION_ACTOR,
+          { reportId: id, reason: "retention" },
+          now,
+        ),
+      );
+    } catch (error) {
+      // Held meanwhile: the next run looks again.
+      if (!(error instanceof LegalHoldError)) throw error;
+    }
+  }
+  return made;
 }

@@ -101,7 +101,7 @@ export interface BodyLimits {
 export function jsonBody({ maxBytes, maxDepth }: BodyLimits): Middleware {
   return {
     before: async ({ event }) => {
-      if (event.httpMethod !== "POST") return;
+      if (!["POST", "PUT", "PATCH"].includes(event.httpMethod)) return;
       const type = header(event, "content-type") ?? "";
       if (!/^application\/json\s*(;|$)/i.test(type)) {
         throw new EdgeSyncError(

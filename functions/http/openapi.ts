@@ -200,6 +200,36 @@ const operations: Record<string, Operation> = {
     tag: "Manage",
     body: s.ErasureRequestSchema,
     ok: { status: 201, description: "The erasure.", schema: s.ErasureSchema },
+    responses: {
+      "409": {
+        description: "`legal_hold`: the report is under legal hold.",
+        content: jsonContent(s.ApiErrorSchema),
+      },
+    },
+  },
+  "PUT /v1/reports/{id}/hold": {
+    operationId: "holdReport",
+    summary: "Put a report under legal hold (admin, auditor)",
+    description:
+      "While held, erasing the report is 409 `legal_hold` and retention leaves it alone. Again: the reason is replaced.",
+    tag: "Manage",
+    body: s.HoldRequestSchema,
+    ok: { status: 200, description: "The hold.", schema: s.HoldSchema },
+  },
+  "DELETE /v1/reports/{id}/hold": {
+    operationId: "releaseReport",
+    summary: "Lift a report's legal hold (admin, auditor)",
+    tag: "Manage",
+    ok: { status: 204, description: "Lifted (or there was none)." },
+  },
+  "PATCH /v1/project": {
+    operationId: "updateProject",
+    summary: "Set how long deleted reports keep their values (admin)",
+    description:
+      "A schedule (hourly) erases the values of reports deleted more than `retainDeletedDays` days ago (by the tombstone's clock), held ones excepted, each as an erasure with reason `retention` by the nil id (the service).",
+    tag: "Manage",
+    body: s.ProjectSettingsSchema,
+    ok: { status: 200, description: "The project's settings.", schema: s.ProjectSchema },
   },
   "GET /v1/erasures/{id}": {
     operationId: "getErasure",

@@ -3,6 +3,8 @@ import { CfnOutput, Duration, Stack, type StackProps, Validations } from "aws-cd
 import * as apigateway from "aws-cdk-lib/aws-apigateway";
 import type * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
+import * as events from "aws-cdk-lib/aws-events";
+import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
@@ -155,7 +157,13 @@ export class ApiStack extends Stack {
     >;
     const authorizerFn = fn("authorizer");
     const consumeFn = fn("consume", { timeout: CONSUMER_TIMEOUT });
-    this.functions = { ...api, authorizer: authorizerFn, consume: consumeFn };
+    const retentionFn = fn("retention", { timeout: Duration.minutes(5) });
+    this.functions = {
+      ...api,
+      authorizer: authorizerFn,
+      consume: consumeFn,
+      retention: retentionFn,
+    };
 
     for (const [name, f] of Object.entries(this.functions)) {
       this.grantPorts(f, FUNCTION_PORTS[name as FunctionName], props);
@@ -167,6 +175,13 @@ export class ApiStack extends Stack {
         maxConcurrency: CONSUMER_CONCURRENCY,
       }),
     );
+
+    // Deleted reports past their project's retention are erased every hour.
+    new events.Rule(this, "RetentionSchedule", {
+      description: "Erases the values of deleted reports past their project's retention",
+      schedule: events.Schedule.rate(Duration.hours(1)),
+      targets: [new targets.LambdaFunction(retentionFn, { retryAttempts: 2 })],
+    });
 
     // New code goes live only once the schema it expects is in place.
     const migrations = addMigrations(this, props, fn);

@@ -1,0 +1,86 @@
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EdgeAgent } from "../edge-agent/agent.ts";
+import { runRetention } from "../functions/app/erasure.ts";
+import { provision } from "../local/provision.ts";
+import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
+import { dbTargets } from "./support/db.ts";
+
+const DAY = 86_400_000;
+
+describe.each(dbTargets())("legal hold and retention (%s)", (target) => {
+  let t: TestCloud;
+  beforeAll(async () => {
+    // The schedule runs every 200 ms here, with the real clock.
+    t = await startTestCloud(target, { retentionIntervalMs: 200 });
+  });
+  afterAll(() => t.stop());
+
+  async function site(name: string) {
+    const { project, devices } = await provision(t.cloud.url, t.cloud.credentials.operator, {
+      project: name,
+      devices: ["tablet"],
+    });
+    const agent = EdgeAgent.open(join(t.dir, `${name.replace(/\W+/g, "-")}.db`));
+    await agent.init(t.cloud.url, devices[0]!.clientId, devices[0]!.clientSecret);
+    const admin = await t.tokenFor(project.admin.clientId, project.admin.clientSecret);
+    return { projectId: project.id, agent, admin };
+  }
+  const retentionOf = (reportId: string) =>
+    t.testDb.db.query<{ reason: string }>(
+      "select reason from erasures where report_id = $1 and reason = 'retention'",
+      [reportId],
+    );
+
+  it("erases deleted reports past the project's retention, by the clock, and never a held one", async () => {
+    const { agent, admin } = await site("thirty days");
+    const [gone, held, kept] = ["Burst main", "Disputed repair", "Open job"].map(
+      (title) => agent.create({ title, contact: "Sam Field, 0700 900 123" }).id,
+    ) as [string, string, string];
+    agent.delete(gone);
+    agent.delete(held);
+    await syncUntilSettled(agent);
+    agent.close();
+    const api = (path: string, method: string, body?: unknown) =>
+      t.api(path, { method, token: admin, body });
+    expect((await api("/v1/project", "PATCH", { retainDeletedDays: 30 })).body).toMatchObject({
+      retainDeletedDays: 30,
+    });
+    const hold = await api(`/v1/reports/${held}/hold`, "PUT", { reason: "case 2026-118" });
+    expect(hold.status).toBe(200);
+
+    const at = (days: number) => () => Date.now() + days * DAY;
+    await runRetention(t.testDb.db, at(29));
+    for (const id of [gone, held, kept]) expect(await retentionOf(id)).toEqual([]);
+
+    await runRetention(t.testDb.db, at(31));
+    expect(await retentionOf(gone)).toEqual([{ reason: "retention" }]);
+    expect(await retentionOf(held)).toEqual([]);
+    expect(await retentionOf(kept)).toEqual([]);
+    const history = (await api(`/v1/reports/${gone}/history`, "GET")).body.items;
+    expect(history[0].after).toEqual({ title: null, contact: null });
+
+    // Held: neither retention nor a request may erase it, until the hold is lifted.
+    const refused = await api("/v1/erasures", "POST", { reportId: held, reason: "request" });
+    expect(refused).toMatchObject({ status: 409, body: { error: { code: "legal_hold" } } });
+    expect((await api(`/v1/reports/${held}/hold`, "DELETE")).status).toBe(204);
+    await runRetention(t.testDb.db, at(31));
+    await runRetention(t.testDb.db, at(32)); // once only
+    expect(await retentionOf(held)).toEqual([{ reason: "retention" }]);
+    expect((await api("/v1/audit/verify", "GET")).body).toMatchObject({ ok: true });
+  });
+
+  it("runs on the local cloud's schedule, as the stack's hourly rule does", async () => {
+    const { agent, admin } = await site("no retention");
+    const report = agent.create({ title: "Temporary note" });
+    agent.delete(report.id);
+    await syncUntilSettled(agent);
+    agent.close();
+    await t.api("/v1/project", { method: "PATCH", token: admin, body: { retainDeletedDays: 0 } });
+    const deadline = Date.now() + 20_000;
+    while ((await retentionOf(report.id)).length === 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await retentionOf(report.id)).toEqual([{ reason: "retention" }]);
+  });
+});
