@@ -243,6 +243,7 @@ export const AuditEntrySchema = z
       description:
         "The device's signature of the change (base64url); null for a change of a device without a registered key: unsigned.",
     }),
+    reason: z.string().optional().meta({ description: "Why, for an erasure (`op: erase`)." }),
   })
   .meta({ id: "AuditEntry" });
 

@@ -99,6 +99,18 @@ describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (targ
     await page.click("#reports tr.report");
     await page.waitForSelector("#history li");
     expect(await page.textContent("#history")).toContain("Ambulance 12");
+
+    // An erasure shows in the history: what, by whom, why.
+    const erased = await t.api("/v1/erasures", {
+      token: await t.adminToken(),
+      body: { reportId: report.id, fields: ["severity"], reason: "subject access request 9" },
+    });
+    expect(erased.status).toBe(201);
+    await page.click("#reports tr.report");
+    await page.waitForSelector("#history li.erasure");
+    expect(await page.textContent("#history li.erasure")).toMatch(
+      /erased severity by .* \(subject access request 9\)/,
+    );
     await page.screenshot({ path: join(ARTIFACTS, "dashboard-1280.png"), fullPage: true });
 
     await page.setViewportSize({ width: 390, height: 844 });

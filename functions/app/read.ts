@@ -187,8 +187,8 @@ interface AuditRow {
   report_id: string | null;
   actor_type: "device" | "member";
   actor_id: string;
-  op: "upsert" | "delete";
-  hlc: string;
+  op: "upsert" | "delete" | "erase";
+  hlc: string | null;
   outcome: Outcome;
   code: string | null;
   fields_applied: string[];
@@ -200,10 +200,11 @@ interface AuditRow {
   prev_hash: string | null;
   hash: string | null;
   sig: string | null;
+  message: string | null;
 }
 
 const AUDIT_COLUMNS =
-  "seq, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code, fields_applied, fields_superseded, before, after, received_at, applied_at, prev_hash, hash, sig";
+  "seq, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code, fields_applied, fields_superseded, before, after, received_at, applied_at, prev_hash, hash, sig, message";
 
 function toAuditEntry(row: AuditRow): AuditEntry {
   return {
@@ -224,6 +225,7 @@ function toAuditEntry(row: AuditRow): AuditEntry {
     hash: row.hash,
     ...(row.code ? { code: row.code } : {}),
     sig: row.sig,
+    ...(row.op === "erase" ? { reason: row.message ?? "" } : {}),
   };
 }
 

@@ -189,7 +189,10 @@ async function showHistory(id) {
   const { items } = await api("v1/reports/" + encodeURIComponent(id) + "/history");
   $("history-section").hidden = false;
   $("history-title").textContent = id.slice(0, 8);
-  render("history", items.map((h) => '<li><b>' + esc(when(h.appliedAt)) + '</b> ' + esc(names[h.actor.id] ?? h.actor.id) + ' · ' + esc(h.op) +
+  render("history", items.map((h) => h.op === "erase"
+    ? '<li class="erasure"><b>' + esc(when(h.appliedAt)) + '</b> erased ' + esc(h.fieldsApplied.join(", ")) + ' by ' +
+      esc(names[h.actor.id] ?? h.actor.id) + ' (' + esc(h.reason ?? "") + ')</li>'
+    : '<li><b>' + esc(when(h.appliedAt)) + '</b> ' + esc(names[h.actor.id] ?? h.actor.id) + ' · ' + esc(h.op) +
     ' · <span class="outcome">' + esc(h.outcome) + '</span>' + (h.code ? " (" + esc(h.code) + ")" : "") + '<br>' +
     Object.keys(h.after).map((k) => esc(k) + ": " + show(h.before[k]) + " → " + show(h.after[k])).join("; ") + '</li>').join(""));
 }
