@@ -166,6 +166,33 @@ describe.each(dbTargets())("chain of custody: device-signed changes (%s)", (targ
     });
   });
 
+  it("notices the last entries of a chain taken away behind the trigger", async () => {
+    const { agent, admin } = await signingSite("truncated site");
+    const report = agent.create({ title: "Valve 9 inspected" });
+    agent.update(report.id, { title: "Valve 9 replaced" });
+    await syncUntilSettled(agent);
+    agent.close();
+    const db = t.testDb.db;
+    const seqs = (
+      await db.query<{ seq: number }>(
+        "select seq from audit_log where report_id = $1 order by seq",
+        [report.id],
+      )
+    ).map((r) => r.seq);
+    expect(seqs).toHaveLength(2);
+    await db.exec("alter table audit_log disable trigger audit_log_append_only");
+    try {
+      await db.query("delete from audit_log where seq = $1", [seqs[1]]);
+    } finally {
+      await db.exec("alter table audit_log enable trigger audit_log_append_only");
+    }
+    expect(await verify(admin)).toMatchObject({
+      ok: false,
+      firstBadSeq: seqs[0],
+      problem: "its report's chain ends here, but it had entries after this one",
+    });
+  });
+
   it("fails verify on a change the cloud side applied for a keyed device without its key", async () => {
     const { projectId, device, agent, admin } = await signingSite("forged site");
     agent.close();

@@ -64,12 +64,23 @@ export async function verifyAuditChains(db: Queryable, projectId: string): Promi
   let signed = 0;
   let unsigned = 0;
   let first: { seq: number; problem: string } | undefined;
+  const fail = (seq: number, problem: string) => {
+    if (first === undefined || seq < first.seq) first = { seq, problem };
+  };
   let after: [string, number] = ["00000000-0000-0000-0000-000000000000", 0];
-  let lastChain: string | null = null;
-  let lastHash: string | null = null;
+  let last: (ChainRow & { chainHead: string | null }) | undefined;
+  // A chain must end at the head the database recorded when it appended:
+  // else entries at its end were taken away.
+  const endOfChain = (row: ChainRow & { chainHead: string | null }) => {
+    if (row.reportId !== null && row.chainHead !== null && row.chainHead !== row.hash) {
+      fail(row.seq, "its report's chain ends here, but it had entries after this one");
+    }
+  };
   for (;;) {
-    const rows = await db.query<ChainRow>(
-      `select ${ENTRY_COLUMNS}
+    const rows = await db.query<ChainRow & { chainHead: string | null }>(
+      `select ${ENTRY_COLUMNS},
+              (select head from audit_chains h
+                where h.project_id = audit_log.project_id and h.report_id = audit_log.report_id) as "chainHead"
          from audit_log
         where project_id = $1 and (report_id, seq) > ($2::uuid, $3::bigint)
         order by report_id, seq limit $4`,
@@ -77,30 +88,25 @@ export async function verifyAuditChains(db: Queryable, projectId: string): Promi
     );
     for (const row of rows) {
       checked++;
-      const chain = row.reportId ?? "";
+      const sameChain = last !== undefined && last.reportId === row.reportId;
+      if (last && !sameChain) endOfChain(last);
       const entry = toStoredEntry(row);
-      const check = checkEntry(
-        entry,
-        chain === lastChain ? lastHash : null,
-        keys.get(entry.actor.id),
-      );
+      const check = checkEntry(entry, sameChain ? last!.hash : null, keys.get(entry.actor.id));
       if (entry.actor.type === "device") {
         if (check.signed) signed++;
         else unsigned++;
       }
-      if (check.problem && (first === undefined || row.seq < first.seq)) {
-        first = { seq: row.seq, problem: check.problem };
-      }
-      lastChain = chain;
-      lastHash = row.hash;
+      if (check.problem) fail(row.seq, check.problem);
+      last = row;
     }
     if (rows.length < PAGE) break;
-    const last = rows[rows.length - 1]!;
-    after = [last.reportId ?? "00000000-0000-0000-0000-000000000000", last.seq];
+    after = [last!.reportId ?? "00000000-0000-0000-0000-000000000000", last!.seq];
   }
-  return first === undefined
+  if (last) endOfChain(last);
+  const found = first as { seq: number; problem: string } | undefined;
+  return found === undefined
     ? { ok: true, checked, signed, unsigned }
-    : { ok: false, checked, signed, unsigned, firstBadSeq: first.seq, problem: first.problem };
+    : { ok: false, checked, signed, unsigned, firstBadSeq: found.seq, problem: found.problem };
 }
 
 /**
