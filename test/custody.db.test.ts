@@ -4,6 +4,7 @@ import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AuditRecord, hashAuditRecord } from "../core/audit.ts";
 import type { Change } from "../core/change.ts";
+import { checkEvidence } from "../core/evidence.ts";
 import { formatHlc } from "../core/hlc.ts";
 import { contentOf, newDeviceKey, privateKeyOf, signChange } from "../core/signature.ts";
 import { EdgeAgent } from "../edge-agent/agent.ts";
@@ -34,6 +35,8 @@ describe.each(dbTargets())("chain of custody: device-signed changes (%s)", (targ
   }
 
   const verify = async (admin: string) => (await t.api("/v1/audit/verify", { token: admin })).body;
+  const evidenceOf = async (reportId: string, admin: string) =>
+    checkEvidence((await t.api(`/v1/reports/${reportId}/evidence`, { token: admin })).body);
 
   /** A change of `deviceId`, signed with `jwk` unless it is null. */
   function change(deviceId: string, fields: Record<string, string>, jwk?: JsonWebKey | null) {
@@ -164,6 +167,10 @@ describe.each(dbTargets())("chain of custody: device-signed changes (%s)", (targ
       firstBadSeq: row.seq,
       problem: "field severity does not hold the value its device signed",
     });
+    // The report's evidence, checked offline, names the same entry.
+    expect((await evidenceOf(report.id, admin)).problems).toContain(
+      `entry seq ${row.seq} (change ${row.changeId}): field severity does not hold the value its device signed`,
+    );
   });
 
   it("notices the last entries of a chain taken away behind the trigger", async () => {
@@ -213,6 +220,9 @@ describe.each(dbTargets())("chain of custody: device-signed changes (%s)", (targ
       firstBadSeq: seq,
       problem: "unsigned, but its device had registered a signing key",
     });
+    expect((await evidenceOf(unsigned.change.reportId, admin)).problems).toContain(
+      `entry seq ${seq} (change ${unsigned.change.changeId}): unsigned, but its device had registered a signing key`,
+    );
 
     // Signed, but with a key that is not the device's.
     const other = await signingSite("forged with another key");
