@@ -7,6 +7,7 @@ import {
   FIELD_NAME,
   MAX_CHANGES_PER_REQUEST,
   MAX_FIELDS_PER_CHANGE,
+  SCOPE_NAME,
 } from "./limits.ts";
 import { contentOf, SIGNATURE_PATTERN, verifyChange } from "./signature.ts";
 
@@ -44,6 +45,14 @@ const fields = z
   });
 
 const base = z.record(fieldName, hlc.nullable());
+export const ScopeNameSchema = z
+  .string()
+  .regex(SCOPE_NAME, {
+    message: "must be 1 to 128 letters, digits or . _ : / @ -, starting with a letter or digit",
+  })
+  .meta({ id: "Scope", description: "A scope's name, such as a site id.", example: "site-042" });
+/** The report's scope (DESIGN.md, "Scopes"): fixed by the change that creates it. */
+const scope = ScopeNameSchema;
 /** The device's signature of the change (`core/signature.ts`), once it has registered a key. */
 const sig = z.string().regex(SIGNATURE_PATTERN, { message: "must be a base64url signature" });
 
@@ -54,6 +63,7 @@ const upsert = z.strictObject({
   hlc,
   fields,
   base: base.optional(),
+  scope: scope.optional(),
   sig: sig.optional(),
 });
 
@@ -64,6 +74,7 @@ const remove = z.strictObject({
   hlc,
   fields: z.undefined({ message: "a delete carries no fields" }).optional(),
   base: base.optional(),
+  scope: scope.optional(),
   sig: sig.optional(),
 });
 
@@ -97,6 +108,8 @@ export const REJECTION_CODES = [
   "too_large",
   "too_deep",
   "invalid_text",
+  // A report outside the device's scopes, or a scope other than the report's.
+  "scope_forbidden",
   // Missing or wrong for a device that registered a signing key.
   "signature_invalid",
   // The queue refused the message for its content: retrying cannot cure it.
@@ -207,4 +220,44 @@ export function checkChange(
     };
   }
   return shaped;
+}
+
+/**
+ * Why a change is refused for its scope, if it is (DESIGN.md, "Scopes"). A
+ * report's scope is fixed by the change that creates it, so a change naming
+ * another is refused; a device with scopes writes only in them, and names
+ * the scope of a report the cloud does not hold yet.
+ *
+ * @param deviceScopes the device's scopes; none: the whole project.
+ * @param reportScope the report's scope as stored; undefined when it is not
+ *   (yet) stored, or not known.
+ */
+export function scopeRejection(
+  change: Change,
+  deviceScopes: readonly string[],
+  reportScope: string | null | undefined,
+): Rejection | undefined {
+  const refuse = (message: string): Rejection => ({
+    changeId: change.changeId,
+    code: "scope_forbidden",
+    message,
+  });
+  if (change.scope !== undefined && reportScope !== undefined && change.scope !== reportScope) {
+    return refuse(
+      reportScope === null
+        ? `report ${change.reportId} has no scope; a report's scope is set when it is created`
+        : `report ${change.reportId} is in scope ${reportScope}, not ${change.scope}`,
+    );
+  }
+  if (deviceScopes.length === 0) return undefined;
+  const scopeOf = change.scope ?? reportScope;
+  if (scopeOf === undefined || scopeOf === null) {
+    return refuse(
+      `this device syncs only scopes ${deviceScopes.join(", ")}: a new report must name one of them`,
+    );
+  }
+  if (!deviceScopes.includes(scopeOf)) {
+    return refuse(`scope ${scopeOf} is not one of this device's scopes`);
+  }
+  return undefined;
 }

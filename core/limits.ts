@@ -16,6 +16,14 @@ export const MAX_CHANGE_BYTES = 256 * 1024;
 /** How deep a field value may nest arrays and objects. */
 export const MAX_VALUE_DEPTH = 16;
 export const FIELD_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+/**
+ * A scope's name (a site id, say): letters, digits and `.` `_` `:` `/` `@`
+ * `-`, starting with a letter or digit, at most 128. Names compare exactly,
+ * so two that look alike are never two scopes.
+ */
+export const SCOPE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
+/** How many scopes one device may be given. */
+export const MAX_SCOPES_PER_DEVICE = 500;
 
 /** The codes a change refused for a limit gets; part of the public contract. */
 export type LimitCode = "too_deep" | "invalid_text" | "too_large";

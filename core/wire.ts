@@ -5,8 +5,10 @@ import {
   JsonValueSchema,
   MAX_CHANGES_PER_REQUEST,
   REJECTION_CODES,
+  ScopeNameSchema,
 } from "./change.ts";
 import { storableText } from "./json.ts";
+import { MAX_SCOPES_PER_DEVICE } from "./limits.ts";
 
 /*
  * The wire contract: every request and response of the API as a zod schema,
@@ -77,6 +79,7 @@ export const SyncQuerySchema = z.strictObject({
 
 export const ReportQuerySchema = z.strictObject({
   q: text(200).optional().meta({ description: "Case-insensitive substring of any string field." }),
+  scope: ScopeNameSchema.optional().meta({ description: "Only the reports of this scope." }),
   updatedAfter: time.optional(),
   updatedBefore: time.optional(),
   deleted: z.enum(["false", "true", "any"]).default("false"),
@@ -109,6 +112,17 @@ const name = z
   .max(200)
   .refine(storableText, { message: "holds a NUL character or a lone surrogate" });
 export const NameSchema = z.strictObject({ name });
+const scopes = z
+  .array(ScopeNameSchema)
+  .max(MAX_SCOPES_PER_DEVICE)
+  .transform((list) => [...new Set(list)].sort())
+  .meta({ description: "The scopes the device may sync; none: the whole project." });
+export const DeviceRequestSchema = z
+  .strictObject({ name, scopes: scopes.optional() })
+  .meta({ id: "DeviceRequest" });
+export const DeviceScopesRequestSchema = z
+  .strictObject({ scopes })
+  .meta({ id: "DeviceScopesRequest" });
 export const MemberRequestSchema = z.strictObject({
   name,
   role: z.enum(["analyst", "auditor", "admin"]),
@@ -181,6 +195,10 @@ export const MeSchema = z
     name: z.string(),
     role: z.enum(["device", "analyst", "auditor", "admin", "operator"]),
     project: uuid.nullable().meta({ description: "Null for the platform operator." }),
+    scopes: z
+      .array(z.string())
+      .optional()
+      .meta({ description: "A device's scopes; none: the whole project." }),
   })
   .meta({ id: "Me" });
 
@@ -197,6 +215,9 @@ export const ReportSchema = z
     updatedBy: uuid.nullable(),
     erased: z.array(z.string()).optional().meta({
       description: "Fields whose values a data-protection erasure removed (present when any).",
+    }),
+    scope: z.string().optional().meta({
+      description: "The report's scope, fixed when it was created (present when it has one).",
     }),
   })
   .meta({ id: "Report" });
@@ -273,6 +294,13 @@ export const SyncPageSchema = z
         description:
           "Data-protection erasures since the cursor: remove these fields' values from the local copy and outbox (values written before `requestedAt`).",
       }),
+    evict: z.array(uuid).optional().meta({
+      description:
+        "Reports that left this device's scopes since the cursor: drop them once this device's own changes to them are acknowledged.",
+    }),
+    scopes: z.array(z.string()).optional().meta({
+      description: "This device's scopes as of this page; none: the whole project.",
+    }),
     cursor: z.string(),
     hasMore: z.boolean(),
     serverTime: z.number().int().meta({ description: "The cloud's clock, epoch milliseconds." }),
@@ -338,11 +366,13 @@ export const DeviceSchema = z
     agentVersion: z.string().nullable().meta({ description: "From the agent's User-Agent." }),
     platform: z.string().nullable(),
     scopes: z.array(z.string()).meta({
-      description:
-        "The scopes the device may sync; none: the whole project (the only kind so far).",
+      description: "The scopes the device may sync; none: the whole project.",
     }),
   })
   .meta({ id: "Device" });
+export const DeviceScopesSchema = z
+  .object({ id: uuid, scopes: z.array(z.string()) })
+  .meta({ id: "DeviceScopes" });
 export const DeviceListSchema = z
   .object({ items: z.array(DeviceSchema) })
   .meta({ id: "DeviceList" });
@@ -518,6 +548,9 @@ export const IssuedCredentialsSchema = z
     clientSecret: z.string().meta({ description: "Shown only here." }),
   })
   .meta({ id: "IssuedCredentials" });
+export const CreatedDeviceSchema = IssuedCredentialsSchema.extend({
+  scopes: z.array(z.string()).meta({ description: "Its scopes; none: the whole project." }),
+}).meta({ id: "CreatedDevice" });
 export const CreatedMemberSchema = IssuedCredentialsSchema.extend({
   role: MemberRequestSchema.shape.role,
 }).meta({ id: "CreatedMember" });

@@ -1,11 +1,11 @@
 import { processPartialResponse, SqsFifoPartialProcessorAsync } from "@aws-lambda-powertools/batch";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import * as z from "zod";
-import { ChangeSchema, signatureRejection } from "../core/change.ts";
+import { ChangeSchema, scopeRejection, signatureRejection } from "../core/change.ts";
 import type { Queryable } from "./adapters/db/db.ts";
 import { applyByGroup } from "./app/apply/apply-by-group.ts";
 import type { ApplyItem } from "./app/apply/apply-changes.ts";
-import { deviceKey } from "./app/device-keys.ts";
+import { deviceWriteRules } from "./app/device-keys.ts";
 import { type DepsOf, type Handler, lambdaHandler } from "./deps.ts";
 
 /** The envelope ingest wrote; the change inside is checked on its own. */
@@ -23,8 +23,8 @@ export class UnreadableMessageError extends Error {
 
 /**
  * A message becomes a change to apply, a change to record as rejected, or
- * unreadable. A change ingest queued without reading its device's key has
- * its signature checked here.
+ * unreadable. A change ingest queued without reading its device's key and
+ * scopes has its signature and scope checked here.
  */
 async function toItem(
   db: Queryable,
@@ -42,8 +42,13 @@ async function toItem(
   const { projectId, deviceId, receivedAt, change: raw, keyUnchecked } = envelope.data;
   const change = ChangeSchema.safeParse(raw);
   if (change.success) {
-    const key = keyUnchecked ? await deviceKey(db, deviceId) : null;
-    const rejection = key ? signatureRejection(change.data, key) : undefined;
+    const rules = keyUnchecked
+      ? await deviceWriteRules(db, { projectId, deviceId, reportIds: [change.data.reportId] })
+      : undefined;
+    const rejection =
+      rules &&
+      ((rules.publicKey && signatureRejection(change.data, rules.publicKey)) ||
+        scopeRejection(change.data, rules.scopes, rules.reportScopes.get(change.data.reportId)));
     if (!rejection) return { projectId, deviceId, receivedAt, change: change.data };
     const { code, message } = rejection;
     const { changeId, reportId } = change.data;

@@ -2,7 +2,7 @@ import { MAX_CHANGES_PER_REQUEST, readableChangeId } from "../core/change.ts";
 import { ValidationError } from "../core/errors.ts";
 import { MAX_REQUEST_BYTES } from "../core/limits.ts";
 import { ChangeBatchSchema } from "../core/wire.ts";
-import { deviceKey } from "./app/device-keys.ts";
+import { deviceWriteRules } from "./app/device-keys.ts";
 import { acceptChanges } from "./app/ingest.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
 import { apiRoute } from "./http/api-route.ts";
@@ -29,6 +29,13 @@ function readBatch(body: unknown): { raw: unknown; changeId: string }[] {
   });
 }
 
+/** A raw change's report id, when it has a well-formed one (its own check comes later). */
+function reportIdOf(raw: unknown): string[] {
+  const id = (raw as { reportId?: unknown } | null)?.reportId;
+  return typeof id === "string" && UUID.test(id) ? [id] : [];
+}
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /**
  * `POST /v1/changes`: validates each change and puts the valid ones on the
  * FIFO queue. 202 means SQS holds them; the outcome arrives later on pull.
@@ -42,9 +49,17 @@ export const create = (deps: DepsOf<"ingest">) =>
     const projectId = projectOf(principal);
     const changes = readBatch(event.parsedBody);
     // Ingest keeps taking changes while the database is down: their
-    // signatures are then checked by the consumer, which needs it anyway.
-    const publicKey = await deviceKey(deps.db, principal.sub).catch((error) => {
-      deps.logger.warn("device key unreadable; the consumer checks signatures", { error });
+    // signatures and scopes are then checked by the consumer, which needs
+    // it anyway.
+    const reportIds = [...new Set(changes.flatMap(({ raw }) => reportIdOf(raw)))];
+    const rules = await deviceWriteRules(deps.db, {
+      projectId,
+      deviceId: principal.sub,
+      reportIds,
+    }).catch((error) => {
+      deps.logger.warn("device rules unreadable; the consumer checks signatures and scopes", {
+        error,
+      });
       return undefined;
     });
     const result = await acceptChanges(deps.queue, {
@@ -53,7 +68,7 @@ export const create = (deps: DepsOf<"ingest">) =>
       changes,
       nowMs: deps.now(),
       maxClockSkewMs: deps.config.maxClockSkewMs,
-      publicKey,
+      rules,
     });
     const { accepted, rejected, failed } = result;
     await recordAnswered(deps, event, "push", result);

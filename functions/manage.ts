@@ -2,11 +2,22 @@ import type { APIGatewayProxyResult } from "aws-lambda";
 import * as z from "zod";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
 import type { Role } from "../core/types.ts";
-import { MemberRequestSchema, NameSchema } from "../core/wire.ts";
-import { createDevice, createMember, createProject, revokeDevice } from "./app/identity.ts";
+import {
+  DeviceRequestSchema,
+  DeviceScopesRequestSchema,
+  MemberRequestSchema,
+  NameSchema,
+} from "../core/wire.ts";
+import {
+  createDevice,
+  createMember,
+  createProject,
+  revokeDevice,
+  setDeviceScopes,
+} from "./app/identity.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
 import { type ApiEvent, apiRoute, callerProject } from "./http/api-route.ts";
-import { json, noContent } from "./http/middleware.ts";
+import { json, noContent, principalOf } from "./http/middleware.ts";
 
 const uuid = z.uuid();
 
@@ -20,18 +31,48 @@ type Route = (deps: DepsOf<"manage">, event: ApiEvent) => Promise<APIGatewayProx
 
 const NAME = '{"name": "…"} (1 to 200 characters)';
 
+const SCOPES =
+  '{"scopes": ["…"]} (at most 500; each 1 to 128 letters, digits or . _ : / @ -, starting with a letter or digit)';
+
 const registerDevice: Route = async (deps, event) => {
-  const body = parse(NameSchema, event.parsedBody, NAME);
-  return json(201, await createDevice(deps.db, callerProject(event), body.name));
+  const body = parse(
+    DeviceRequestSchema,
+    event.parsedBody,
+    `${NAME.slice(0, -1)}, "scopes"?: […]}`,
+  );
+  const created = await deps.db.transaction((tx) =>
+    createDevice(tx, callerProject(event), body.name, body.scopes, principalOf(event).sub),
+  );
+  return json(201, created);
 };
 
-const revoke: Route = async (deps, event) => {
+/** The path's device id; another project's device, or none at all, is the same answer. */
+function deviceIdOf(event: ApiEvent): string {
   const id = event.pathParameters?.id ?? "";
-  // Another project's device, or none at all, is the same answer.
-  if (!uuid.safeParse(id).success || !(await revokeDevice(deps.db, callerProject(event), id))) {
+  if (!uuid.safeParse(id).success) throw new NotFoundError("No such device.");
+  return id;
+}
+
+const revoke: Route = async (deps, event) => {
+  if (!(await revokeDevice(deps.db, callerProject(event), deviceIdOf(event)))) {
     throw new NotFoundError("No such device.");
   }
   return noContent();
+};
+
+const putScopes: Route = async (deps, event) => {
+  const id = deviceIdOf(event);
+  const body = parse(DeviceScopesRequestSchema, event.parsedBody, SCOPES);
+  const scopes = await setDeviceScopes(
+    deps.db,
+    callerProject(event),
+    id,
+    body.scopes,
+    principalOf(event).sub,
+  );
+  if (!scopes) throw new NotFoundError("No such device.");
+  deps.logger.info("device scopes set", { deviceId: id, scopes: scopes.length });
+  return json(200, { id, scopes });
 };
 
 const addMember: Route = async (deps, event) => {
@@ -57,12 +98,13 @@ const addProject: Route = async (deps, event) => {
 const ROUTES: Record<string, Route> = {
   "POST /v1/devices": registerDevice,
   "DELETE /v1/devices/{id}": revoke,
+  "PUT /v1/devices/{id}/scopes": putScopes,
   "POST /v1/members": addMember,
   "POST /v1/projects": addProject,
 };
 
 /**
- * Management routes: devices (register, revoke) and members for a
+ * Management routes: devices (register, scopes, revoke) and members for a
  * project's admin; projects for the platform operator. Secrets appear only in
  * the creation response.
  */

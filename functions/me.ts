@@ -20,7 +20,13 @@ export const create = (deps: DepsOf<"me">) =>
     }
     const row = await findPrincipalById(deps.db, principal.sub);
     if (!row || row.revoked_at) throw new UnauthorizedError("These credentials were revoked.");
-    return json(200, { id: row.id, name: row.name, role: row.role, project: row.project_id });
+    const me = { id: row.id, name: row.name, role: row.role, project: row.project_id };
+    if (row.role !== "device") return json(200, me);
+    const [device] = await deps.db.query<{ scopes: string[] }>(
+      "select scopes from devices where id = $1",
+      [row.id],
+    );
+    return json(200, { ...me, scopes: device?.scopes ?? [] });
   });
 
 export const handler = lambdaHandler("me", create);

@@ -45,6 +45,7 @@ export const routes: readonly Route[] = [
   { method: "GET", path: "/v1/sync", fn: "sync", roles: ["device"] },
   { method: "POST", path: "/v1/devices", fn: "manage", roles: ["admin"] },
   { method: "DELETE", path: "/v1/devices/{id}", fn: "manage", roles: ["admin"] },
+  { method: "PUT", path: "/v1/devices/{id}/scopes", fn: "manage", roles: ["admin"] },
   { method: "POST", path: "/v1/members", fn: "manage", roles: ["admin"] },
   { method: "POST", path: "/v1/projects", fn: "manage", roles: ["operator"] },
   { method: "GET", path: "/v1/reports", fn: "read", roles: READERS },

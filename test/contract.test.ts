@@ -348,6 +348,41 @@ describe("the OpenAPI document and the API agree", () => {
       (await call("POST", "/v1/dlq/redrive", { token: admin, body: { messageIds: [] } })).status,
     ).toBe(400);
 
+    // Scopes: set, checked, refused for another project's device or a bad name.
+    const scoped = await call("PUT", "/v1/devices/{id}/scopes", {
+      token: admin,
+      params: { id: spare.body.id },
+      body: { scopes: ["site-2", "site-1", "site-2"] },
+    });
+    expect(scoped.body).toEqual({ id: spare.body.id, scopes: ["site-1", "site-2"] });
+    expect(
+      (
+        await call("PUT", "/v1/devices/{id}/scopes", {
+          token: admin,
+          params: { id: spare.body.id },
+          body: { scopes: ["has space"] },
+        })
+      ).status,
+    ).toBe(400);
+    expect(
+      (
+        await call("PUT", "/v1/devices/{id}/scopes", {
+          token: admin,
+          params: missing,
+          body: { scopes: [] },
+        })
+      ).status,
+    ).toBe(404);
+    expect(
+      (
+        await call("PUT", "/v1/devices/{id}/scopes", {
+          token: analyst,
+          params: { id: spare.body.id },
+          body: { scopes: [] },
+        })
+      ).status,
+    ).toBe(403);
+
     // Revocation last: the spare device's token is not used after it.
     const revoke = { token: admin, params: { id: spare.body.id } };
     expect((await call("DELETE", "/v1/devices/{id}", revoke)).status).toBe(204);

@@ -53,17 +53,45 @@ export async function registerDeviceKey(
  */
 const known = new Map<string, KeyObject>();
 
-/** The device's registered public key, or null when it has none (its changes are unsigned). */
-export async function deviceKey(db: Queryable, deviceId: string): Promise<KeyObject | null> {
-  const cached = known.get(deviceId);
-  if (cached) return cached;
-  const rows = await db.query<{ public_key: JsonWebKey | null }>(
-    "select public_key from devices where id = $1",
-    [deviceId],
+/** What decides whether a device may write a batch: its key and scopes, its reports' scopes. */
+export interface WriteRules {
+  /** The device's registered public key; null: it has none (its changes are unsigned). */
+  publicKey: KeyObject | null;
+  /** The device's scopes; none: the whole project. */
+  scopes: string[];
+  /** The scope of each of the batch's reports the project holds. */
+  reportScopes: Map<string, string | null>;
+}
+
+/**
+ * Reads, in one query, what ingest checks a device's batch against: its key
+ * (remembered once read), its scopes (read each time: an admin may change
+ * them at any moment) and the scopes of the reports the batch writes.
+ */
+export async function deviceWriteRules(
+  db: Queryable,
+  {
+    projectId,
+    deviceId,
+    reportIds,
+  }: { projectId: string | undefined; deviceId: string; reportIds: string[] },
+): Promise<WriteRules> {
+  const [row] = await db.query<{
+    public_key: JsonWebKey | null;
+    scopes: string[];
+    reports: [string, string | null][];
+  }>(
+    `select public_key, scopes,
+            (select coalesce(json_agg(json_build_array(r.id, r.scope)), '[]') from reports r
+              where r.project_id = $2 and r.id = any($3::uuid[])) as reports
+       from devices where id = $1`,
+    [deviceId, projectId ?? null, reportIds],
   );
-  const jwk = rows[0]?.public_key;
-  if (!jwk) return null;
-  const key = publicKeyOf(jwk);
+  const reportScopes = new Map(row?.reports ?? []);
+  const scopes = row?.scopes ?? [];
+  const cached = known.get(deviceId);
+  if (cached || !row?.public_key) return { publicKey: cached ?? null, scopes, reportScopes };
+  const key = publicKeyOf(row.public_key);
   known.set(deviceId, key);
-  return key;
+  return { publicKey: key, scopes, reportScopes };
 }

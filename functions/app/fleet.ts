@@ -52,6 +52,7 @@ interface DeviceRow {
   last_error_message: string | null;
   agent_version: string | null;
   platform: string | null;
+  scopes: string[];
 }
 
 /** The project's devices with their sync counters and health. */
@@ -64,7 +65,7 @@ export async function listDevices(
     `select d.id, d.name, d.client_id, d.created_at, d.revoked_at, d.last_seen_at, d.last_push_at, d.last_pull_at,
             d.accepted, o.applied, o.partial, o.superseded, o.rejected, k.conflicts,
             d.last_request_refused, d.failed_pushes, d.last_error_at, d.last_error_code, d.last_error_message,
-            d.agent_version, d.platform
+            d.agent_version, d.platform, d.scopes
        from devices d
        cross join lateral (
          select count(*) filter (where outcome = 'applied')::int as applied,
@@ -118,8 +119,7 @@ function toDeviceView(r: DeviceRow, nowMs: number): Device {
     lastErrorMessage: r.last_error_message,
     agentVersion: r.agent_version,
     platform: r.platform,
-    // Partial sync is not built yet: every device syncs the whole project.
-    scopes: [],
+    scopes: r.scopes,
   };
 }
 

@@ -40,19 +40,56 @@ export async function createProject(
   return { id, name };
 }
 
-/** Registers a device; its secret is returned here and stored only as a hash. */
+/**
+ * Registers a device, syncing the given scopes (none: the whole project);
+ * its secret is returned here and stored only as a hash.
+ */
 export async function createDevice(
   db: Queryable,
   projectId: string,
   name: string,
-): Promise<IssuedCredentials> {
+  scopes: string[] = [],
+  setBy: string | null = null,
+): Promise<IssuedCredentials & { scopes: string[] }> {
   const id = crypto.randomUUID();
   const credentials = newCredentials("dev");
   await db.query(
     "insert into devices (id, project_id, name, client_id, secret_hash) values ($1, $2, $3, $4, $5)",
     [id, projectId, name, credentials.clientId, await hashSecret(credentials.clientSecret)],
   );
-  return { id, name, ...credentials };
+  if (scopes.length) await setDeviceScopes(db, projectId, id, scopes, setBy);
+  return { id, name, ...credentials, scopes };
+}
+
+/**
+ * Sets the scopes a device syncs (DESIGN.md, "Scopes"); none: the whole
+ * project. Its next pull delivers the reports of scopes added and evicts
+ * those of scopes removed; ingest refuses its changes outside them from its
+ * next push. Each setting is kept, with who made it.
+ *
+ * @returns the scopes set, or undefined when the project has no such device.
+ */
+export async function setDeviceScopes(
+  db: Queryable,
+  projectId: string,
+  deviceId: string,
+  scopes: string[],
+  setBy: string | null,
+): Promise<string[] | undefined> {
+  const [row] = await db.query<{ scopes: string[] }>(
+    `with device as (
+       select id, scopes from devices where id = $1 and project_id = $2 for update),
+     changed as (
+       update devices d set scopes = $3::text[], scope_version = d.scope_version + 1
+         from device where d.id = device.id and device.scopes is distinct from $3::text[]
+       returning d.id, d.scope_version),
+     logged as (
+       insert into device_scope_log (device_id, version, scopes, set_by)
+       select id, scope_version, $3::text[], $4::uuid from changed)
+     select $3::text[] as scopes from device`,
+    [deviceId, projectId, scopes, setBy],
+  );
+  return row?.scopes;
 }
 
 /** Adds a member (analyst, auditor, admin) to a project, or the operator (no project). */

@@ -1,7 +1,12 @@
-import type { KeyObject } from "node:crypto";
-import { type ChangeMessage, checkChange, type Rejection } from "../../core/change.ts";
+import {
+  type ChangeMessage,
+  checkChange,
+  type Rejection,
+  scopeRejection,
+} from "../../core/change.ts";
 import type { IngestResult } from "../../core/wire.ts";
 import type { ChangeQueue } from "../adapters/queue.ts";
+import type { WriteRules } from "./device-keys.ts";
 
 export interface IncomingChanges {
   projectId: string;
@@ -11,22 +16,24 @@ export interface IncomingChanges {
   nowMs: number;
   maxClockSkewMs: number;
   /**
-   * The device's registered signing key: its changes must then be signed.
-   * Undefined when it could not be read: the consumer checks them instead.
+   * The device's signing key and scopes and its reports' scopes (its changes
+   * must then be signed, and in its scopes). Undefined when they could not
+   * be read: the consumer checks them instead.
    */
-  publicKey: KeyObject | null | undefined;
+  rules: WriteRules | undefined;
 }
 
 /**
  * Checks each change on its own (limits, shape, signature, HLC, clock skew,
- * repeats in the batch) and puts the good ones on the queue. A bad change is rejected
- * alone; the queue's answer says which of the rest it holds.
+ * scope, repeats in the batch) and puts the good ones on the queue. A bad
+ * change is rejected alone; the queue's answer says which of the rest it holds.
  */
 export async function acceptChanges(
   queue: ChangeQueue,
-  { projectId, deviceId, changes, nowMs, maxClockSkewMs, publicKey }: IncomingChanges,
+  { projectId, deviceId, changes, nowMs, maxClockSkewMs, rules }: IncomingChanges,
 ): Promise<IngestResult> {
   const receivedAt = new Date(nowMs).toISOString();
+  const publicKey = rules?.publicKey;
   const context = { deviceId, serverNowMs: nowMs, maxClockSkewMs, publicKey };
   const seen = new Set<string>();
   const rejected: Rejection[] = [];
@@ -42,14 +49,23 @@ export async function acceptChanges(
     }
     seen.add(changeId);
     const checked = checkChange(raw, changeId, context);
+    const misplaced =
+      "change" in checked && rules
+        ? scopeRejection(
+            checked.change,
+            rules.scopes,
+            rules.reportScopes.get(checked.change.reportId),
+          )
+        : undefined;
     if ("rejection" in checked) rejected.push(checked.rejection);
+    else if (misplaced) rejected.push(misplaced);
     else
       messages.push({
         projectId,
         deviceId,
         receivedAt,
         change: checked.change,
-        ...(publicKey === undefined ? { keyUnchecked: true as const } : {}),
+        ...(rules === undefined ? { keyUnchecked: true as const } : {}),
       });
   }
   const queued = messages.length

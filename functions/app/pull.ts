@@ -3,7 +3,19 @@ import { ValidationError } from "../../core/errors.ts";
 import type { JsonObject, JsonValue } from "../../core/json.ts";
 import type { Outcome } from "../../core/merge.ts";
 import type { Ack, Conflict, Report } from "../../core/types.ts";
-import type { Db } from "../adapters/db/db.ts";
+import type { Db, Queryable } from "../adapters/db/db.ts";
+import {
+  type Backfill,
+  backfillOf,
+  type DeviceScopes,
+  evictIds,
+  evictionOf,
+  NO_END,
+  outsideScopes,
+  readDeviceScopes,
+  SCOPED_KEYS_SQL,
+  type Transition,
+} from "./pull-scopes.ts";
 
 /**
  * Where a device's pull stands in each stream: rows strictly after
@@ -19,6 +31,10 @@ interface PullCursor {
   c: Position;
   /** Erasures; absent in cursors issued before they existed (from the start). */
   e: Position;
+  /** The version of the device's scopes the reports stream is settled at (`pull-scopes.ts`). */
+  m: number;
+  /** Moving to another version of them. */
+  t?: Transition;
 }
 
 // Report ids are never the nil UUID (ingest refuses it) and audit seq starts
@@ -29,6 +45,7 @@ const START: PullCursor = {
   a: ["0", 0],
   c: ["0", NIL_UUID],
   e: ["0", NIL_UUID],
+  m: 0,
 };
 
 const xidText = z.string().regex(/^\d{1,20}$/);
@@ -37,6 +54,15 @@ const CursorSchema = z.object({
   a: z.tuple([xidText, z.number().int().nonnegative()]),
   c: z.tuple([xidText, z.uuid()]),
   e: z.tuple([xidText, z.uuid()]).default(["0", NIL_UUID]),
+  m: z.number().int().nonnegative().default(0),
+  t: z
+    .object({
+      v: z.number().int().nonnegative(),
+      b: z.tuple([xidText, z.uuid()]),
+      to: z.tuple([xidText, z.uuid()]),
+      x: z.uuid(),
+    })
+    .optional(),
 });
 
 export function encodeCursor(cursor: PullCursor): string {
@@ -63,10 +89,25 @@ export interface ReportRow {
   created_by: string | null;
   updated_by: string | null;
   erased: string[];
+  scope: string | null;
 }
 
-export const REPORT_COLUMNS =
-  "id, fields, clocks, deleted_hlc, version, created_at, updated_at, created_by, updated_by, erased";
+const REPORT_COLUMN_NAMES = [
+  "id",
+  "fields",
+  "clocks",
+  "deleted_hlc",
+  "version",
+  "created_at",
+  "updated_at",
+  "created_by",
+  "updated_by",
+  "erased",
+  "scope",
+];
+export const REPORT_COLUMNS = REPORT_COLUMN_NAMES.join(", ");
+const reportColumnsOf = (table: string) =>
+  REPORT_COLUMN_NAMES.map((c) => `${table}.${c}`).join(", ");
 
 export function toReport(row: ReportRow): Report {
   return {
@@ -80,6 +121,7 @@ export function toReport(row: ReportRow): Report {
     createdBy: row.created_by,
     updatedBy: row.updated_by,
     ...(row.erased?.length ? { erased: row.erased } : {}),
+    ...(row.scope !== null && row.scope !== undefined ? { scope: row.scope } : {}),
   };
 }
 
@@ -143,6 +185,10 @@ export interface PullResult {
   acks: Ack[];
   conflicts: Conflict[];
   erasures: PulledErasure[];
+  /** Reports that left the device's scopes. */
+  evict: string[];
+  /** The device's scopes; none: the whole project. */
+  scopes: string[];
   cursor: string;
   hasMore: boolean;
 }
@@ -162,6 +208,7 @@ type Positioned<R> = R & { cursor_xid: string };
 
 interface AckRow {
   change_id: string;
+  report_id: string | null;
   outcome: Outcome;
   code: string | null;
   message: string | null;
@@ -204,22 +251,37 @@ export async function pull(
   { projectId, deviceId, cursor, limit, pageBytes = PAGE_BYTES }: PullRequest,
 ): Promise<PullResult> {
   const from = decodeCursor(cursor);
-  const { xmin, reports, acks, conflicts, erasures } = await db.transaction(async (tx) => {
+  const read = await db.transaction(async (tx) => {
     const [{ xmin }] = (await tx.query<{ xmin: string }>(
       `select pg_snapshot_xmin(pg_current_snapshot())::text as xmin, ${ORDERED_INDEX_SCANS_ONLY}`,
     )) as [{ xmin: string }];
-    const reports = await tx.query<Positioned<ReportRow>>(
-      `select ${REPORT_COLUMNS}, xid::text as cursor_xid from reports
-        where project_id = $1 and (xid, id) > ($2::text::xid8, $3::uuid) and xid < $4::text::xid8
-        order by xid, id limit $5`,
-      [projectId, from.r[0], from.r[1], xmin, limit + 1],
-    );
+    const scopes = (await readDeviceScopes(tx, projectId, deviceId, from.m)) ?? WHOLE_PROJECT;
+    const { settled, transition } = transitionOf(from, scopes);
+    const range = { projectId, xmin, limit: limit + 1 };
+    const reports = await reportRows(tx, scopes.current, { ...range, after: from.r });
+    const backfill = transition ? backfillOf(scopes) : undefined;
+    const backfilled =
+      transition && backfill
+        ? await backfillRows(tx, backfill, { ...range, after: transition.b, upTo: transition.to })
+        : [];
+    const eviction = transition ? evictionOf(scopes) : undefined;
+    const evicted =
+      transition && eviction && eviction.kind !== "none"
+        ? await evictIds(tx, projectId, eviction, transition.x, limit + 1)
+        : [];
     const acks = await tx.query<Positioned<AckRow>>(
-      `select change_id, outcome, code, message, seq, xid::text as cursor_xid from audit_log
+      `select change_id, report_id, outcome, code, message, seq, xid::text as cursor_xid from audit_log
         where actor_id = $1 and project_id = $2 and (xid, seq) > ($3::text::xid8, $4::bigint) and xid < $5::text::xid8
         order by xid, seq limit $6`,
       [deviceId, projectId, from.a[0], from.a[1], xmin, limit + 1],
     );
+    // A change this device made before one of its scopes was removed may be
+    // applied after that scope's eviction was sent: its report goes too.
+    const leftBehind = scopes.current
+      ? await outsideScopes(tx, projectId, scopes.current, [
+          ...new Set(acks.slice(0, limit).flatMap((a) => (a.report_id ? [a.report_id] : []))),
+        ])
+      : [];
     // A conflict names two different devices, so the device's conflicts are
     // two disjoint index ranges, read apart and merged below.
     const conflictsAs = (side: "winner" | "loser") =>
@@ -255,8 +317,22 @@ export async function pull(
         order by xid, id limit $5`,
       [projectId, from.e[0], from.e[1], xmin, limit + 1],
     );
-    return { xmin, reports, acks, conflicts, erasures };
+    return {
+      xmin,
+      scopes,
+      settled,
+      transition,
+      reports,
+      backfilled,
+      evicted,
+      leftBehind,
+      acks,
+      conflicts,
+      erasures,
+    };
   });
+  const { xmin, scopes, transition, reports, backfilled, evicted, acks, conflicts, erasures } =
+    read;
 
   // Each stream's rows as sent, kept in order while the page stays within
   // its byte budget (the first row always: a single report fits).
@@ -273,9 +349,12 @@ export async function pull(
     return items;
   };
   const sentReports = within(reports, toReport);
+  const sentBackfill = within(backfilled, toReport);
   const sentAcks = within(acks, toAck);
   const sentConflicts = within(conflicts, toConflict);
   const sentErasures = within(erasures, toErasure);
+  const sentEvictions = within(evicted, (id) => id);
+  const evict = [...new Set([...sentEvictions, ...read.leftBehind])];
 
   // A stream with rows left continues after the last row sent (or where it
   // was, if none was); an exhausted one from xmin.
@@ -295,14 +374,121 @@ export async function pull(
   const a = nextOf(acks, sentAcks.length, (row) => row.seq, from.a, [xmin, 0]);
   const c = nextOf(conflicts, sentConflicts.length, (row) => row.id, from.c, [xmin, NIL_UUID]);
   const e = nextOf(erasures, sentErasures.length, (row) => row.id, from.e, [xmin, NIL_UUID]);
+  // A transition is done when its backfill and eviction are: the cursor
+  // then settles at the version it moved to.
+  let m = read.settled;
+  let t: Transition | undefined;
+  let moving = false;
+  if (transition) {
+    const b = nextOf(backfilled, sentBackfill.length, (row) => row.id, transition.b, transition.to);
+    const evictMore = evicted.length > sentEvictions.length;
+    const x = sentEvictions.at(-1) ?? transition.x;
+    if (b.more || evictMore) {
+      t = { ...transition, b: b.position, x };
+      moving = true;
+    } else m = transition.v;
+  }
   return {
-    reports: sentReports,
+    reports: [...sentReports, ...sentBackfill],
     acks: sentAcks,
     conflicts: sentConflicts,
     erasures: sentErasures,
-    cursor: encodeCursor({ r: r.position, a: a.position, c: c.position, e: e.position }),
-    hasMore: r.more || a.more || c.more || e.more,
+    evict,
+    scopes: [...(scopes.current ?? [])],
+    cursor: encodeCursor({
+      r: r.position,
+      a: a.position,
+      c: c.position,
+      e: e.position,
+      m,
+      ...(t ? { t } : {}),
+    }),
+    hasMore: r.more || a.more || c.more || e.more || moving,
   };
+}
+
+/** A device the database does not hold (never: its token names it) syncs the whole project. */
+const WHOLE_PROJECT: DeviceScopes = { version: 0, current: null, settled: null, since: [null] };
+
+/**
+ * Where the cursor's reports stream goes from here: settled where it is, or
+ * moving (on) to the device's current scopes (`pull-scopes.ts`).
+ */
+function transitionOf(
+  from: PullCursor,
+  scopes: DeviceScopes,
+): { settled: number; transition: Transition | undefined } {
+  if (from.t?.v === scopes.version) return { settled: from.m, transition: from.t };
+  if (!from.t && from.m === scopes.version) return { settled: from.m, transition: undefined };
+  // A device that has received no report yet holds nothing to move.
+  if (!from.t && from.r[0] === START.r[0] && from.r[1] === START.r[1]) {
+    return { settled: scopes.version, transition: undefined };
+  }
+  return {
+    settled: from.m,
+    transition: { v: scopes.version, b: START.r, to: from.r, x: NIL_UUID },
+  };
+}
+
+interface RowRange {
+  projectId: string;
+  after: Position;
+  upTo?: Position;
+  xmin: string;
+  /** Rows to read: one more than a page sends, to know whether more remain. */
+  limit: number;
+}
+
+/** The reports stream: the project's reports, or those of the device's scopes. */
+function reportRows(
+  tx: Queryable,
+  scopes: readonly string[] | null,
+  range: RowRange,
+): Promise<Positioned<ReportRow>[]> {
+  return scopes === null ? projectRows(tx, range) : scopedRows(tx, scopes, range);
+}
+
+/** A transition's backfill: the added scopes' reports up to where the reports stream was. */
+function backfillRows(
+  tx: Queryable,
+  backfill: Backfill,
+  range: RowRange,
+): Promise<Positioned<ReportRow>[]> | [] {
+  if (backfill.kind === "none") return [];
+  if (backfill.kind === "scopes") return scopedRows(tx, backfill.scopes, range);
+  return projectRows(tx, range, backfill.scopes);
+}
+
+/** The project's reports in (xid, id) order, outside `except` scopes when given. */
+function projectRows(
+  tx: Queryable,
+  { projectId, after, upTo, xmin, limit }: RowRange,
+  except?: readonly string[],
+): Promise<Positioned<ReportRow>[]> {
+  const bounded = upTo
+    ? "and (xid, id) <= ($6::text::xid8, $7::uuid) and (scope is null or not (scope = any($8::text[])))"
+    : "";
+  return tx.query<Positioned<ReportRow>>(
+    `select ${REPORT_COLUMNS}, xid::text as cursor_xid from reports
+      where project_id = $1 and (xid, id) > ($2::text::xid8, $3::uuid) and xid < $4::text::xid8 ${bounded}
+      order by xid, id limit $5`,
+    [projectId, after[0], after[1], xmin, limit, ...(upTo ? [upTo[0], upTo[1], except ?? []] : [])],
+  );
+}
+
+/** The reports of `scopes` in (xid, id) order: their keys from one index range each, then the rows. */
+function scopedRows(
+  tx: Queryable,
+  scopes: readonly string[],
+  { projectId, after, upTo = NO_END, xmin, limit }: RowRange,
+): Promise<Positioned<ReportRow>[]> {
+  return tx.query<Positioned<ReportRow>>(
+    `with keys as (${SCOPED_KEYS_SQL})
+     select ${reportColumnsOf("r")}, r.xid::text as cursor_xid
+       from keys join reports r on r.id = keys.id and r.project_id = $1
+      order by keys.xid, keys.id`,
+    [projectId, scopes, after[0], after[1], xmin, limit, upTo[0], upTo[1]],
+  );
 }
 
 function toErasure(row: ErasureRow): PulledErasure {

@@ -140,6 +140,7 @@ class Where {
 
 export interface ReportQuery {
   q?: string;
+  scope?: string;
   updatedAfter?: string;
   updatedBefore?: string;
   deleted: "false" | "true" | "any";
@@ -159,6 +160,8 @@ export async function listReports(
   const where = new Where().add((p) => `project_id = ${p(projectId)}`);
   // Served by the trigram index on the generated search column.
   if (query.q) where.filter((p) => `search like ${p(containing(query.q!))}`);
+  // Served by the scoped pull's index (project, scope, …).
+  if (query.scope) where.filter((p) => `scope = ${p(query.scope)}`);
   if (query.updatedAfter) where.filter((p) => `updated_at > ${p(query.updatedAfter)}`);
   if (query.updatedBefore) where.filter((p) => `updated_at < ${p(query.updatedBefore)}`);
   // Most reports are not deleted: the walk finds them.

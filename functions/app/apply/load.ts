@@ -38,7 +38,7 @@ export const LOAD_SQL = `with k as (select * from unnest($1::uuid[], $2::uuid[])
        set_config('enable_mergejoin', 'off', true) as enable_mergejoin,
        (select coalesce(json_agg(json_build_object(
                 'projectId', r.project_id, 'id', r.id, 'version', r.version,
-                'createdBy', r.created_by, 'updatedBy', r.updated_by,
+                'createdBy', r.created_by, 'updatedBy', r.updated_by, 'scope', r.scope,
                 'state', json_build_object('fields', r.fields, 'clocks', r.clocks,
                                            'writers', r.writers, 'deletedHlc', r.deleted_hlc))), '[]')
           -- reports_pkey (id, project_id) is the only index led by id.

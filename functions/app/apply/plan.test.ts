@@ -35,6 +35,7 @@ describe("planBatch", () => {
     expect(plan.reports).toMatchObject([
       {
         id: report,
+        scope: null,
         stored: false,
         version: 1,
         createdBy: device,

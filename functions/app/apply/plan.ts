@@ -1,5 +1,5 @@
 import { type AuditRecord, digests, hashAuditRecord } from "../../../core/audit.ts";
-import type { Change } from "../../../core/change.ts";
+import { type Change, scopeRejection } from "../../../core/change.ts";
 import { hlcNode } from "../../../core/hlc.ts";
 import {
   type ConflictDraft,
@@ -69,6 +69,8 @@ export interface ReportRecord {
   version: number;
   createdBy: string | null;
   updatedBy: string | null;
+  /** Fixed by the change that creates the report. */
+  scope: string | null;
   /** Whether the row exists: the batch's locks mean nobody else can create it meanwhile. */
   stored: boolean;
 }
@@ -141,7 +143,7 @@ function recordOf(entry: Entry, receivedAt: string, appliedAt: string): AuditRec
       ? {
           fields: entry.change.op === "upsert" ? entry.change.fields : null,
           base: entry.change.base ?? null,
-          scope: null,
+          scope: entry.change.scope ?? null,
         }
       : null,
   };
@@ -212,7 +214,17 @@ export function planBatch(
       continue;
     }
     const reportKey = keyOf(entry.projectId, entry.reportId);
-    const report = reports.get(reportKey) ?? newReport(entry);
+    const existing = reports.get(reportKey);
+    // Ingest checked the device's scopes; the report's own is checked here,
+    // where it cannot change underneath (the row is locked or new).
+    const misplaced = existing && scopeRejection(entry.change, [], existing.scope);
+    if (misplaced) {
+      const { code, message } = misplaced;
+      append({ ...record, code, message });
+      acks.set(key, { changeId: entry.changeId, outcome: "rejected", code, message });
+      continue;
+    }
+    const report = existing ?? newReport(entry.projectId, entry.change);
     reports.set(reportKey, report);
     const merged = mergeInto(report, entry.change, entry.item.deviceId);
     if (merged.changed) changed.add(report);
@@ -241,14 +253,15 @@ export function planBatch(
   };
 }
 
-function newReport(entry: Entry): ReportRecord {
+function newReport(projectId: string, change: Change): ReportRecord {
   return {
-    projectId: entry.projectId,
-    id: entry.reportId,
+    projectId,
+    id: change.reportId,
     state: emptyReportState(),
     version: 0,
     createdBy: null,
     updatedBy: null,
+    scope: change.scope ?? null,
     stored: false,
   };
 }

@@ -22,11 +22,12 @@ export async function writeBatch(tx: Queryable, plan: BatchPlan): Promise<void> 
   if (inserted.length > 0) {
     // A report another consumer created meanwhile fails this on its primary key.
     parts.push(`inserted_reports as (
-       insert into reports (project_id, id, fields, clocks, writers, deleted_hlc, version, created_by, updated_by)
+       insert into reports (project_id, id, fields, clocks, writers, deleted_hlc, version, created_by, updated_by,
+              scope)
        select "projectId", id, state->'fields', state->'clocks', state->'writers', state->>'deletedHlc',
-              version, "createdBy", "updatedBy"
+              version, "createdBy", "updatedBy", scope
          from jsonb_to_recordset(${param(inserted)}) as r("projectId" uuid, id uuid, state jsonb,
-              version integer, "createdBy" uuid, "updatedBy" uuid))`);
+              version integer, "createdBy" uuid, "updatedBy" uuid, scope text))`);
   }
   if (updated.length > 0) {
     parts.push(`updated_reports as (
