@@ -10,7 +10,7 @@ import type { Conflict, Report } from "../core/wire.ts";
 import { DEFAULT_BACKOFF } from "./backoff.ts";
 import { CloudRequestError, SyncClient } from "./client.ts";
 import { DeviceClock } from "./device-clock.ts";
-import { OutboxStore, stateOf, toReport } from "./outbox-store.ts";
+import { OutboxStore, type ReportRow, stateOf, toReport } from "./outbox-store.ts";
 import { CloudSession } from "./session.ts";
 import { Settings } from "./settings.ts";
 import { DeviceSigner } from "./signer.ts";
@@ -141,6 +141,7 @@ export class EdgeAgent {
         clientSecret,
         deviceId: me.id,
         projectId: me.project,
+        scopes: JSON.stringify(me.scopes ?? []),
         token: accessToken,
         tokenExpiresAt: this.options.now() + expiresIn * 1000,
       });
@@ -180,13 +181,19 @@ export class EdgeAgent {
    * merged into the local view, and stored with its outbox entry in one
    * transaction.
    */
-  private write(reportId: string, op: "create" | "upsert" | "delete", fields?: JsonObject): Report {
+  private write(
+    reportId: string,
+    op: "create" | "upsert" | "delete",
+    fields?: JsonObject,
+    scopeOfNew?: string,
+  ): Report {
     return this.store.transaction(() => {
       const deviceId = this.deviceId();
       const row = this.store.report(reportId);
       if (op === "create" && row)
         throw new EdgeAgentError("invalid_change", `Report ${reportId} already exists.`);
       if (op !== "create" && !row) throw new EdgeAgentError("not_found", `No report ${reportId}.`);
+      const scope = op === "create" ? this.scopeForNew(scopeOfNew) : this.scopeOf(row!);
       const state = stateOf(row);
       if (state.deletedHlc !== null)
         throw new EdgeAgentError("report_deleted", `Report ${reportId} is deleted.`);
@@ -194,7 +201,7 @@ export class EdgeAgent {
       const hlc = formatHlc(this.clock.next(names.map((f) => state.clocks[f])));
       const raw: Change =
         op === "delete"
-          ? { changeId: uuidv7(), reportId, op: "delete", hlc }
+          ? { changeId: uuidv7(), reportId, op: "delete", hlc, ...scope }
           : {
               changeId: uuidv7(),
               reportId,
@@ -204,6 +211,7 @@ export class EdgeAgent {
               // What this editor saw of each field it edits: the cloud
               // detects concurrent edits from it.
               base: Object.fromEntries(names.map((f) => [f, state.clocks[f] ?? null])),
+              ...scope,
             };
       const checked = checkShape(raw);
       if (!("change" in checked)) throw new EdgeAgentError(checked.code, checked.message);
@@ -221,13 +229,61 @@ export class EdgeAgent {
         updatedAt: at,
         createdBy: row ? row.created_by : deviceId,
         updatedBy: deviceId,
+        ...scope,
       };
     });
   }
 
-  /** Creates a report (a new UUID unless `id` is given). Works offline. */
-  create(fields: JsonObject, id: string = crypto.randomUUID()): Report {
-    return this.written(this.write(id, "create", fields));
+  /** This device's scopes as the cloud last said; none: the whole project. */
+  scopes(): string[] {
+    return JSON.parse(this.settings.get("scopes") ?? "[]") as string[];
+  }
+
+  /**
+   * The scope of a new report: the one asked for, else the device's only
+   * scope. A device with scopes creates reports only in them, as the cloud
+   * would refuse any other.
+   */
+  private scopeForNew(asked: string | undefined): { scope?: string } {
+    const scopes = this.scopes();
+    const scope = asked ?? (scopes.length === 1 ? scopes[0] : undefined);
+    if (scopes.length === 0) return scope === undefined ? {} : { scope };
+    if (scope === undefined) {
+      throw new EdgeAgentError(
+        "scope_forbidden",
+        `This device syncs scopes ${scopes.join(", ")}: say which the report belongs to (--scope).`,
+      );
+    }
+    if (!scopes.includes(scope)) {
+      throw new EdgeAgentError(
+        "scope_forbidden",
+        `Scope ${scope} is not one of this device's scopes (${scopes.join(", ")}).`,
+      );
+    }
+    return { scope };
+  }
+
+  /** The scope an edit of a stored report carries; refused when it left this device's scopes. */
+  private scopeOf(row: ReportRow): { scope?: string } {
+    const scopes = this.scopes();
+    const inScope = scopes.length === 0 || (row.scope !== null && scopes.includes(row.scope));
+    if (row.evicted || !inScope) {
+      throw new EdgeAgentError(
+        "scope_forbidden",
+        `Report ${row.id} is outside this device's scopes (${scopes.join(", ")}).`,
+      );
+    }
+    return row.scope === null ? {} : { scope: row.scope };
+  }
+
+  /**
+   * Creates a report (a new UUID unless `id` is given), in `scope` (by
+   * default the device's only scope, if it has exactly one). Works offline.
+   */
+  create(fields: JsonObject, options: string | { id?: string; scope?: string } = {}): Report {
+    const { id = crypto.randomUUID(), scope } =
+      typeof options === "string" ? { id: options } : options;
+    return this.written(this.write(id, "create", fields, scope));
   }
 
   /** Sets fields (null clears one). Works offline. */
@@ -272,7 +328,7 @@ export class EdgeAgent {
 
   get(id: string): Report | undefined {
     const row = this.store.report(id);
-    return row ? toReport(row) : undefined;
+    return row && !row.evicted ? toReport(row) : undefined;
   }
 
   /** Reports, newest first; `q` matches any string field value, case-insensitively. */
@@ -292,6 +348,7 @@ export class EdgeAgent {
       lastSyncAt: this.settings.get("lastSyncAt"),
       lastError: this.settings.get("lastError"),
       signingKey: this.signer.thumbprint(),
+      scopes: this.scopes(),
     };
   }
 

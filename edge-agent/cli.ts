@@ -13,9 +13,9 @@ const COMMANDS: Record<string, { usage: string; does: string; more?: string }> =
     does: "store the cloud's address and this device's credentials; learn its id",
   },
   create: {
-    usage: "create [--id UUID] --set k=v …",
+    usage: "create [--id UUID] [--scope S] --set k=v …",
     does: "new report, prints its id",
-    more: "v is read as JSON when it parses, else as a string.",
+    more: "v is read as JSON when it parses, else as a string. --scope defaults to the device's only scope, if it has exactly one.",
   },
   update: {
     usage: "update ID --set k=v … [--unset k …]",
@@ -174,7 +174,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
         return EXIT.ok;
       }
       case "create": {
-        const report = agent.create(fieldsFrom(values.set), values.id);
+        const report = agent.create(fieldsFrom(values.set), {
+          ...(values.id ? { id: values.id } : {}),
+          ...(values.scope ? { scope: values.scope } : {}),
+        });
         print(report, report.id);
         return EXIT.ok;
       }
@@ -208,6 +211,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
           [
             `device    ${s.deviceId ?? "(not initialized)"} → ${s.apiUrl ?? "-"}`,
             `key       ${s.signingKey ?? "none: changes are sent unsigned"}`,
+            `scopes    ${s.scopes.length ? s.scopes.join(", ") : "all (the whole project)"}`,
             `outbox    ${s.pending} pending, ${s.sent} sent, ${s.applied} applied, ${s.partial} partial, ${s.superseded} superseded, ${s.rejected} rejected`,
             `conflicts ${s.conflicts}`,
             `last sync ${s.lastSyncAt ?? "never"}${s.lastError ? `\nlast error ${s.lastError}` : ""}`,
@@ -346,6 +350,7 @@ const OPTIONS = {
   "client-id": { type: "string" },
   "client-secret": { type: "string" },
   id: { type: "string" },
+  scope: { type: "string" },
   set: { type: "string", multiple: true },
   unset: { type: "string", multiple: true },
   q: { type: "string" },

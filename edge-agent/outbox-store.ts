@@ -18,6 +18,9 @@ export interface ReportRow {
   updated_by: string | null;
   /** The last state pulled from the cloud, null until the first pull. */
   server: string | null;
+  scope: string | null;
+  /** 1: it left this device's scopes; dropped once its changes are acknowledged. */
+  evicted: number;
 }
 
 /** A change in the outbox, as stored. */
@@ -30,11 +33,13 @@ export interface OutboxEntry {
   fields: string | null;
   base: string | null;
   sig: string | null;
+  scope: string | null;
   state: OutboxState;
 }
 
 export function toChange(entry: OutboxEntry): Change {
   const sig = entry.sig ? { sig: entry.sig } : {};
+  const scope = entry.scope !== null && entry.scope !== undefined ? { scope: entry.scope } : {};
   return entry.op === "upsert"
     ? {
         changeId: entry.change_id,
@@ -43,6 +48,7 @@ export function toChange(entry: OutboxEntry): Change {
         hlc: entry.hlc,
         fields: JSON.parse(entry.fields ?? "{}") as JsonObject,
         base: JSON.parse(entry.base ?? "{}") as Record<string, string | null>,
+        ...scope,
         ...sig,
       }
     : {
@@ -50,6 +56,7 @@ export function toChange(entry: OutboxEntry): Change {
         reportId: entry.report_id,
         op: "delete",
         hlc: entry.hlc,
+        ...scope,
         ...sig,
       };
 }
@@ -65,6 +72,7 @@ export function toReport(row: ReportRow): Report {
     updatedAt: row.updated_at,
     createdBy: row.created_by,
     updatedBy: row.updated_by,
+    ...(row.scope !== null && row.scope !== undefined ? { scope: row.scope } : {}),
   };
 }
 
@@ -134,8 +142,8 @@ export class OutboxStore {
   /** Stores a local write: the report's new local view and its outbox entry (call in one transaction). */
   storeWrite(change: Change, state: ReportState, at: string, deviceId: string): void {
     this.sql(
-      `insert into reports (id, fields, clocks, deleted_hlc, version, created_at, updated_at, created_by, updated_by)
-         values (@id, @fields, @clocks, @deleted, 0, @at, @at, @device, @device)
+      `insert into reports (id, fields, clocks, deleted_hlc, version, created_at, updated_at, created_by, updated_by, scope)
+         values (@id, @fields, @clocks, @deleted, 0, @at, @at, @device, @device, @scope)
          on conflict (id) do update set fields = @fields, clocks = @clocks, deleted_hlc = @deleted,
            updated_at = @at, updated_by = @device`,
     ).run({
@@ -145,14 +153,15 @@ export class OutboxStore {
       deleted: state.deletedHlc,
       at,
       device: deviceId,
+      scope: change.scope ?? null,
     });
     this.enqueue(change, at);
   }
 
   private enqueue(change: Change, at: string): void {
     this.sql(
-      `insert into outbox (change_id, report_id, op, hlc, fields, base, sig, created_at)
-         values (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `insert into outbox (change_id, report_id, op, hlc, fields, base, sig, scope, created_at)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       change.changeId,
       change.reportId,
@@ -161,14 +170,38 @@ export class OutboxStore {
       change.op === "upsert" ? JSON.stringify(change.fields) : null,
       change.op === "upsert" && change.base ? JSON.stringify(change.base) : null,
       change.sig ?? null,
+      change.scope ?? null,
       at,
     );
+  }
+
+  /**
+   * Reports that left this device's scopes (call in one transaction): each
+   * is dropped, with its conflicts, once none of this device's changes to
+   * it is unacknowledged; until then it stays, marked, and `dropEvicted`
+   * drops it when they are.
+   */
+  evict(reportIds: Iterable<string>): void {
+    const mark = this.sql("update reports set evicted = 1 where id = ?");
+    for (const id of reportIds) mark.run(id);
+    this.dropEvicted();
+  }
+
+  /** Drops the evicted reports none of whose changes are unacknowledged. */
+  dropEvicted(): void {
+    const gone = this.sql(
+      `delete from reports where evicted = 1 and not exists (
+         select 1 from outbox o where o.report_id = reports.id and o.state in ('pending', 'sent'))
+       returning id`,
+    ).all() as { id: string }[];
+    const conflicts = this.sql("delete from conflicts where report_id = ?");
+    for (const { id } of gone) conflicts.run(id);
   }
 
   /** Reports, newest first; `q` matches any string field value, case-insensitively. */
   list(q?: string): Report[] {
     const rows = this.sql(
-      "select * from reports order by updated_at desc, id",
+      "select * from reports where evicted = 0 order by updated_at desc, id",
     ).all() as ReportRow[];
     const reports = rows.map(toReport);
     if (!q) return reports;
@@ -187,7 +220,10 @@ export class OutboxStore {
   }
 
   /** The outbox's side of `status()`. */
-  counts(): Omit<AgentStatus, "deviceId" | "apiUrl" | "lastSyncAt" | "lastError" | "signingKey"> {
+  counts(): Omit<
+    AgentStatus,
+    "deviceId" | "apiUrl" | "lastSyncAt" | "lastError" | "signingKey" | "scopes"
+  > {
     const counts = Object.fromEntries(
       (
         this.sql("select state, count(*) as n from outbox group by state").all() as {
@@ -254,6 +290,7 @@ export class OutboxStore {
         if (row) touched.add(row.report_id);
       }
       for (const id of touched) this.rebuild(id);
+      this.dropEvicted();
     });
   }
 
@@ -266,13 +303,14 @@ export class OutboxStore {
   storeServerReport(report: Report): void {
     const state = serverState(report);
     this.sql(
-      `insert into reports (id, fields, clocks, deleted_hlc, version, created_at, updated_at, created_by, updated_by, server)
-       values (@id, @fields, @clocks, @deleted, @version, @createdAt, @updatedAt, @createdBy, @updatedBy, @server)
+      `insert into reports (id, fields, clocks, deleted_hlc, version, created_at, updated_at, created_by, updated_by, server, scope)
+       values (@id, @fields, @clocks, @deleted, @version, @createdAt, @updatedAt, @createdBy, @updatedBy, @server, @scope)
        on conflict (id) do update set fields = @fields, clocks = @clocks, deleted_hlc = @deleted,
          server = @server, version = @version, created_at = @createdAt,
-         updated_at = @updatedAt, created_by = @createdBy, updated_by = @updatedBy`,
+         updated_at = @updatedAt, created_by = @createdBy, updated_by = @updatedBy, scope = @scope, evicted = 0`,
     ).run({
       ...report,
+      scope: report.scope ?? null,
       fields: JSON.stringify(state.fields),
       clocks: JSON.stringify(state.clocks),
       deleted: state.deletedHlc,

@@ -22,6 +22,8 @@ export interface SettingValues {
   signingKey: string;
   /** "true" once the cloud holds the public part. */
   keyRegistered: string;
+  /** This device's scopes as the cloud last said, a JSON array; none: the whole project. */
+  scopes: string;
 }
 
 type Key = keyof SettingValues;

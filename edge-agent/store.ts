@@ -60,6 +60,13 @@ const MIGRATIONS: string[] = [
   // The device's signature of the change (core/signature.ts), null for a
   // device without a key.
   "alter table outbox add column sig text;",
+  // Scopes: a report's (fixed at creation, sent with every change to it),
+  // and whether it left this device's scopes, to be dropped once none of
+  // this device's changes to it is unacknowledged.
+  `alter table reports add column scope text;
+   alter table reports add column evicted integer not null default 0;
+   alter table outbox add column scope text;
+   create index reports_evicted on reports (id) where evicted = 1;`,
 ];
 
 /** Opens (creating if needed) the agent's SQLite file in WAL mode and migrates it. */

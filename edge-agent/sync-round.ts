@@ -202,6 +202,10 @@ function applyPage(parts: SyncParts, page: SyncPage): void {
       rebuild.add(erasure.reportId);
     }
     for (const id of rebuild) store.rebuild(id);
+    // Reports that left this device's scopes go once its changes to them
+    // are acknowledged (by this page or a later one).
+    if (page.scopes) settings.set({ scopes: JSON.stringify(page.scopes) });
+    store.evict(page.evict ?? []);
     settings.set({ cursor: page.cursor });
     restampSkewed(parts, at);
   });

@@ -45,6 +45,8 @@ export interface AgentStatus {
    * with the key an evidence bundle names; null for a device without one.
    */
   signingKey: string | null;
+  /** The scopes this device syncs, as the cloud last said; none: the whole project. */
+  scopes: string[];
   /** The most recent changes the cloud refused, with why (newest first, at most 20). */
   rejectedChanges: {
     changeId: string;

@@ -22,7 +22,13 @@ export interface TestCloud {
   agent(
     name: string,
     options?: EdgeAgentOptions,
-  ): Promise<{ agent: EdgeAgent; deviceId: string; path: string }>;
+  ): Promise<{
+    agent: EdgeAgent;
+    deviceId: string;
+    path: string;
+    clientId: string;
+    clientSecret: string;
+  }>;
   /** Takes the API and queue down (the database stays). */
   down(): Promise<void>;
   /** Brings them back on the same address with an empty queue, like a restarted emulator. */
@@ -106,7 +112,13 @@ export async function startTestCloud(
       const agent = EdgeAgent.open(path, agentOptions);
       agents.push(agent);
       await agent.init(cloud.url, device.clientId, device.clientSecret);
-      return { agent, deviceId: device.id, path };
+      return {
+        agent,
+        deviceId: device.id,
+        path,
+        clientId: device.clientId,
+        clientSecret: device.clientSecret,
+      };
     },
     async down() {
       await cloud.stop();

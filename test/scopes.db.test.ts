@@ -1,0 +1,206 @@
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { formatHlc } from "../core/hlc.ts";
+import type { EdgeAgent } from "../edge-agent/agent.ts";
+import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
+import { dbTargets } from "./support/db.ts";
+
+/** Whether the agent's SQLite file still holds a row of the report, hidden or not. */
+function holds(path: string, reportId: string): boolean {
+  const db = new Database(path, { readonly: true });
+  try {
+    return db.prepare("select 1 from reports where id = ?").get(reportId) !== undefined;
+  } finally {
+    db.close();
+  }
+}
+
+const ids = (agent: EdgeAgent) => agent.list().map((r) => r.id);
+
+describe.each(dbTargets())("scopes (%s)", (target) => {
+  let t: TestCloud;
+  let admin: string;
+  beforeAll(async () => {
+    t = await startTestCloud(target);
+    admin = await t.adminToken();
+  });
+  afterAll(() => t.stop());
+
+  const setScopes = async (deviceId: string, scopes: string[]) => {
+    const answer = await t.api(`/v1/devices/${deviceId}/scopes`, {
+      method: "PUT",
+      token: admin,
+      body: { scopes },
+    });
+    expect(answer.status).toBe(200);
+    return answer.body;
+  };
+
+  /**
+   * Reports of two sites and one of none, written by a device that syncs
+   * the whole project. Each test has its own sites (the project is shared).
+   */
+  async function sites(label: string) {
+    const hq = await t.agent(`${label} head office`);
+    const N = `${label}-north`;
+    const S = `${label}-south`;
+    const north = hq.agent.create({ title: "north pump" }, { scope: N });
+    const north2 = hq.agent.create({ title: "north valve" }, { scope: N });
+    const south = hq.agent.create({ title: "south gate" }, { scope: S });
+    const loose = hq.agent.create({ title: "no site" });
+    await syncUntilSettled(hq.agent);
+    return { hq, north, north2, south, loose, N, S };
+  }
+
+  it("a device sees only its scopes' reports and cannot write outside them; one without scopes sees everything", async () => {
+    const { hq, north, north2, south, loose, N, S } = await sites("visibility");
+    const n = await t.agent("visibility north tablet");
+    expect(await setScopes(n.deviceId, [N])).toEqual({ id: n.deviceId, scopes: [N] });
+    await syncUntilSettled(n.agent);
+    expect(ids(n.agent).sort()).toEqual([north.id, north2.id].sort());
+    expect(n.agent.get(north.id)?.scope).toBe(N);
+    expect(n.agent.status().scopes).toEqual([N]);
+    // Its own new report takes its only scope, and reaches the head office.
+    const own = n.agent.create({ title: "north leak" });
+    expect(own.scope).toBe(N);
+    await syncUntilSettled(n.agent);
+    await hq.agent.syncOnce();
+    expect(hq.agent.get(own.id)).toMatchObject({ scope: N, fields: { title: "north leak" } });
+    expect(ids(hq.agent)).toEqual(expect.arrayContaining([south.id, loose.id, own.id]));
+
+    // The agent refuses a write outside its scopes before storing anything.
+    expect(() => n.agent.create({ title: "x" }, { scope: S })).toThrow(/not one of/);
+    expect(n.agent.list()).toHaveLength(3);
+
+    // Ingest refuses the same from a device that tries anyway (one without
+    // a signing key, so that only its scopes are at stake), change by change.
+    const rogue = await t.createDevice("visibility rogue");
+    await setScopes(rogue.id, [N]);
+    const token = await t.tokenFor(rogue.clientId, rogue.clientSecret);
+    const hlc = formatHlc({ wall: Date.now(), counter: 0, node: rogue.id });
+    const change = (reportId: string, extra: object) => ({
+      changeId: crypto.randomUUID(),
+      reportId,
+      op: "upsert",
+      hlc,
+      fields: { title: "forged" },
+      ...extra,
+    });
+    const forged = [
+      change(south.id, {}),
+      change(south.id, { scope: N }),
+      change(crypto.randomUUID(), { scope: S }),
+      change(crypto.randomUUID(), {}),
+      change(loose.id, {}),
+    ];
+    const pushed = await t.api("/v1/changes", { token, body: { changes: forged } });
+    expect(pushed.status).toBe(202);
+    expect(pushed.body.accepted).toEqual([]);
+    expect(pushed.body.rejected.map((r: { code: string }) => r.code)).toEqual(
+      Array(forged.length).fill("scope_forbidden"),
+    );
+    // A change naming another scope than its report's is refused for any device.
+    const spare = await t.createDevice("visibility spare");
+    const moved = await t.api("/v1/changes", {
+      token: await t.tokenFor(spare.clientId, spare.clientSecret),
+      body: {
+        changes: [
+          {
+            ...change(north.id, { scope: S }),
+            hlc: formatHlc({ wall: Date.now(), counter: 0, node: spare.id }),
+          },
+        ],
+      },
+    });
+    expect(moved.body.rejected[0]).toMatchObject({ code: "scope_forbidden" });
+    expect(moved.body.rejected[0].message).toMatch(new RegExp(`is in scope ${N}`));
+
+    // Readers filter by scope; the fleet view shows each device's scopes.
+    const listed = await t.api(`/v1/reports?scope=${N}`, { token: admin });
+    expect(listed.body.items.map((r: { id: string }) => r.id).sort()).toEqual(
+      [north.id, north2.id, own.id].sort(),
+    );
+    const fleet = await t.api("/v1/devices", { token: admin });
+    const scopesOf = (id: string) =>
+      fleet.body.items.find((d: { id: string }) => d.id === id).scopes;
+    expect(scopesOf(n.deviceId)).toEqual([N]);
+    expect(scopesOf(hq.deviceId)).toEqual([]);
+  });
+
+  it("adding a scope delivers that scope's reports on the next pull, and nothing else", async () => {
+    const { south, loose, N, S } = await sites("adding");
+    const n = await t.agent("adding north tablet");
+    await setScopes(n.deviceId, [N]);
+    await syncUntilSettled(n.agent);
+    const before = ids(n.agent);
+
+    await setScopes(n.deviceId, [N, S]);
+    const round = await n.agent.syncOnce();
+    expect(round.pulledReports).toBe(1);
+    expect(ids(n.agent).sort()).toEqual([...before, south.id].sort());
+    expect(n.agent.get(loose.id)).toBeUndefined();
+
+    // Dropping every scope is the whole project: the rest arrives, once.
+    await setScopes(n.deviceId, []);
+    const outside = await t.testDb.db.query<{ n: number }>(
+      "select count(*)::int as n from reports where scope is distinct from $1 and scope is distinct from $2",
+      [N, S],
+    );
+    const whole = await n.agent.syncOnce();
+    expect(whole.pulledReports).toBe(outside[0]!.n);
+    expect(n.agent.get(loose.id)?.fields).toEqual({ title: "no site" });
+    expect((await n.agent.syncOnce()).pulledReports).toBe(0);
+  });
+
+  it("removing a scope evicts its reports, each once this device's changes to it are acknowledged", async () => {
+    const { north, north2, south, N, S } = await sites("removing");
+    const n = await t.agent("removing tablet");
+    await setScopes(n.deviceId, [N, S]);
+    await syncUntilSettled(n.agent);
+    expect(ids(n.agent)).toHaveLength(3);
+
+    // One edit is in the queue, not yet applied; another is still on the device.
+    await t.cloud.setConsumerRunning(false);
+    n.agent.update(north.id, { title: "north pump, sealed" });
+    await n.agent.syncOnce();
+    expect(n.agent.status().sent).toBe(1);
+    await setScopes(n.deviceId, [S]);
+    n.agent.update(north2.id, { title: "north valve, replaced" });
+
+    // The next round: the edit still on the device is refused (its report
+    // left the scopes), and the reports it no longer syncs are dropped,
+    // except the one with an edit in flight.
+    await n.agent.syncOnce();
+    expect(n.agent.status().rejectedChanges[0]).toMatchObject({
+      reportId: north2.id,
+      code: "scope_forbidden",
+    });
+    expect(ids(n.agent)).toEqual([south.id]);
+    expect(holds(n.path, north2.id)).toBe(false);
+    expect(holds(n.path, north.id)).toBe(true);
+    expect(n.agent.status().sent).toBe(1);
+    expect(() => n.agent.update(north.id, { title: "again" })).toThrow(/outside this device/);
+
+    // Once the edit in flight is applied and acknowledged, that report goes too.
+    await t.cloud.setConsumerRunning(true);
+    await syncUntilSettled(n.agent);
+    expect(n.agent.status()).toMatchObject({ sent: 0, applied: 1 });
+    expect(holds(n.path, north.id)).toBe(false);
+    const cloud = await t.api(`/v1/reports/${north.id}`, { token: admin });
+    expect(cloud.body.fields.title).toBe("north pump, sealed");
+    expect((await n.agent.syncOnce()).pulledReports).toBe(0);
+  });
+
+  it("a device given scopes after syncing the whole project keeps only theirs", async () => {
+    const { hq, south, S } = await sites("narrowing");
+    expect(ids(hq.agent).length).toBeGreaterThanOrEqual(4);
+    await setScopes(hq.deviceId, [S]);
+    const round = await hq.agent.syncOnce();
+    expect(round.pulledReports).toBe(0);
+    const project = await t.api(`/v1/reports?scope=${S}&limit=200`, { token: admin });
+    expect(ids(hq.agent).sort()).toEqual(
+      project.body.items.map((r: { id: string }) => r.id).sort(),
+    );
+    expect(ids(hq.agent)).toContain(south.id);
+  });
+});
