@@ -72,22 +72,29 @@ export async function timed(work: () => Promise<unknown>): Promise<number> {
  * Reports were created one a minute up to now and last edited within the
  * following day. Each report's notes name one of 500 lots ("lot 042"), so
  * a search for a lot matches one report in 500, and every report mentions
- * "pump". Nothing is analysed.
+ * "pump". With `scopes`, report g is in scope `site-` g modulo `scopes`
+ * (four digits). Nothing is analysed.
  */
-export async function seedReports(bench: BenchDb, device: Device, count: number): Promise<void> {
+export async function seedReports(
+  bench: BenchDb,
+  device: Device,
+  count: number,
+  { scopes = 0 }: { scopes?: number } = {},
+): Promise<void> {
   const step = 50_000;
   for (let from = 1; from <= count; from += step) {
     const to = Math.min(count, from + step - 1);
     await bench.db.query(
       `with r as (
          insert into reports (project_id, id, fields, clocks, writers, version, created_by, updated_by,
-                              created_at, updated_at)
+                              created_at, updated_at, scope)
          select $1::uuid, gen_random_uuid(),
                 jsonb_build_object('title', 'Report ' || g, 'severity', g % 5,
                                    'notes', 'lot ' || lpad((g % 500)::text, 3, '0') || ', pump replaced'),
                 jsonb_build_object('title', h, 'severity', h, 'notes', h),
                 jsonb_build_object('title', w, 'severity', w, 'notes', w), 1, $2::uuid, $2::uuid,
-                at, at + (g % 1440) * interval '1 minute'
+                at, at + (g % 1440) * interval '1 minute',
+                case when $6::int > 0 then 'site-' || lpad((g % $6::int)::text, 4, '0') end
            from generate_series($3::int, $4::int) g,
                 lateral (select lpad((1000000 + g)::text, 15, '0') || ':000000:' || $2 as h,
                                 gen_random_uuid() as w,
@@ -101,7 +108,7 @@ export async function seedReports(bench: BenchDb, device: Device, count: number)
            from r
          returning project_id, report_id, hash)
        insert into audit_chains (project_id, report_id, head) select project_id, report_id, hash from a`,
-      [device.projectId, device.id, from, to, count],
+      [device.projectId, device.id, from, to, count, scopes],
     );
   }
   // Written back now, as it would long since have been: otherwise the first

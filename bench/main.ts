@@ -8,6 +8,7 @@ import { benchFirstSync } from "./first-sync.ts";
 import { benchRead } from "./read.ts";
 import { benchScale } from "./scale.ts";
 import { benchSchema } from "./schema.ts";
+import { benchScopes } from "./scopes.ts";
 
 export interface BenchResult {
   name: string;
@@ -35,6 +36,7 @@ const suites: Record<string, () => Promise<BenchResult[]>> = {
   read: benchRead,
   scale: benchScale,
   schema: benchSchema,
+  scopes: benchScopes,
 };
 const only = process.argv.slice(2);
 const results: BenchResult[] = [];

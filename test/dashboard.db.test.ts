@@ -156,6 +156,12 @@ describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (targ
       body: { changes: [{ reportId: crypto.randomUUID(), op: "upsert" }] },
     });
     expect(refused.status).toBe(400);
+    const scoped = await t.api(`/v1/devices/${device.id}/scopes`, {
+      method: "PUT",
+      token: admin,
+      body: { scopes: ["depot-7", "depot-2"] },
+    });
+    expect(scoped.status).toBe(200);
 
     const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     const errors: string[] = [];
@@ -168,6 +174,7 @@ describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (targ
     expect(await page.textContent("#failing")).toMatch(/Ambulance 4 \(validation_failed\)/);
     const row = page.locator("#devices tr.device", { hasText: "Ambulance 4" });
     expect(await row.locator("td.state").textContent()).toMatch(/^failing.*validation_failed/);
+    expect(await row.locator('td[data-label="Scopes"]').textContent()).toBe("depot-2, depot-7");
     await page.screenshot({ path: join(ARTIFACTS, "fleet-failing-and-dlq.png"), fullPage: true });
 
     // The fault is fixed; the admin redrives the change from the page.

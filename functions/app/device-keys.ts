@@ -83,7 +83,7 @@ export async function deviceWriteRules(
   }>(
     `select public_key, scopes,
             (select coalesce(json_agg(json_build_array(r.id, r.scope)), '[]') from reports r
-              where r.project_id = $2 and r.id = any($3::uuid[])) as reports
+              where r.id = any($3::uuid[]) and (r.project_id = $2) is true) as reports
        from devices where id = $1`,
     [deviceId, projectId ?? null, reportIds],
   );

@@ -183,7 +183,8 @@ export async function outsideScopes(
   if (reportIds.length === 0) return [];
   const rows = await tx.query<{ id: string }>(
     `select id from reports
-      where id = any($2::uuid[]) and project_id = $1 and (scope is null or not (scope = any($3::text[])))`,
+      where id = any($2::uuid[]) and (project_id = $1) is true
+        and (scope is null or not (scope = any($3::text[])))`,
     [projectId, reportIds, scopes],
   );
   return rows.map((r) => r.id);

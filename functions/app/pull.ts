@@ -223,7 +223,7 @@ interface AckRow {
  * after the cursor and sort them, on every page, which makes a first sync
  * grow with the square of the project; these rule that out.
  */
-const ORDERED_INDEX_SCANS_ONLY =
+export const ORDERED_INDEX_SCANS_ONLY =
   "set_config('enable_sort', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)";
 
 /**
@@ -430,7 +430,7 @@ function transitionOf(
   };
 }
 
-interface RowRange {
+export interface RowRange {
   projectId: string;
   after: Position;
   upTo?: Position;
@@ -476,19 +476,29 @@ function projectRows(
   );
 }
 
-/** The reports of `scopes` in (xid, id) order: their keys from one index range each, then the rows. */
+/**
+ * The reports of scopes in (xid, id) order: their keys from one index range
+ * each, then the rows, each by primary key (`(a = b) is true` is no index
+ * condition, so no index led by the project can be taken instead, which
+ * would read the project's rows once per key). Parameters as
+ * `SCOPED_KEYS_SQL`'s.
+ */
+export const SCOPED_ROWS_SQL = `with keys as (${SCOPED_KEYS_SQL})
+  select ${reportColumnsOf("r")}, r.xid::text as cursor_xid
+    from keys join reports r on r.id = keys.id and (r.project_id = $1) is true
+   order by keys.xid, keys.id`;
+
+export const scopedRowsParams = (
+  scopes: readonly string[],
+  { projectId, after, upTo = NO_END, xmin, limit }: RowRange,
+) => [projectId, scopes, after[0], after[1], xmin, limit, upTo[0], upTo[1]];
+
 function scopedRows(
   tx: Queryable,
   scopes: readonly string[],
-  { projectId, after, upTo = NO_END, xmin, limit }: RowRange,
+  range: RowRange,
 ): Promise<Positioned<ReportRow>[]> {
-  return tx.query<Positioned<ReportRow>>(
-    `with keys as (${SCOPED_KEYS_SQL})
-     select ${reportColumnsOf("r")}, r.xid::text as cursor_xid
-       from keys join reports r on r.id = keys.id and r.project_id = $1
-      order by keys.xid, keys.id`,
-    [projectId, scopes, after[0], after[1], xmin, limit, upTo[0], upTo[1]],
-  );
+  return tx.query<Positioned<ReportRow>>(SCOPED_ROWS_SQL, scopedRowsParams(scopes, range));
 }
 
 function toErasure(row: ErasureRow): PulledErasure {

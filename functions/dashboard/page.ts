@@ -153,11 +153,12 @@ async function refresh() {
   const failing = devices.items.filter((d) => d.state === "failing");
   render("failing", failing.length === 0 ? "" : '<p class="warning" role="alert">' + failing.length + " device(s) failing: " +
     failing.map((d) => esc(d.name) + " (" + esc(d.lastErrorCode ?? "error") + ")").join(", ") + ". Their changes are not getting through.</p>");
-  render("devices", '<table><thead><tr><th>Device</th><th>State</th><th>Agent</th><th>Last push</th><th>Last pull</th><th>Accepted</th><th>Applied</th><th>Partial</th><th>Superseded</th><th>Rejected</th><th>Conflicts</th></tr></thead><tbody>' +
+  render("devices", '<table><thead><tr><th>Device</th><th>State</th><th>Scopes</th><th>Agent</th><th>Last push</th><th>Last pull</th><th>Accepted</th><th>Applied</th><th>Partial</th><th>Superseded</th><th>Rejected</th><th>Conflicts</th></tr></thead><tbody>' +
     devices.items.map((d) => {
       const cell = (name, value, extra) => '<td data-label="' + name + '"' + (extra ?? "") + '>' + esc(value) + '</td>';
       return '<tr class="device" data-id="' + esc(d.id) + '">' + cell("Device", d.name) +
         '<td data-label="State" class="state ' + esc(d.state) + '">' + stateCell(d) + '</td>' +
+        cell("Scopes", d.scopes.length ? d.scopes.join(", ") : "all") +
         cell("Agent", d.agentVersion ? d.agentVersion + (d.platform ? " (" + d.platform + ")" : "") : "") +
         cell("Last push", when(d.lastPushAt)) + cell("Last pull", when(d.lastPullAt)) + cell("Accepted", d.accepted) +
         cell("Applied", d.applied) + cell("Partial", d.partial) + cell("Superseded", d.superseded) +
@@ -177,7 +178,7 @@ async function refresh() {
     '<div class="conflict"><h3>' + esc(c.field) + ' of report ' + esc(c.reportId.slice(0, 8)) + ' · ' + esc(when(c.detectedAt)) + '</h3>' +
     side(c.winner, "winner") + side(c.loser, "loser") + '</div>').join(""));
   render("reports", '<table><thead><tr><th>Report</th><th>Fields</th><th>Updated</th><th>By</th></tr></thead><tbody>' +
-    reports.items.map((r) => '<tr class="report" data-id="' + esc(r.id) + '"><td>' + esc(r.id.slice(0, 8)) + (r.deleted ? " (deleted)" : "") +
+    reports.items.map((r) => '<tr class="report" data-id="' + esc(r.id) + '"><td>' + esc(r.id.slice(0, 8)) + (r.scope ? " · " + esc(r.scope) : "") + (r.deleted ? " (deleted)" : "") +
       '</td><td>' + Object.entries(r.fields).map(([k, v]) => esc(k) + ": " + show(v)).join("<br>") + '</td><td>' + esc(when(r.updatedAt)) +
       '</td><td>' + esc(names[r.updatedBy] ?? r.updatedBy ?? "") + '</td></tr>').join("") + '</tbody></table>' +
     (reports.items.length === 0 ? "<p>No reports match.</p>" : ""));
