@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { openStore } from "../edge-agent/store.ts";
-import { REPORT_COLUMNS, type ReportRow } from "../functions/app/pull.ts";
+import { REPORT_COLUMNS, type ReportRow } from "../functions/app/rows.ts";
 import { startLocalCloud } from "../local/cloud.ts";
 import { provision } from "../local/provision.ts";
 import { buildAgentPackage } from "../packages/edge-agent/build.ts";

@@ -1,10 +1,6 @@
 import { setDeviceScopes } from "../functions/app/identity.ts";
-import {
-  ORDERED_INDEX_SCANS_ONLY,
-  pull,
-  SCOPED_ROWS_SQL,
-  scopedRowsParams,
-} from "../functions/app/pull.ts";
+import { ORDERED_INDEX_SCANS_ONLY, pull } from "../functions/app/pull.ts";
+import { SCOPED_ROWS_SQL, scopedRowsParams } from "../functions/app/pull-scopes.ts";
 import { type BenchDb, benchDb, seedReports, timed } from "./db.ts";
 import type { BenchResult } from "./main.ts";
 

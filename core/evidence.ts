@@ -1,7 +1,7 @@
 import { canonicalJson } from "./audit.ts";
 import { checkEntry, type DeviceKeyRecord, replayHistory } from "./custody.ts";
 import { publicKeyOf } from "./signature.ts";
-import { EvidenceBundleSchema } from "./wire.ts";
+import { EvidenceBundleSchema } from "./wire-custody.ts";
 
 /** What an evidence check found: every problem, in the order of the history. */
 export interface EvidenceCheck {

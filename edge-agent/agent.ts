@@ -10,7 +10,8 @@ import type { Conflict, Report } from "../core/wire.ts";
 import { DEFAULT_BACKOFF } from "./backoff.ts";
 import { CloudRequestError, SyncClient } from "./client.ts";
 import { DeviceClock } from "./device-clock.ts";
-import { OutboxStore, type ReportRow, stateOf, toReport } from "./outbox-store.ts";
+import { OutboxStore, stateOf, toReport } from "./outbox-store.ts";
+import { scopeForNew, scopeOfStored } from "./scopes.ts";
 import { CloudSession } from "./session.ts";
 import { Settings } from "./settings.ts";
 import { DeviceSigner } from "./signer.ts";
@@ -193,7 +194,10 @@ export class EdgeAgent {
       if (op === "create" && row)
         throw new EdgeAgentError("invalid_change", `Report ${reportId} already exists.`);
       if (op !== "create" && !row) throw new EdgeAgentError("not_found", `No report ${reportId}.`);
-      const scope = op === "create" ? this.scopeForNew(scopeOfNew) : this.scopeOf(row!);
+      const scope =
+        op === "create"
+          ? scopeForNew(this.scopes(), scopeOfNew)
+          : scopeOfStored(this.scopes(), row!);
       const state = stateOf(row);
       if (state.deletedHlc !== null)
         throw new EdgeAgentError("report_deleted", `Report ${reportId} is deleted.`);
@@ -237,43 +241,6 @@ export class EdgeAgent {
   /** This device's scopes as the cloud last said; none: the whole project. */
   scopes(): string[] {
     return JSON.parse(this.settings.get("scopes") ?? "[]") as string[];
-  }
-
-  /**
-   * The scope of a new report: the one asked for, else the device's only
-   * scope. A device with scopes creates reports only in them, as the cloud
-   * would refuse any other.
-   */
-  private scopeForNew(asked: string | undefined): { scope?: string } {
-    const scopes = this.scopes();
-    const scope = asked ?? (scopes.length === 1 ? scopes[0] : undefined);
-    if (scopes.length === 0) return scope === undefined ? {} : { scope };
-    if (scope === undefined) {
-      throw new EdgeAgentError(
-        "scope_forbidden",
-        `This device syncs scopes ${scopes.join(", ")}: say which the report belongs to (--scope).`,
-      );
-    }
-    if (!scopes.includes(scope)) {
-      throw new EdgeAgentError(
-        "scope_forbidden",
-        `Scope ${scope} is not one of this device's scopes (${scopes.join(", ")}).`,
-      );
-    }
-    return { scope };
-  }
-
-  /** The scope an edit of a stored report carries; refused when it left this device's scopes. */
-  private scopeOf(row: ReportRow): { scope?: string } {
-    const scopes = this.scopes();
-    const inScope = scopes.length === 0 || (row.scope !== null && scopes.includes(row.scope));
-    if (row.evicted || !inScope) {
-      throw new EdgeAgentError(
-        "scope_forbidden",
-        `Report ${row.id} is outside this device's scopes (${scopes.join(", ")}).`,
-      );
-    }
-    return row.scope === null ? {} : { scope: row.scope };
   }
 
   /**

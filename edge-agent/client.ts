@@ -2,7 +2,6 @@ import type { JsonWebKey } from "node:crypto";
 import type { z } from "zod";
 import type { Change } from "../core/change.ts";
 import {
-  DeviceKeySchema,
   type IngestResult,
   IngestResultSchema,
   type Me,
@@ -11,6 +10,7 @@ import {
   SyncPageSchema,
   TokenResponseSchema,
 } from "../core/wire.ts";
+import { DeviceKeySchema } from "../core/wire-custody.ts";
 import { USER_AGENT } from "./version.ts";
 
 /** The cloud could not be reached, or answered that it is unavailable: retry later. */

@@ -1,107 +1,26 @@
 import type { Change } from "../core/change.ts";
-import type { JsonObject, JsonValue } from "../core/json.ts";
+import type { JsonValue } from "../core/json.ts";
 import { emptyReportState, mergeChange, type ReportState } from "../core/merge.ts";
 import type { Conflict, Report } from "../core/wire.ts";
 import type { PushResult } from "./client.ts";
+import { LocalRemoval } from "./local-removal.ts";
+import { type OutboxEntry, type ReportRow, serverState, toChange, toReport } from "./rows.ts";
 import type { Statements } from "./statements.ts";
 import type { AgentStatus, OutboxState } from "./types.ts";
 
-export interface ReportRow {
-  id: string;
-  fields: string;
-  clocks: string;
-  deleted_hlc: string | null;
-  version: number;
-  created_at: string;
-  updated_at: string;
-  created_by: string | null;
-  updated_by: string | null;
-  /** The last state pulled from the cloud, null until the first pull. */
-  server: string | null;
-  scope: string | null;
-  /** 1: it left this device's scopes; dropped once its changes are acknowledged. */
-  evicted: number;
-}
-
-/** A change in the outbox, as stored. */
-export interface OutboxEntry {
-  seq: number;
-  change_id: string;
-  report_id: string;
-  op: "upsert" | "delete";
-  hlc: string;
-  fields: string | null;
-  base: string | null;
-  sig: string | null;
-  scope: string | null;
-  state: OutboxState;
-}
-
-export function toChange(entry: OutboxEntry): Change {
-  const sig = entry.sig ? { sig: entry.sig } : {};
-  const scope = entry.scope !== null && entry.scope !== undefined ? { scope: entry.scope } : {};
-  return entry.op === "upsert"
-    ? {
-        changeId: entry.change_id,
-        reportId: entry.report_id,
-        op: "upsert",
-        hlc: entry.hlc,
-        fields: JSON.parse(entry.fields ?? "{}") as JsonObject,
-        base: JSON.parse(entry.base ?? "{}") as Record<string, string | null>,
-        ...scope,
-        ...sig,
-      }
-    : {
-        changeId: entry.change_id,
-        reportId: entry.report_id,
-        op: "delete",
-        hlc: entry.hlc,
-        ...scope,
-        ...sig,
-      };
-}
-
-export function toReport(row: ReportRow): Report {
-  return {
-    id: row.id,
-    fields: JSON.parse(row.fields) as JsonObject,
-    clocks: JSON.parse(row.clocks) as Record<string, string>,
-    deleted: row.deleted_hlc !== null,
-    version: row.version,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    createdBy: row.created_by,
-    updatedBy: row.updated_by,
-    ...(row.scope !== null && row.scope !== undefined ? { scope: row.scope } : {}),
-  };
-}
-
-export function stateOf(row: ReportRow | undefined): ReportState {
-  if (!row) return emptyReportState();
-  return {
-    fields: JSON.parse(row.fields) as JsonObject,
-    clocks: JSON.parse(row.clocks) as Record<string, string>,
-    writers: {},
-    deletedHlc: row.deleted_hlc,
-  };
-}
-
-/** The server's view of a report as merge state (writers are the server's business). */
-function serverState(report: Report): ReportState {
-  return {
-    fields: report.fields,
-    clocks: report.clocks,
-    writers: {},
-    deletedHlc: report.deleted ? "" : null,
-  };
-}
+export { type OutboxEntry, type ReportRow, stateOf, toChange, toReport } from "./rows.ts";
 
 /**
  * The agent's SQLite tables: the local view of reports, the transactional
  * outbox and the conflicts. Knows nothing of the network or the clock.
  */
 export class OutboxStore {
-  constructor(private readonly statements: Statements) {}
+  /** What leaves this device: erased values, evicted reports. */
+  readonly removal: LocalRemoval;
+
+  constructor(private readonly statements: Statements) {
+    this.removal = new LocalRemoval(statements, (id) => this.report(id));
+  }
 
   private sql(text: string) {
     return this.statements.sql(text);
@@ -173,29 +92,6 @@ export class OutboxStore {
       change.scope ?? null,
       at,
     );
-  }
-
-  /**
-   * Reports that left this device's scopes (call in one transaction): each
-   * is dropped, with its conflicts, once none of this device's changes to
-   * it is unacknowledged; until then it stays, marked, and `dropEvicted`
-   * drops it when they are.
-   */
-  evict(reportIds: Iterable<string>): void {
-    const mark = this.sql("update reports set evicted = 1 where id = ?");
-    for (const id of reportIds) mark.run(id);
-    this.dropEvicted();
-  }
-
-  /** Drops the evicted reports none of whose changes are unacknowledged. */
-  dropEvicted(): void {
-    const gone = this.sql(
-      `delete from reports where evicted = 1 and not exists (
-         select 1 from outbox o where o.report_id = reports.id and o.state in ('pending', 'sent'))
-       returning id`,
-    ).all() as { id: string }[];
-    const conflicts = this.sql("delete from conflicts where report_id = ?");
-    for (const { id } of gone) conflicts.run(id);
   }
 
   /** Reports, newest first; `q` matches any string field value, case-insensitively. */
@@ -290,7 +186,7 @@ export class OutboxStore {
         if (row) touched.add(row.report_id);
       }
       for (const id of touched) this.rebuild(id);
-      this.dropEvicted();
+      this.removal.dropEvicted();
     });
   }
 
@@ -369,70 +265,6 @@ export class OutboxStore {
       server?.version ?? 0,
       reportId,
     );
-  }
-
-  /**
-   * Carries out a data-protection erasure here (call in one transaction):
-   * the fields' values become null in the report's local view and cloud
-   * copy, in every outbox entry written before the request (those still to
-   * send are signed again by `resign`), and in the report's conflicts. With
-   * `secure_delete` on, SQLite overwrites what it frees, so the values do not
-   * linger in the file.
-   */
-  erase(
-    erasure: { reportId: string; fields: string[]; requestedAt: string },
-    resign: (change: Change) => Change,
-  ): void {
-    const fields = new Set(erasure.fields);
-    const scrub = (values: JsonObject | null | undefined): boolean => {
-      let touched = false;
-      for (const f of Object.keys(values ?? {})) {
-        if (fields.has(f) && values![f] !== null) {
-          values![f] = null;
-          touched = true;
-        }
-      }
-      return touched;
-    };
-    const row = this.report(erasure.reportId);
-    if (row) {
-      const local = JSON.parse(row.fields) as JsonObject;
-      const server = row.server ? (JSON.parse(row.server) as Report) : null;
-      if (server) server.erased = [...new Set([...(server.erased ?? []), ...fields])].sort();
-      scrub(local);
-      scrub(server?.fields);
-      this.sql("update reports set fields = ?, server = ? where id = ?").run(
-        JSON.stringify(local),
-        server ? JSON.stringify(server) : null,
-        erasure.reportId,
-      );
-    }
-    const before = Date.parse(erasure.requestedAt);
-    const entries = this.sql(
-      "select * from outbox where report_id = ? and op = 'upsert' order by seq",
-    ).all(erasure.reportId) as OutboxEntry[];
-    for (const entry of entries) {
-      if (Number(entry.hlc.slice(0, 15)) > before) continue; // written after: a new value
-      const change = toChange(entry);
-      if (change.op !== "upsert" || !scrub(change.fields)) continue;
-      const open = entry.state === "pending" || entry.state === "sent";
-      const sig = open ? (resign(change).sig ?? null) : entry.sig;
-      this.sql("update outbox set fields = ?, sig = ? where seq = ?").run(
-        JSON.stringify(change.fields),
-        sig,
-        entry.seq,
-      );
-    }
-    const conflicts = this.sql("select id, body from conflicts where report_id = ?").all(
-      erasure.reportId,
-    ) as { id: string; body: string }[];
-    for (const { id, body } of conflicts) {
-      const conflict = JSON.parse(body) as Conflict;
-      if (!fields.has(conflict.field)) continue;
-      conflict.winner.value = null;
-      conflict.loser.value = null;
-      this.sql("update conflicts set body = ? where id = ?").run(JSON.stringify(conflict), id);
-    }
   }
 
   /** Changes the cloud refused for their clock and not yet sent again. */

@@ -198,14 +198,14 @@ function applyPage(parts: SyncParts, page: SyncPage): void {
     }
     for (const conflict of page.conflicts) store.storeConflict(conflict);
     for (const erasure of page.erasures ?? []) {
-      store.erase(erasure, (change) => parts.signer.sign(change));
+      store.removal.erase(erasure, (change) => parts.signer.sign(change));
       rebuild.add(erasure.reportId);
     }
     for (const id of rebuild) store.rebuild(id);
     // Reports that left this device's scopes go once its changes to them
     // are acknowledged (by this page or a later one).
     if (page.scopes) settings.set({ scopes: JSON.stringify(page.scopes) });
-    store.evict(page.evict ?? []);
+    store.removal.evict(page.evict ?? []);
     settings.set({ cursor: page.cursor });
     restampSkewed(parts, at);
   });

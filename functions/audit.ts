@@ -1,6 +1,10 @@
 import * as z from "zod";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
-import { ErasureRequestSchema, HoldRequestSchema, ProjectSettingsSchema } from "../core/wire.ts";
+import {
+  ErasureRequestSchema,
+  HoldRequestSchema,
+  ProjectSettingsSchema,
+} from "../core/wire-custody.ts";
 import { verifyAuditChains } from "./app/audit.ts";
 import {
   eraseReport,

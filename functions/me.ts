@@ -1,5 +1,5 @@
 import { UnauthorizedError, ValidationError } from "../core/errors.ts";
-import { DeviceKeyRequestSchema } from "../core/wire.ts";
+import { DeviceKeyRequestSchema } from "../core/wire-custody.ts";
 import { registerDeviceKey } from "./app/device-keys.ts";
 import { findPrincipalById } from "./app/identity.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";

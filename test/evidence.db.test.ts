@@ -5,7 +5,7 @@ import { promisify } from "node:util";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkEvidence } from "../core/evidence.ts";
-import type { EvidenceBundle } from "../core/wire.ts";
+import type { EvidenceBundle } from "../core/wire-custody.ts";
 import { EdgeAgent } from "../edge-agent/agent.ts";
 import { provision } from "../local/provision.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";

@@ -4,7 +4,7 @@ import { checkEntry, type DeviceKeyRecord, type StoredEntry } from "../../core/c
 import { NotFoundError } from "../../core/errors.ts";
 import type { JsonObject } from "../../core/json.ts";
 import { publicKeyOf } from "../../core/signature.ts";
-import type { AuditVerify } from "../../core/wire.ts";
+import type { AuditVerify } from "../../core/wire-custody.ts";
 import type { Db, Queryable } from "../adapters/db/db.ts";
 
 /** An audit row as the verifier reads it: the stored entry, times as the driver gives them. */

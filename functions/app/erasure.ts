@@ -1,7 +1,7 @@
 import { type AuditRecord, hashAuditRecord, valueDigest } from "../../core/audit.ts";
 import { EdgeSyncError, NotFoundError } from "../../core/errors.ts";
 import type { JsonObject } from "../../core/json.ts";
-import type { Erasure } from "../../core/wire.ts";
+import type { Erasure } from "../../core/wire-custody.ts";
 import type { Db, Queryable } from "../adapters/db/db.ts";
 
 /** The report is under legal hold: nothing of it may be erased. */

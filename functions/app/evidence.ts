@@ -1,4 +1,4 @@
-import { EVIDENCE_FORMAT, type EvidenceBundle } from "../../core/wire.ts";
+import { EVIDENCE_FORMAT, type EvidenceBundle } from "../../core/wire-custody.ts";
 import type { Db, Queryable } from "../adapters/db/db.ts";
 import { deviceKeys, ENTRY_COLUMNS, toStoredEntry } from "./audit.ts";
 import { getReport } from "./read.ts";

@@ -4,7 +4,8 @@ import { createTestDb, dbTargets, type TestDb } from "../../test/support/db.ts";
 import { seedProject } from "../../test/support/fixtures.ts";
 import { type ApplyItem, applyChanges } from "./apply/apply-changes.ts";
 import { setDeviceScopes } from "./identity.ts";
-import { ORDERED_INDEX_SCANS_ONLY, pull, SCOPED_ROWS_SQL, scopedRowsParams } from "./pull.ts";
+import { ORDERED_INDEX_SCANS_ONLY, pull } from "./pull.ts";
+import { SCOPED_ROWS_SQL, scopedRowsParams } from "./pull-scopes.ts";
 
 interface PlanNode {
   "Node Type": string;
@@ -21,7 +22,7 @@ function* nodes(node: PlanNode): Generator<PlanNode> {
 // The EXPLAIN of a scoped pull on a fresh, never-analysed database: the
 // planner knows nothing of the tables, so only the query's shape can keep
 // it on the scope index.
-describe.each(dbTargets().filter((t) => t !== "data-api"))("a scoped pull (%s)", (target) => {
+describe.each(dbTargets())("a scoped pull (%s)", (target) => {
   let t: TestDb;
   let projectId: string;
   let writer: string;

@@ -1,4 +1,5 @@
 import type { Queryable } from "../adapters/db/db.ts";
+import { REPORT_COLUMNS, type ReportRow, reportColumnsOf } from "./rows.ts";
 
 /**
  * Partial sync (DESIGN.md, "Scopes"): which reports a device's pull covers,
@@ -22,6 +23,11 @@ import type { Queryable } from "../adapters/db/db.ts";
  * was already sent of it may be sent again: harmless, merge is idempotent).
  * A cursor that never received a report settles at once.
  */
+
+/** Where a stream stands: rows strictly after (xid, key) (`pull.ts`). */
+export type Position = [xid: string, key: string];
+/** Rows of one stream carry their xid as text too, for the next cursor. */
+export type Positioned<R> = R & { cursor_xid: string };
 
 /** A set of scopes; null is the whole project (a device without scopes). */
 export type ScopeSet = readonly string[] | null;
@@ -188,4 +194,75 @@ export async function outsideScopes(
     [projectId, reportIds, scopes],
   );
   return rows.map((r) => r.id);
+}
+
+export interface RowRange {
+  projectId: string;
+  after: Position;
+  upTo?: Position;
+  xmin: string;
+  /** Rows to read: one more than a page sends, to know whether more remain. */
+  limit: number;
+}
+
+/** The reports stream: the project's reports, or those of the device's scopes. */
+export function reportRows(
+  tx: Queryable,
+  scopes: readonly string[] | null,
+  range: RowRange,
+): Promise<Positioned<ReportRow>[]> {
+  return scopes === null ? projectRows(tx, range) : scopedRows(tx, scopes, range);
+}
+
+/** A transition's backfill: the added scopes' reports up to where the reports stream was. */
+export function backfillRows(
+  tx: Queryable,
+  backfill: Backfill,
+  range: RowRange,
+): Promise<Positioned<ReportRow>[]> | [] {
+  if (backfill.kind === "none") return [];
+  if (backfill.kind === "scopes") return scopedRows(tx, backfill.scopes, range);
+  return projectRows(tx, range, backfill.scopes);
+}
+
+/** The project's reports in (xid, id) order, outside `except` scopes when given. */
+function projectRows(
+  tx: Queryable,
+  { projectId, after, upTo, xmin, limit }: RowRange,
+  except?: readonly string[],
+): Promise<Positioned<ReportRow>[]> {
+  const bounded = upTo
+    ? "and (xid, id) <= ($6::text::xid8, $7::uuid) and (scope is null or not (scope = any($8::text[])))"
+    : "";
+  return tx.query<Positioned<ReportRow>>(
+    `select ${REPORT_COLUMNS}, xid::text as cursor_xid from reports
+      where project_id = $1 and (xid, id) > ($2::text::xid8, $3::uuid) and xid < $4::text::xid8 ${bounded}
+      order by xid, id limit $5`,
+    [projectId, after[0], after[1], xmin, limit, ...(upTo ? [upTo[0], upTo[1], except ?? []] : [])],
+  );
+}
+
+/**
+ * The reports of scopes in (xid, id) order: their keys from one index range
+ * each, then the rows, each by primary key (`(a = b) is true` is no index
+ * condition, so no index led by the project can be taken instead, which
+ * would read the project's rows once per key). Parameters as
+ * `SCOPED_KEYS_SQL`'s.
+ */
+export const SCOPED_ROWS_SQL = `with keys as (${SCOPED_KEYS_SQL})
+  select ${reportColumnsOf("r")}, r.xid::text as cursor_xid
+    from keys join reports r on r.id = keys.id and (r.project_id = $1) is true
+   order by keys.xid, keys.id`;
+
+export const scopedRowsParams = (
+  scopes: readonly string[],
+  { projectId, after, upTo = NO_END, xmin, limit }: RowRange,
+) => [projectId, scopes, after[0], after[1], xmin, limit, upTo[0], upTo[1]];
+
+function scopedRows(
+  tx: Queryable,
+  scopes: readonly string[],
+  range: RowRange,
+): Promise<Positioned<ReportRow>[]> {
+  return tx.query<Positioned<ReportRow>>(SCOPED_ROWS_SQL, scopedRowsParams(scopes, range));
 }

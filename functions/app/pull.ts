@@ -1,21 +1,22 @@
 import * as z from "zod";
 import { ValidationError } from "../../core/errors.ts";
-import type { JsonObject, JsonValue } from "../../core/json.ts";
 import type { Outcome } from "../../core/merge.ts";
 import type { Ack, Conflict, Report } from "../../core/types.ts";
-import type { Db, Queryable } from "../adapters/db/db.ts";
+import type { Db } from "../adapters/db/db.ts";
 import {
-  type Backfill,
   backfillOf,
+  backfillRows,
   type DeviceScopes,
   evictIds,
   evictionOf,
-  NO_END,
   outsideScopes,
+  type Position,
+  type Positioned,
   readDeviceScopes,
-  SCOPED_KEYS_SQL,
+  reportRows,
   type Transition,
 } from "./pull-scopes.ts";
+import { CONFLICT_COLUMNS, type ConflictRow, toConflict, toReport } from "./rows.ts";
 
 /**
  * Where a device's pull stands in each stream: rows strictly after
@@ -24,7 +25,6 @@ import {
  * transaction committing late can never be skipped ("Pull cursor",
  * DESIGN.md).
  */
-type Position = [xid: string, key: string];
 interface PullCursor {
   r: Position;
   a: [xid: string, seq: number];
@@ -78,92 +78,6 @@ export function decodeCursor(text: string | undefined): PullCursor {
   }
 }
 
-export interface ReportRow {
-  id: string;
-  fields: JsonObject;
-  clocks: Record<string, string>;
-  deleted_hlc: string | null;
-  version: number;
-  created_at: Date;
-  updated_at: Date;
-  created_by: string | null;
-  updated_by: string | null;
-  erased: string[];
-  scope: string | null;
-}
-
-const REPORT_COLUMN_NAMES = [
-  "id",
-  "fields",
-  "clocks",
-  "deleted_hlc",
-  "version",
-  "created_at",
-  "updated_at",
-  "created_by",
-  "updated_by",
-  "erased",
-  "scope",
-];
-export const REPORT_COLUMNS = REPORT_COLUMN_NAMES.join(", ");
-const reportColumnsOf = (table: string) =>
-  REPORT_COLUMN_NAMES.map((c) => `${table}.${c}`).join(", ");
-
-export function toReport(row: ReportRow): Report {
-  return {
-    id: row.id,
-    fields: row.fields,
-    clocks: row.clocks,
-    deleted: row.deleted_hlc !== null,
-    version: row.version,
-    createdAt: row.created_at.toISOString(),
-    updatedAt: row.updated_at.toISOString(),
-    createdBy: row.created_by,
-    updatedBy: row.updated_by,
-    ...(row.erased?.length ? { erased: row.erased } : {}),
-    ...(row.scope !== null && row.scope !== undefined ? { scope: row.scope } : {}),
-  };
-}
-
-export interface ConflictRow {
-  id: string;
-  report_id: string;
-  field: string;
-  detected_at: Date;
-  winner_change_id: string;
-  winner_device_id: string;
-  winner_hlc: string;
-  winner_value: JsonValue;
-  loser_change_id: string;
-  loser_device_id: string;
-  loser_hlc: string;
-  loser_value: JsonValue;
-}
-
-export const CONFLICT_COLUMNS =
-  "id, report_id, field, detected_at, winner_change_id, winner_device_id, winner_hlc, winner_value, loser_change_id, loser_device_id, loser_hlc, loser_value";
-
-export function toConflict(row: ConflictRow): Conflict {
-  return {
-    id: row.id,
-    reportId: row.report_id,
-    field: row.field,
-    detectedAt: row.detected_at.toISOString(),
-    winner: {
-      changeId: row.winner_change_id,
-      deviceId: row.winner_device_id,
-      hlc: row.winner_hlc,
-      value: row.winner_value ?? null,
-    },
-    loser: {
-      changeId: row.loser_change_id,
-      deviceId: row.loser_device_id,
-      hlc: row.loser_hlc,
-      value: row.loser_value ?? null,
-    },
-  };
-}
-
 export interface PullRequest {
   projectId: string;
   deviceId: string;
@@ -202,9 +116,6 @@ interface ErasureRow {
 
 /** The first agent version that erases what a pull asks it to. */
 const ERASING_AGENT = "0,2,0";
-
-/** Rows of one stream carry their xid as text too, for the next cursor. */
-type Positioned<R> = R & { cursor_xid: string };
 
 interface AckRow {
   change_id: string;
@@ -428,77 +339,6 @@ function transitionOf(
     settled: from.m,
     transition: { v: scopes.version, b: START.r, to: from.r, x: NIL_UUID },
   };
-}
-
-export interface RowRange {
-  projectId: string;
-  after: Position;
-  upTo?: Position;
-  xmin: string;
-  /** Rows to read: one more than a page sends, to know whether more remain. */
-  limit: number;
-}
-
-/** The reports stream: the project's reports, or those of the device's scopes. */
-function reportRows(
-  tx: Queryable,
-  scopes: readonly string[] | null,
-  range: RowRange,
-): Promise<Positioned<ReportRow>[]> {
-  return scopes === null ? projectRows(tx, range) : scopedRows(tx, scopes, range);
-}
-
-/** A transition's backfill: the added scopes' reports up to where the reports stream was. */
-function backfillRows(
-  tx: Queryable,
-  backfill: Backfill,
-  range: RowRange,
-): Promise<Positioned<ReportRow>[]> | [] {
-  if (backfill.kind === "none") return [];
-  if (backfill.kind === "scopes") return scopedRows(tx, backfill.scopes, range);
-  return projectRows(tx, range, backfill.scopes);
-}
-
-/** The project's reports in (xid, id) order, outside `except` scopes when given. */
-function projectRows(
-  tx: Queryable,
-  { projectId, after, upTo, xmin, limit }: RowRange,
-  except?: readonly string[],
-): Promise<Positioned<ReportRow>[]> {
-  const bounded = upTo
-    ? "and (xid, id) <= ($6::text::xid8, $7::uuid) and (scope is null or not (scope = any($8::text[])))"
-    : "";
-  return tx.query<Positioned<ReportRow>>(
-    `select ${REPORT_COLUMNS}, xid::text as cursor_xid from reports
-      where project_id = $1 and (xid, id) > ($2::text::xid8, $3::uuid) and xid < $4::text::xid8 ${bounded}
-      order by xid, id limit $5`,
-    [projectId, after[0], after[1], xmin, limit, ...(upTo ? [upTo[0], upTo[1], except ?? []] : [])],
-  );
-}
-
-/**
- * The reports of scopes in (xid, id) order: their keys from one index range
- * each, then the rows, each by primary key (`(a = b) is true` is no index
- * condition, so no index led by the project can be taken instead, which
- * would read the project's rows once per key). Parameters as
- * `SCOPED_KEYS_SQL`'s.
- */
-export const SCOPED_ROWS_SQL = `with keys as (${SCOPED_KEYS_SQL})
-  select ${reportColumnsOf("r")}, r.xid::text as cursor_xid
-    from keys join reports r on r.id = keys.id and (r.project_id = $1) is true
-   order by keys.xid, keys.id`;
-
-export const scopedRowsParams = (
-  scopes: readonly string[],
-  { projectId, after, upTo = NO_END, xmin, limit }: RowRange,
-) => [projectId, scopes, after[0], after[1], xmin, limit, upTo[0], upTo[1]];
-
-function scopedRows(
-  tx: Queryable,
-  scopes: readonly string[],
-  range: RowRange,
-): Promise<Positioned<ReportRow>[]> {
-  return tx.query<Positioned<ReportRow>>(SCOPED_ROWS_SQL, scopedRowsParams(scopes, range));
 }
 
 function toErasure(row: ErasureRow): PulledErasure {

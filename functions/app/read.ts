@@ -4,7 +4,7 @@ import type { JsonObject } from "../../core/json.ts";
 import type { Outcome } from "../../core/merge.ts";
 import type { AuditEntry, Conflict, Report } from "../../core/types.ts";
 import type { Db, Queryable } from "../adapters/db/db.ts";
-import { CONFLICT_COLUMNS, REPORT_COLUMNS, type ReportRow, toConflict, toReport } from "./pull.ts";
+import { CONFLICT_COLUMNS, REPORT_COLUMNS, type ReportRow, toConflict, toReport } from "./rows.ts";
 
 /** A page of a listing; `nextCursor` is null on the last page. */
 export interface Page<T> {

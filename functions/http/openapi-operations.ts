@@ -2,6 +2,7 @@ import * as z from "zod";
 import type { ZodOpenApiResponsesObject } from "zod-openapi";
 import { MAX_CHANGES_PER_REQUEST } from "../../core/change.ts";
 import * as s from "../../core/wire.ts";
+import * as c from "../../core/wire-custody.ts";
 
 export const jsonContent = (schema: z.ZodType) => ({ "application/json": { schema } });
 
@@ -96,8 +97,8 @@ export const operations: Record<string, Operation> = {
     description:
       "From then on every change of the device must carry `sig`, its signature of the change's canonical form, or it is rejected `signature_invalid`. The same key sent again is answered 201 as the first time (a lost answer can be asked again); another key is 409 `conflict`: a key is never replaced.",
     tag: "Identity",
-    body: s.DeviceKeyRequestSchema,
-    ok: { status: 201, description: "The key as stored.", schema: s.DeviceKeySchema },
+    body: c.DeviceKeyRequestSchema,
+    ok: { status: 201, description: "The key as stored.", schema: c.DeviceKeySchema },
     responses: {
       "409": {
         description: "`conflict`: this device has another key already.",
@@ -180,8 +181,8 @@ export const operations: Record<string, Operation> = {
     description:
       "In one transaction the values become null in the report (clocks kept, `erased` lists the fields), in its audit entries (their digests kept, so `GET /v1/audit/verify` still passes) and in its conflicts; the erasure is appended to the report's audit chain. Every device removes its copies when its next pull delivers the erasure; `devicesPending` counts those that have not yet.",
     tag: "Manage",
-    body: s.ErasureRequestSchema,
-    ok: { status: 201, description: "The erasure.", schema: s.ErasureSchema },
+    body: c.ErasureRequestSchema,
+    ok: { status: 201, description: "The erasure.", schema: c.ErasureSchema },
     responses: {
       "409": {
         description: "`legal_hold`: the report is under legal hold.",
@@ -195,8 +196,8 @@ export const operations: Record<string, Operation> = {
     description:
       "While held, erasing the report is 409 `legal_hold` and retention leaves it alone. Again: the reason is replaced.",
     tag: "Manage",
-    body: s.HoldRequestSchema,
-    ok: { status: 200, description: "The hold.", schema: s.HoldSchema },
+    body: c.HoldRequestSchema,
+    ok: { status: 200, description: "The hold.", schema: c.HoldSchema },
   },
   "DELETE /v1/reports/{id}/hold": {
     operationId: "releaseReport",
@@ -210,14 +211,14 @@ export const operations: Record<string, Operation> = {
     description:
       "A schedule (hourly) erases the values of reports deleted more than `retainDeletedDays` days ago (by the tombstone's clock), held ones excepted, each as an erasure with reason `retention` by the nil id (the service).",
     tag: "Manage",
-    body: s.ProjectSettingsSchema,
-    ok: { status: 200, description: "The project's settings.", schema: s.ProjectSchema },
+    body: c.ProjectSettingsSchema,
+    ok: { status: 200, description: "The project's settings.", schema: c.ProjectSchema },
   },
   "GET /v1/erasures/{id}": {
     operationId: "getErasure",
     summary: "An erasure, and how many devices have yet to carry it out",
     tag: "Read",
-    ok: { status: 200, description: "The erasure.", schema: s.ErasureSchema },
+    ok: { status: 200, description: "The erasure.", schema: c.ErasureSchema },
   },
   "GET /v1/reports/{id}/evidence": {
     operationId: "getReportEvidence",
@@ -225,7 +226,7 @@ export const operations: Record<string, Operation> = {
     description:
       "Self-contained: the report, its whole history with hashes and signatures, the chain head and the signing devices' public keys. `npx edge-sync verify-evidence FILE` checks it with no database and no network.",
     tag: "Read",
-    ok: { status: 200, description: "The bundle.", schema: s.EvidenceBundleSchema },
+    ok: { status: 200, description: "The bundle.", schema: c.EvidenceBundleSchema },
   },
   "GET /v1/reports/{id}/history": {
     operationId: "getReportHistory",
@@ -263,7 +264,7 @@ export const operations: Record<string, Operation> = {
     operationId: "verifyAudit",
     summary: "Recompute the audit hash chains",
     tag: "Read",
-    ok: { status: 200, description: "Whether every chain holds.", schema: s.AuditVerifySchema },
+    ok: { status: 200, description: "Whether every chain holds.", schema: c.AuditVerifySchema },
   },
   "GET /v1/dlq": {
     operationId: "listDeadLetters",
