@@ -2,6 +2,7 @@ import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatHlc } from "../core/hlc.ts";
 import type { EdgeAgent } from "../edge-agent/agent.ts";
+import { runCli } from "./support/cli.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
 import { dbTargets } from "./support/db.ts";
 
@@ -202,5 +203,47 @@ describe.each(dbTargets())("scopes (%s)", (target) => {
       project.body.items.map((r: { id: string }) => r.id).sort(),
     );
     expect(ids(hq.agent)).toContain(south.id);
+  });
+
+  it("the CLI creates in the device's only scope by default, in another it names, and refuses one it lacks", async () => {
+    const device = await t.createDevice("cli tablet");
+    await setScopes(device.id, ["cli-north", "cli-south"]);
+    const env = { EDGE_AGENT_DB: `${t.dir}/cli-tablet.db` };
+    const init = await runCli(
+      [
+        "init",
+        "--api",
+        t.cloud.url,
+        "--client-id",
+        device.clientId,
+        "--client-secret",
+        device.clientSecret,
+      ],
+      env,
+    );
+    expect(init.code).toBe(0);
+    // Two scopes: the CLI must be told which.
+    const unnamed = await runCli(["create", "--set", "title=x"], env);
+    expect(unnamed.code).toBe(1);
+    expect(unnamed.stderr).toMatch(/cli-north, cli-south.*--scope/);
+    const lacking = await runCli(["create", "--scope", "cli-east", "--set", "title=x"], env);
+    expect(lacking.code).toBe(1);
+    expect(lacking.stderr).toMatch(/cli-east is not one of this device's scopes/);
+    const named = await runCli(["create", "--scope", "cli-south", "--set", "title=gate"], env);
+    expect(named.code).toBe(0);
+    const shown = JSON.parse((await runCli(["show", named.stdout.trim(), "--json"], env)).stdout);
+    expect(shown).toMatchObject({ scope: "cli-south", fields: { title: "gate" } });
+    expect((await runCli(["list", "--json"], env)).stdout).not.toContain('"title":"x"');
+
+    await setScopes(device.id, ["cli-south"]);
+    expect((await runCli(["sync"], env)).code).toBe(0);
+    const status = JSON.parse((await runCli(["status", "--json"], env)).stdout);
+    expect(status.scopes).toEqual(["cli-south"]);
+    const defaulted = await runCli(["create", "--set", "title=fence"], env);
+    expect(defaulted.code).toBe(0);
+    const again = JSON.parse(
+      (await runCli(["show", defaulted.stdout.trim(), "--json"], env)).stdout,
+    );
+    expect(again.scope).toBe("cli-south");
   });
 });
