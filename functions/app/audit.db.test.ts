@@ -3,7 +3,8 @@ import { formatHlc } from "../../core/hlc.ts";
 import { dbTargets, type TestDb } from "../../test/support/db.ts";
 import { seededDb } from "../../test/support/fixtures.ts";
 import { type ApplyItem, applyChanges } from "./apply/apply-changes.ts";
-import { eraseAuditValue, verifyAuditChains } from "./audit.ts";
+import { verifyAuditChains } from "./audit.ts";
+import { eraseReport, RETENTION_ACTOR } from "./erasure.ts";
 
 describe.each(dbTargets())("audit log on %s", (target) => {
   let t: TestDb;
@@ -63,8 +64,13 @@ describe.each(dbTargets())("audit log on %s", (target) => {
     const r = crypto.randomUUID();
     await applyChanges(t.db, [upsert(r, { patientName: "Jane Roe", ward: 3 })]);
     const [row] = await seqsOf(r);
-    expect(await eraseAuditValue(t.db, projectId, row!.seq, "patientName")).toBe(true);
-    expect(await eraseAuditValue(t.db, projectId, row!.seq, "notAField")).toBe(false);
+    await eraseReport(
+      t.db,
+      projectId,
+      RETENTION_ACTOR,
+      { reportId: r, fields: ["patientName"], reason: "data subject request" },
+      Date.now,
+    );
     const [stored] = await t.db.query<{ after: Record<string, unknown> }>(
       "select after from audit_log where seq = $1",
       [row!.seq],

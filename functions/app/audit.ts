@@ -1,11 +1,8 @@
 import type { JsonWebKey } from "node:crypto";
-import { valueDigest } from "../../core/audit.ts";
 import { checkEntry, type DeviceKeyRecord, type StoredEntry } from "../../core/custody.ts";
-import { NotFoundError } from "../../core/errors.ts";
-import type { JsonObject } from "../../core/json.ts";
 import { publicKeyOf } from "../../core/signature.ts";
 import type { AuditVerify } from "../../core/wire-custody.ts";
-import type { Db, Queryable } from "../adapters/db/db.ts";
+import type { Queryable } from "../adapters/db/db.ts";
 
 /** An audit row as the verifier reads it: the stored entry, times as the driver gives them. */
 type ChainRow = Omit<StoredEntry, "receivedAt" | "appliedAt"> & {
@@ -107,53 +104,4 @@ export async function verifyAuditChains(db: Queryable, projectId: string): Promi
   return found === undefined
     ? { ok: true, checked, signed, unsigned }
     : { ok: false, checked, signed, unsigned, firstBadSeq: found.seq, problem: found.problem };
-}
-
-/**
- * Erases one field's values from one audit row (a data-protection request):
- * the values become null and their digests are kept in `erased_digests`, so
- * the hash chain still verifies. The database allows this update only with
- * the erasure flag set, and only in this shape.
- *
- * @returns whether the row held the field.
- */
-export async function eraseAuditValue(
-  db: Db,
-  projectId: string,
-  seq: number,
-  field: string,
-): Promise<boolean> {
-  return db.transaction(async (tx) => {
-    const [row] = await tx.query<{
-      before: JsonObject;
-      after: JsonObject;
-      erased_digests: Record<string, string>;
-    }>(
-      "select before, after, erased_digests from audit_log where project_id = $1 and seq = $2 for update",
-      [projectId, seq],
-    );
-    if (!row) throw new NotFoundError(`No audit entry ${seq}.`);
-    const erased = { ...row.erased_digests };
-    const before = { ...row.before };
-    const after = { ...row.after };
-    let touched = false;
-    for (const [side, values] of [
-      ["before", before],
-      ["after", after],
-    ] as const) {
-      if (!(field in values)) continue;
-      touched = true;
-      const key = `${side}:${field}`;
-      if (erased[key] === undefined) erased[key] = valueDigest(values[field]!);
-      values[field] = null;
-    }
-    if (!touched) return false;
-    await tx.query("select set_config('edge_sync.audit_erasure', 'on', true)");
-    await tx.query(
-      "update audit_log set before = $2::jsonb, after = $3::jsonb, erased_digests = $4::jsonb where seq = $1",
-      [seq, JSON.stringify(before), JSON.stringify(after), JSON.stringify(erased)],
-    );
-    await tx.query("select set_config('edge_sync.audit_erasure', 'off', true)");
-    return true;
-  });
 }
