@@ -142,7 +142,7 @@ describe.each(dbTargets())("agents with changing scopes converge (%s)", (target)
         }
         for (const { agent } of agents) agent.close();
       }),
-      { numRuns: Number(process.env.CONVERGENCE_RUNS ?? 10) },
+      { numRuns: Number(process.env.CONVERGENCE_RUNS ?? 8) },
     );
   }, 300_000);
 });

@@ -68,7 +68,7 @@ export async function readDeviceScopes(
     `select d.scopes, d.scope_version as version,
             (select coalesce(json_agg(json_build_array(l.version, l.scopes) order by l.version), '[]')
                from device_scope_log l where l.device_id = d.id and l.version >= $3) as log
-       from devices d where d.id = $1 and d.project_id = $2`,
+       from devices d where d.id = $1 and (d.project_id = $2) is true`,
     [deviceId, projectId, settledVersion],
   );
   if (!row) return undefined;
