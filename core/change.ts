@@ -7,6 +7,7 @@ import {
   FIELD_NAME,
   MAX_CHANGES_PER_REQUEST,
   MAX_FIELDS_PER_CHANGE,
+  MAX_SCOPE_LENGTH,
   SCOPE_NAME,
 } from "./limits.ts";
 import { contentOf, SIGNATURE_PATTERN, verifyChange } from "./signature.ts";
@@ -47,9 +48,9 @@ const fields = z
 const base = z.record(fieldName, hlc.nullable());
 export const ScopeNameSchema = z
   .string()
-  .regex(SCOPE_NAME, {
-    message: "must be 1 to 128 letters, digits or . _ : / @ -, starting with a letter or digit",
-  })
+  .max(MAX_SCOPE_LENGTH, { message: "must be 1 to 128 characters" })
+  .regex(SCOPE_NAME, { message: "must be 1 to 128 characters, none a control character" })
+  .refine((s) => s.isWellFormed(), { message: "holds a lone surrogate" })
   .meta({ id: "Scope", description: "A scope's name, such as a site id.", example: "site-042" });
 /** The report's scope (DESIGN.md, "Scopes"): fixed by the change that creates it. */
 const scope = ScopeNameSchema;

@@ -17,11 +17,11 @@ export const MAX_CHANGE_BYTES = 256 * 1024;
 export const MAX_VALUE_DEPTH = 16;
 export const FIELD_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
 /**
- * A scope's name (a site id, say): letters, digits and `.` `_` `:` `/` `@`
- * `-`, starting with a letter or digit, at most 128. Names compare exactly,
- * so two that look alike are never two scopes.
+ * A scope's name (a site id, say): 1 to 128 characters, no control
+ * characters. Names compare exactly, character by character.
  */
-export const SCOPE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
+export const SCOPE_NAME = /^[^\p{Cc}]{1,128}$/u;
+export const MAX_SCOPE_LENGTH = 128;
 /** How many scopes one device may be given. */
 export const MAX_SCOPES_PER_DEVICE = 500;
 

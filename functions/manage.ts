@@ -32,7 +32,7 @@ type Route = (deps: DepsOf<"manage">, event: ApiEvent) => Promise<APIGatewayProx
 const NAME = '{"name": "…"} (1 to 200 characters)';
 
 const SCOPES =
-  '{"scopes": ["…"]} (at most 500; each 1 to 128 letters, digits or . _ : / @ -, starting with a letter or digit)';
+  '{"scopes": ["…"]} (at most 500; each 1 to 128 characters, none a control character)';
 
 const registerDevice: Route = async (deps, event) => {
   const body = parse(

@@ -360,7 +360,7 @@ describe("the OpenAPI document and the API agree", () => {
         await call("PUT", "/v1/devices/{id}/scopes", {
           token: admin,
           params: { id: spare.body.id },
-          body: { scopes: ["has space"] },
+          body: { scopes: ["tab\there"] },
         })
       ).status,
     ).toBe(400);
