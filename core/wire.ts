@@ -7,8 +7,6 @@ import {
   REJECTION_CODES,
   ScopeNameSchema,
 } from "./change.ts";
-import { storableText } from "./json.ts";
-import { MAX_SCOPES_PER_DEVICE } from "./limits.ts";
 import {
   count,
   cursor,
@@ -28,7 +26,8 @@ import {
  * cloud's answers with them, and the OpenAPI document
  * (functions/http/openapi.ts) is generated from them; the contract test checks
  * real responses against that document. Those of chain of custody and
- * data protection are in wire-custody.ts.
+ * data protection are in wire-custody.ts, those of fleet operations and
+ * management in wire-fleet.ts.
  */
 
 // ---- requests ----------------------------------------------------------------
@@ -92,41 +91,7 @@ export const AuditQuerySchema = z.strictObject({
 
 export const NoQuerySchema = z.strictObject({});
 
-const name = z
-  .string()
-  .trim()
-  .min(1)
-  .max(200)
-  .refine(storableText, { message: "holds a NUL character or a lone surrogate" });
-export const NameSchema = z.strictObject({ name });
-const scopes = z
-  .array(ScopeNameSchema)
-  .max(MAX_SCOPES_PER_DEVICE)
-  .transform((list) => [...new Set(list)].sort())
-  .meta({ description: "The scopes the device may sync; none: the whole project." });
-export const DeviceRequestSchema = z
-  .strictObject({ name, scopes: scopes.optional() })
-  .meta({ id: "DeviceRequest" });
-export const DeviceScopesRequestSchema = z
-  .strictObject({ scopes })
-  .meta({ id: "DeviceScopesRequest" });
-export const MemberRequestSchema = z.strictObject({
-  name,
-  role: z.enum(["analyst", "auditor", "admin"]),
-});
-
 // ---- responses ---------------------------------------------------------------
-
-export const RedriveRequestSchema = z
-  .strictObject({
-    messageIds: z
-      .array(z.string().min(1).max(100))
-      .min(1)
-      .max(100)
-      .optional()
-      .meta({ description: "The dead letters to move; all of the project's when absent." }),
-  })
-  .meta({ id: "RedriveRequest" });
 
 export const ApiErrorSchema = z
   .object({
@@ -327,94 +292,6 @@ export const HistorySchema = z
   .object({ items: z.array(AuditEntrySchema) })
   .meta({ id: "History", description: "Oldest first." });
 
-export const DeviceSchema = z
-  .object({
-    id: uuid,
-    name: z.string(),
-    clientId: z.string(),
-    createdAt: stamp,
-    revokedAt: stamp.nullable(),
-    lastSeenAt: stamp.nullable(),
-    lastPushAt: stamp.nullable(),
-    lastPullAt: stamp.nullable(),
-    accepted: count,
-    applied: count,
-    partial: count,
-    superseded: count,
-    rejected: count,
-    conflicts: count,
-    state: z.enum(["never_seen", "in_sync", "behind", "failing", "silent", "revoked"]).meta({
-      description:
-        "failing: its last request was refused, or its last 3 pushes failed; silent: nothing for 15 minutes; behind: changes accepted, not yet applied.",
-    }),
-    lastErrorAt: stamp.nullable().meta({ description: "Its last refused or failed request." }),
-    lastErrorCode: z.string().nullable(),
-    lastErrorMessage: z.string().nullable(),
-    agentVersion: z.string().nullable().meta({ description: "From the agent's User-Agent." }),
-    platform: z.string().nullable(),
-    scopes: z.array(z.string()).meta({
-      description: "The scopes the device may sync; none: the whole project.",
-    }),
-  })
-  .meta({ id: "Device" });
-export const DeviceScopesSchema = z
-  .object({ id: uuid, scopes: z.array(z.string()) })
-  .meta({ id: "DeviceScopes" });
-export const DeviceListSchema = z
-  .object({ items: z.array(DeviceSchema) })
-  .meta({ id: "DeviceList" });
-
-export const DeadLetterSchema = z
-  .object({
-    messageId: z.string(),
-    changeId: uuid.nullable(),
-    reportId: uuid.nullable(),
-    deviceId: uuid.nullable(),
-    receiveCount: count,
-    sentAt: stamp,
-    reason: z.string(),
-  })
-  .meta({ id: "DeadLetter" });
-export const DeadLetterListSchema = z
-  .object({ items: z.array(DeadLetterSchema) })
-  .meta({ id: "DeadLetterList" });
-export const RedriveResultSchema = z
-  .object({ moved: count.meta({ description: "Changes put back on the changes queue." }) })
-  .meta({ id: "RedriveResult" });
-
-export const QueueDepthSchema = z.object({ visible: count, inFlight: count, dlq: count });
-export const StatusSchema = z
-  .object({
-    queue: QueueDepthSchema,
-    lastAppliedAt: stamp.nullable(),
-    reports: count,
-    conflicts: count,
-    devices: count,
-  })
-  .meta({ id: "Status" });
-
-export const IssuedCredentialsSchema = z
-  .object({
-    id: uuid,
-    name: z.string(),
-    clientId: z.string(),
-    clientSecret: z.string().meta({ description: "Shown only here." }),
-  })
-  .meta({ id: "IssuedCredentials" });
-export const CreatedDeviceSchema = IssuedCredentialsSchema.extend({
-  scopes: z.array(z.string()).meta({ description: "Its scopes; none: the whole project." }),
-}).meta({ id: "CreatedDevice" });
-export const CreatedMemberSchema = IssuedCredentialsSchema.extend({
-  role: MemberRequestSchema.shape.role,
-}).meta({ id: "CreatedMember" });
-export const CreatedProjectSchema = z
-  .object({
-    id: uuid,
-    name: z.string(),
-    admin: z.object({ clientId: z.string(), clientSecret: z.string() }),
-  })
-  .meta({ id: "CreatedProject" });
-
 // ---- the types, inferred from the schemas -------------------------------------
 
 export type TokenResponse = z.output<typeof TokenResponseSchema>;
@@ -425,8 +302,3 @@ export type AuditEntry = z.output<typeof AuditEntrySchema>;
 export type SyncPage = z.output<typeof SyncPageSchema>;
 export type Ack = SyncPage["acks"][number];
 export type IngestResult = z.output<typeof IngestResultSchema>;
-export type Device = z.output<typeof DeviceSchema>;
-export type DeviceState = Device["state"];
-export type DeadLetter = z.output<typeof DeadLetterSchema>;
-export type QueueDepth = z.output<typeof QueueDepthSchema>;
-export type IssuedCredentials = z.output<typeof IssuedCredentialsSchema>;

@@ -1,5 +1,6 @@
 import { NotFoundError, ValidationError } from "../core/errors.ts";
-import { NoQuerySchema, RedriveRequestSchema } from "../core/wire.ts";
+import { NoQuerySchema } from "../core/wire.ts";
+import { RedriveRequestSchema } from "../core/wire-fleet.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
 import { apiRoute, callerProject } from "./http/api-route.ts";
 import { json } from "./http/middleware.ts";

@@ -7,7 +7,7 @@ import {
   DeviceScopesRequestSchema,
   MemberRequestSchema,
   NameSchema,
-} from "../core/wire.ts";
+} from "../core/wire-fleet.ts";
 import {
   createDevice,
   createMember,

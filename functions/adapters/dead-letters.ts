@@ -6,7 +6,7 @@ import {
   SendMessageBatchCommand,
   type SQSClient,
 } from "@aws-sdk/client-sqs";
-import type { DeadLetter } from "../../core/wire.ts";
+import type { DeadLetter } from "../../core/wire-fleet.ts";
 import { sendBatchesOf } from "./queue.ts";
 
 /** The dead-letter queue port: what failed, and putting it back. */

@@ -5,7 +5,8 @@ import {
   SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { ChangeMessage, Rejection } from "../../core/change.ts";
-import type { IngestResult, QueueDepth } from "../../core/wire.ts";
+import type { IngestResult } from "../../core/wire.ts";
+import type { QueueDepth } from "../../core/wire-fleet.ts";
 import { MAX_MESSAGE_BYTES } from "../deployment.ts";
 
 /** SQS allows at most 10 entries per SendMessageBatch. */

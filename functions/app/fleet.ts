@@ -1,4 +1,4 @@
-import type { Device, DeviceState } from "../../core/wire.ts";
+import type { Device, DeviceState } from "../../core/wire-fleet.ts";
 import type { Queryable } from "../adapters/db/db.ts";
 import { iso } from "./read.ts";
 

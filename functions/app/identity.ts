@@ -1,5 +1,5 @@
 import type { Role } from "../../core/types.ts";
-import type { IssuedCredentials } from "../../core/wire.ts";
+import type { IssuedCredentials } from "../../core/wire-fleet.ts";
 import { hashSecret, newCredentials } from "../adapters/auth/secrets.ts";
 import type { Queryable } from "../adapters/db/db.ts";
 

@@ -3,6 +3,7 @@ import type { ZodOpenApiResponsesObject } from "zod-openapi";
 import { MAX_CHANGES_PER_REQUEST } from "../../core/change.ts";
 import * as s from "../../core/wire.ts";
 import * as c from "../../core/wire-custody.ts";
+import * as f from "../../core/wire-fleet.ts";
 
 export const jsonContent = (schema: z.ZodType) => ({ "application/json": { schema } });
 
@@ -127,8 +128,8 @@ export const operations: Record<string, Operation> = {
     tag: "Manage",
     description:
       "With `scopes`, the device syncs only the reports of those scopes (partial sync); without, the whole project.",
-    body: s.DeviceRequestSchema,
-    ok: { status: 201, description: "Its credentials.", schema: s.CreatedDeviceSchema },
+    body: f.DeviceRequestSchema,
+    ok: { status: 201, description: "Its credentials.", schema: f.CreatedDeviceSchema },
   },
   "PUT /v1/devices/{id}/scopes": {
     operationId: "setDeviceScopes",
@@ -136,8 +137,8 @@ export const operations: Record<string, Operation> = {
     description:
       "Its next pull delivers the reports of scopes added and lists those of scopes removed in `evict`; from its next push, changes outside them are rejected `scope_forbidden`. No scopes: the whole project.",
     tag: "Manage",
-    body: s.DeviceScopesRequestSchema,
-    ok: { status: 200, description: "The device's scopes.", schema: s.DeviceScopesSchema },
+    body: f.DeviceScopesRequestSchema,
+    ok: { status: 200, description: "The device's scopes.", schema: f.DeviceScopesSchema },
   },
   "DELETE /v1/devices/{id}": {
     operationId: "revokeDevice",
@@ -150,15 +151,15 @@ export const operations: Record<string, Operation> = {
     operationId: "addMember",
     summary: "Add an analyst, auditor or admin",
     tag: "Manage",
-    body: s.MemberRequestSchema,
-    ok: { status: 201, description: "Their credentials.", schema: s.CreatedMemberSchema },
+    body: f.MemberRequestSchema,
+    ok: { status: 201, description: "Their credentials.", schema: f.CreatedMemberSchema },
   },
   "POST /v1/projects": {
     operationId: "createProject",
     summary: "Create a project with its first admin (operator)",
     tag: "Manage",
-    body: s.NameSchema,
-    ok: { status: 201, description: "The project.", schema: s.CreatedProjectSchema },
+    body: f.NameSchema,
+    ok: { status: 201, description: "The project.", schema: f.CreatedProjectSchema },
   },
   "GET /v1/reports": {
     operationId: "listReports",
@@ -245,13 +246,13 @@ export const operations: Record<string, Operation> = {
     operationId: "listDevices",
     summary: "Devices with their sync counters and health",
     tag: "Read",
-    ok: { status: 200, description: "Every device of the project.", schema: s.DeviceListSchema },
+    ok: { status: 200, description: "Every device of the project.", schema: f.DeviceListSchema },
   },
   "GET /v1/status": {
     operationId: "getStatus",
     summary: "Queue depth and counts",
     tag: "Read",
-    ok: { status: 200, description: "The project's sync status.", schema: s.StatusSchema },
+    ok: { status: 200, description: "The project's sync status.", schema: f.StatusSchema },
   },
   "GET /v1/audit": {
     operationId: "listAudit",
@@ -272,7 +273,7 @@ export const operations: Record<string, Operation> = {
     description:
       "The project's dead-lettered changes: each failed on every one of its 5 receives. Up to 100 are looked at per call, and at most 10 of one report.",
     tag: "Fleet",
-    ok: { status: 200, description: "The project's dead letters.", schema: s.DeadLetterListSchema },
+    ok: { status: 200, description: "The project's dead letters.", schema: f.DeadLetterListSchema },
   },
   "POST /v1/dlq/redrive": {
     operationId: "redriveDeadLetters",
@@ -280,7 +281,7 @@ export const operations: Record<string, Operation> = {
     description:
       "They apply, or are recorded `rejected`, like any other change. `{}` moves all of the project's.",
     tag: "Fleet",
-    body: s.RedriveRequestSchema,
-    ok: { status: 200, description: "How many moved.", schema: s.RedriveResultSchema },
+    body: f.RedriveRequestSchema,
+    ok: { status: 200, description: "How many moved.", schema: f.RedriveResultSchema },
   },
 };
