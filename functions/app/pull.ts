@@ -148,9 +148,11 @@ export const ORDERED_INDEX_SCANS_ONLY =
 export const PAGE_BYTES = 2.5 * 1024 * 1024;
 
 /**
- * One page of a device's pull: its project's reports, its own changes'
- * outcomes and the conflicts it took part in, each after the cursor and below
- * the snapshot's xmin. At most `limit` rows per stream.
+ * One page of a device's pull: its project's reports (those of its scopes,
+ * if it has any, with what a change of its scopes adds and evicts:
+ * `pull-scopes.ts`), its own changes' outcomes, the conflicts it took part
+ * in and the erasures, each after the cursor and below the snapshot's xmin.
+ * At most `limit` rows per stream.
  *
  * Every stream is ordered by the xid8 column itself. Its text form is
  * selected under another name (`cursor_xid`) because ORDER BY binds a bare
