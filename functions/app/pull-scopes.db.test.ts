@@ -2,22 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatHlc } from "../../core/hlc.ts";
 import { createTestDb, dbTargets, type TestDb } from "../../test/support/db.ts";
 import { seedProject } from "../../test/support/fixtures.ts";
+import { nodes, type PlanNode } from "../../test/support/plans.ts";
 import { type ApplyItem, applyChanges } from "./apply/apply-changes.ts";
 import { setDeviceScopes } from "./identity.ts";
 import { ORDERED_INDEX_SCANS_ONLY, pull } from "./pull.ts";
 import { SCOPED_ROWS_SQL, scopedRowsParams } from "./pull-scopes.ts";
-
-interface PlanNode {
-  "Node Type": string;
-  "Index Name"?: string;
-  "Relation Name"?: string;
-  Plans?: PlanNode[];
-}
-
-function* nodes(node: PlanNode): Generator<PlanNode> {
-  yield node;
-  for (const child of node.Plans ?? []) yield* nodes(child);
-}
 
 // The EXPLAIN of a scoped pull on a fresh, never-analysed database: the
 // planner knows nothing of the tables, so only the query's shape can keep

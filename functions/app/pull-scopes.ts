@@ -85,13 +85,17 @@ export async function readDeviceScopes(
   };
 }
 
-/** What a transition backfills: the current scopes' reports outside the settled scopes. */
-export type Backfill =
+/**
+ * Reports chosen by scope: none, those of `scopes`, or every report outside
+ * them (`except`, scopes null included).
+ */
+export type ScopeSelection =
   | { kind: "none" }
-  | { kind: "scopes"; scopes: string[] }
+  | { kind: "scopes"; scopes: readonly string[] }
   | { kind: "except"; scopes: readonly string[] };
 
-export function backfillOf({ settled, current }: DeviceScopes): Backfill {
+/** What a transition backfills: the current scopes' reports outside the settled scopes. */
+export function backfillOf({ settled, current }: DeviceScopes): ScopeSelection {
   if (settled === null) return { kind: "none" };
   if (current === null) return { kind: "except", scopes: settled };
   const added = current.filter((s) => !settled.includes(s));
@@ -99,12 +103,7 @@ export function backfillOf({ settled, current }: DeviceScopes): Backfill {
 }
 
 /** What a transition evicts: reports of the scopes held since the settled version and not current. */
-export type Eviction =
-  | { kind: "none" }
-  | { kind: "scopes"; scopes: string[] }
-  | { kind: "except"; scopes: readonly string[] };
-
-export function evictionOf({ since, current }: DeviceScopes): Eviction {
+export function evictionOf({ since, current }: DeviceScopes): ScopeSelection {
   if (current === null) return { kind: "none" };
   if (since.some((set) => set === null)) return { kind: "except", scopes: current };
   const held = new Set(since.flatMap((set) => set ?? []));
@@ -152,7 +151,7 @@ export const NO_END: [string, string] = [
 export async function evictIds(
   tx: Queryable,
   projectId: string,
-  eviction: Exclude<Eviction, { kind: "none" }>,
+  eviction: Exclude<ScopeSelection, { kind: "none" }>,
   after: string,
   limit: number,
 ): Promise<string[]> {
@@ -217,7 +216,7 @@ export function reportRows(
 /** A transition's backfill: the added scopes' reports up to where the reports stream was. */
 export function backfillRows(
   tx: Queryable,
-  backfill: Backfill,
+  backfill: ScopeSelection,
   range: RowRange,
 ): Promise<Positioned<ReportRow>[]> | [] {
   if (backfill.kind === "none") return [];

@@ -2,22 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatHlc } from "../../../core/hlc.ts";
 import { createTestDb, dbTargets, type TestDb } from "../../../test/support/db.ts";
 import { seedProject } from "../../../test/support/fixtures.ts";
+import { nodes, type PlanNode } from "../../../test/support/plans.ts";
 import type { Db, Queryable } from "../../adapters/db/db.ts";
 import { verifyAuditChains } from "../audit.ts";
 import { type ApplyItem, applyChanges } from "./apply-changes.ts";
 import { LOAD_SQL } from "./load.ts";
-
-interface PlanNode {
-  "Node Type": string;
-  "Index Name"?: string;
-  "Relation Name"?: string;
-  Plans?: PlanNode[];
-}
-
-function* nodes(node: PlanNode): Generator<PlanNode> {
-  yield node;
-  for (const child of node.Plans ?? []) yield* nodes(child);
-}
 
 // The load statement is prepared once per connection and its plan cached:
 // after five executions PostgreSQL may keep a generic plan, costed on
