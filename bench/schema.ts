@@ -52,10 +52,9 @@ const PARTS: Record<string, string> = {
   reports_updated: "drop index reports_updated",
   reports_pull: "drop index reports_pull",
   "reports → projects foreign key": "alter table reports drop constraint reports_project_id_fkey",
-  audit_change: "drop index audit_change",
+  "audit_change (primary key)": "alter table audit_log drop constraint audit_change",
   audit_actor_pull: "drop index audit_actor_pull",
   audit_report: "drop index audit_report",
-  audit_actor_outcome: "drop index audit_actor_outcome",
   audit_project_seq: "drop index audit_project_seq",
   "audit_log → projects foreign key":
     "alter table audit_log drop constraint audit_log_project_id_fkey",

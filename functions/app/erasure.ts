@@ -118,13 +118,14 @@ export function eraseReport(
       await tx.query(
         `update audit_log set before = $2::jsonb, after = $3::jsonb, signed_change = $4::jsonb,
                 erased_digests = $5::jsonb
-          where seq = $1`,
+          where project_id = $6 and seq = $1`,
         [
           row.seq,
           JSON.stringify(erased.before),
           JSON.stringify(erased.after),
           erased.signedChange === null ? null : JSON.stringify(erased.signedChange),
           JSON.stringify(erased.erasedDigests),
+          projectId,
         ],
       );
     }

@@ -72,7 +72,7 @@ export async function listDevices(
                 count(*) filter (where outcome = 'partial')::int as partial,
                 count(*) filter (where outcome = 'superseded')::int as superseded,
                 count(*) filter (where outcome = 'rejected')::int as rejected
-           from audit_log a where a.project_id = d.project_id and a.actor_id = d.id) as o
+           from audit_log a where a.actor_id = d.id) as o
        cross join lateral (
          select count(*)::int as conflicts from conflicts c
           where c.project_id = d.project_id and (c.winner_device_id = d.id::text or c.loser_device_id = d.id::text)) as k
