@@ -3,9 +3,12 @@ import type { Change } from "../../../core/change.ts";
 import { formatHlc } from "../../../core/hlc.ts";
 import { createTestDb, dbTargets, type TestDb } from "../../../test/support/db.ts";
 import { seededDb, seedProject } from "../../../test/support/fixtures.ts";
-import type { Db } from "../../adapters/db/db.ts";
+import type { Db, Queryable } from "../../adapters/db/db.ts";
 import { verifyAuditChains } from "../audit.ts";
 import { type ApplyItem, applyChanges } from "./apply-changes.ts";
+import { loadBatch } from "./load.ts";
+import { entryOf, planBatch } from "./plan.ts";
+import { writeBatch } from "./write.ts";
 
 describe.each(dbTargets())("applyChanges on %s", (target) => {
   let t: TestDb;
@@ -139,6 +142,39 @@ describe.each(dbTargets())("applyChanges on %s", (target) => {
     await expect(applyChanges(t.db, [good, unknownProject])).rejects.toThrow();
     expect(await auditCount((good as { change: Change }).change.changeId)).toBe(0);
   });
+
+  it("writes nothing from a read that is no longer current, and applies it again on the report as it is", async () => {
+    const reportId = crypto.randomUUID();
+    await applyChanges(t.db, [upsert(alice, reportId, 1_000, { a: 1 })]);
+    const late = upsert(alice, reportId, 2_000, { a: 2 });
+    // Read without locks, as a batch is first applied; then another consumer
+    // writes the report before this batch's write.
+    const read = await loadBatch(
+      t.db,
+      { chains: [{ projectId, reportId }], changes: [entryOf(late)] },
+      { lock: false },
+    );
+    await applyChanges(t.db, [upsert(bob, reportId, 3_000, { b: 3 })]);
+    const plan = planBatch([late], read, new Date().toISOString());
+    await expect(writeBatch(t.db, plan)).rejects.toThrow(/changed since/);
+    expect(await auditCount((late as { change: Change }).change.changeId)).toBe(0);
+    expect((await report(reportId))!.fields).toEqual({ a: 1, b: 3 });
+
+    expect(await applyChanges(t.db, [late])).toEqual([
+      { changeId: (late as { change: Change }).change.changeId, outcome: "applied" },
+    ]);
+    expect(await report(reportId)).toMatchObject({ fields: { a: 2, b: 3 }, version: 3 });
+    expect((await verifyAuditChains(t.db, projectId)).ok).toBe(true);
+  });
+
+  it("finds the stored report when a change names it in capitals", async () => {
+    const reportId = crypto.randomUUID();
+    await applyChanges(t.db, [upsert(alice, reportId, 4_000, { a: 1 })]);
+    const acks = await applyChanges(t.db, [upsert(alice, reportId.toUpperCase(), 4_001, { b: 2 })]);
+    expect(acks.map((a) => a.outcome)).toEqual(["applied"]);
+    expect(await report(reportId)).toMatchObject({ fields: { a: 1, b: 2 }, version: 2 });
+    expect((await verifyAuditChains(t.db, projectId)).ok).toBe(true);
+  });
 });
 
 // Two sessions at once: only a server has them.
@@ -222,18 +258,17 @@ describe.each(dbTargets())("applyChanges statement count on %s", (target) => {
     const counts: number[] = [];
     for (const size of [1, 10, 100]) {
       let statements = 0;
+      const counted = (q: Queryable): Queryable => ({
+        query: (sql, params, options) => {
+          statements++;
+          return q.query(sql, params, options);
+        },
+        exec: (sql) => q.exec(sql),
+      });
       const counting: Db = {
         ...t.db,
-        transaction: (fn) =>
-          t.db.transaction((tx) =>
-            fn({
-              query: (sql, params, options) => {
-                statements++;
-                return tx.query(sql, params, options);
-              },
-              exec: tx.exec,
-            }),
-          ),
+        ...counted(t.db),
+        transaction: (fn) => t.db.transaction((tx) => fn(counted(tx))),
       };
       const items = Array.from(
         { length: size },

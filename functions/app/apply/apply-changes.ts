@@ -1,7 +1,7 @@
 import { digests } from "../../../core/audit.ts";
 import type { Change } from "../../../core/change.ts";
 import type { Ack } from "../../../core/wire.ts";
-import type { Db } from "../../adapters/db/db.ts";
+import type { Db, Queryable } from "../../adapters/db/db.ts";
 import { loadBatch } from "./load.ts";
 import { type ApplyItem, entryOf, keyOf, planBatch } from "./plan.ts";
 import { writeBatch } from "./write.ts";
@@ -9,12 +9,18 @@ import { writeBatch } from "./write.ts";
 export type { ApplyItem };
 
 /**
- * Applies a batch of changes in one transaction of two statements, however
- * large the batch: load (lock and read the batch's reports, chain heads and
- * already-applied changes), plan (merge each change with per-field
- * last-writer-wins, draft the hash-chained audit rows and conflicts; pure),
- * write (reports, audit rows and conflicts, set-based). A change id already
- * in the audit log is a no-op that returns its recorded outcome.
+ * Applies a batch of changes in two statements, however large the batch:
+ * load (read the batch's reports, chain heads and already-applied changes),
+ * plan (merge each change with per-field last-writer-wins, draft the
+ * hash-chained audit rows and conflicts; pure), write (reports, audit rows
+ * and conflicts, set-based, in one statement). A change id already in the
+ * audit log is a no-op that returns its recorded outcome.
+ *
+ * First without a transaction or locks: the write commits on its own, and
+ * only if every report and chain it read is unchanged (write.ts). If
+ * anything changed meanwhile (another consumer, an erasure) or the write
+ * failed, the batch is planned again from rows locked in one transaction,
+ * where nothing can change underneath.
  *
  * Throws only when the whole batch must be retried (the database failed);
  * a change that can never apply is recorded as `rejected`.
@@ -41,15 +47,22 @@ export async function applyChanges(
   ]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([, chain]) => chain);
-  return db.transaction(async (tx) => {
-    const loading = loadBatch(tx, { chains, changes: entries });
-    // While the database works: the digest of every value the changes carry.
-    const changeDigests = new Map<Change, Record<string, string>>();
-    for (const { change } of entries) {
-      if (change?.op === "upsert") changeDigests.set(change, digests(change.fields));
+  // The digest of every value the changes carry, computed while the load runs.
+  const changeDigests = new Map<Change, Record<string, string>>();
+  const apply = async (q: Queryable, lock: boolean) => {
+    const loading = loadBatch(q, { chains, changes: entries }, { lock });
+    if (changeDigests.size === 0) {
+      for (const { change } of entries) {
+        if (change?.op === "upsert") changeDigests.set(change, digests(change.fields));
+      }
     }
     const plan = planBatch(items, await loading, new Date(now()).toISOString(), changeDigests);
-    await writeBatch(tx, plan);
+    await writeBatch(q, plan);
     return plan.acks;
-  });
+  };
+  try {
+    return await apply(db, false);
+  } catch {
+    return db.transaction((tx) => apply(tx, true));
+  }
 }

@@ -39,27 +39,33 @@ interface Entry {
   unreadable: { code: string; message: string } | undefined;
 }
 
+/** An item read once. Its ids as PostgreSQL writes them (lower case). */
 export function entryOf(item: ApplyItem): Entry {
   return "change" in item
     ? {
         item,
-        projectId: item.projectId,
-        changeId: item.change.changeId,
-        reportId: item.change.reportId,
+        projectId: item.projectId.toLowerCase(),
+        changeId: item.change.changeId.toLowerCase(),
+        reportId: item.change.reportId.toLowerCase(),
         change: item.change,
         unreadable: undefined,
       }
     : {
         item,
-        projectId: item.projectId,
-        changeId: item.changeId,
-        reportId: item.reportId ?? NO_REPORT,
+        projectId: item.projectId.toLowerCase(),
+        changeId: item.changeId.toLowerCase(),
+        reportId: (item.reportId ?? NO_REPORT).toLowerCase(),
         change: undefined,
         unreadable: item.rejection,
       };
 }
 
-export const keyOf = (projectId: string, id: string) => `${projectId}:${id}`;
+/**
+ * A report's or change's key within a batch: the ids as PostgreSQL writes
+ * them (lower case), so a change naming its report in capitals finds the
+ * stored row.
+ */
+export const keyOf = (projectId: string, id: string) => `${projectId}:${id}`.toLowerCase();
 
 /** A report as the batch found it, and as it will write it. */
 export interface ReportRecord {
@@ -71,8 +77,10 @@ export interface ReportRecord {
   updatedBy: string | null;
   /** Fixed by the change that creates the report. */
   scope: string | null;
-  /** Whether the row exists: the batch's locks mean nobody else can create it meanwhile. */
+  /** Whether the row exists when read. */
   stored: boolean;
+  /** The row's xid when read (null: new): the write checks it is unchanged. */
+  xid: string | null;
 }
 
 export interface ConflictRecord extends ConflictDraft {
@@ -106,7 +114,8 @@ export interface ChainHead {
   projectId: string;
   reportId: string;
   head: string;
-  stored: boolean;
+  /** The head the batch read (null: a new chain): the write checks it is unchanged. */
+  found: string | null;
 }
 
 /** Why a change that reached the consumer can never apply, or undefined when it can. */
@@ -197,7 +206,7 @@ export function planBatch(
         projectId: record.projectId,
         reportId,
         head: hash,
-        stored: record.prevHash !== null,
+        found: record.prevHash,
       });
     audit.push({ ...record, hash });
   };
@@ -216,7 +225,7 @@ export function planBatch(
     const reportKey = keyOf(entry.projectId, entry.reportId);
     const existing = reports.get(reportKey);
     // Ingest checked the device's scopes; the report's own is checked here,
-    // where it cannot change underneath (the row is locked or new).
+    // against the row the write checks is still the one read.
     const misplaced = existing && scopeRejection(entry.change, [], existing.scope);
     if (misplaced) {
       const { code, message } = misplaced;
@@ -224,7 +233,7 @@ export function planBatch(
       acks.set(key, { changeId: entry.changeId, outcome: "rejected", code, message });
       continue;
     }
-    const report = existing ?? newReport(entry.projectId, entry.change);
+    const report = existing ?? newReport(entry, entry.change);
     reports.set(reportKey, report);
     const merged = mergeInto(report, entry.change, entry.item.deviceId);
     if (merged.changed) changed.add(report);
@@ -253,16 +262,17 @@ export function planBatch(
   };
 }
 
-function newReport(projectId: string, change: Change): ReportRecord {
+function newReport({ projectId, reportId }: Entry, change: Change): ReportRecord {
   return {
     projectId,
-    id: change.reportId,
+    id: reportId,
     state: emptyReportState(),
     version: 0,
     createdBy: null,
     updatedBy: null,
     scope: change.scope ?? null,
     stored: false,
+    xid: null,
   };
 }
 
