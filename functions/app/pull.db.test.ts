@@ -132,9 +132,12 @@ describe.each(dbTargets().filter((target) => target === "postgres"))(
       const atCommit = new Promise<void>((r) => {
         reached = r;
       });
-      // A consumer whose transaction has written its rows but not yet committed.
+      // A consumer whose transaction has written its rows but not yet
+      // committed (its lock-free attempt refused, it applies the batch in a
+      // transaction, held open here).
       const slowDb: Db = {
         ...t.db,
+        query: () => Promise.reject(new Error("refused")),
         transaction: (fn) =>
           t.db.transaction(async (tx) => {
             const result = await fn(tx);
