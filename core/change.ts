@@ -131,6 +131,13 @@ export function readableChangeId(raw: unknown): string | undefined {
   return uuid.safeParse(id).success ? (id as string) : undefined;
 }
 
+/** A raw change's report id, when it is a UUID string (its other checks come later). */
+export function readableReportId(raw: unknown): string | undefined {
+  if (typeof raw !== "object" || raw === null) return undefined;
+  const id = (raw as { reportId?: unknown }).reportId;
+  return uuid.safeParse(id).success ? (id as string) : undefined;
+}
+
 function describeIssues(error: z.ZodError): string {
   return error.issues
     .slice(0, 5)

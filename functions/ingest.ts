@@ -1,4 +1,4 @@
-import { MAX_CHANGES_PER_REQUEST, readableChangeId } from "../core/change.ts";
+import { MAX_CHANGES_PER_REQUEST, readableChangeId, readableReportId } from "../core/change.ts";
 import { ValidationError } from "../core/errors.ts";
 import { MAX_REQUEST_BYTES } from "../core/limits.ts";
 import { ChangeBatchSchema } from "../core/wire.ts";
@@ -29,13 +29,6 @@ function readBatch(body: unknown): { raw: unknown; changeId: string }[] {
   });
 }
 
-/** A raw change's report id, when it has a well-formed one (its own check comes later). */
-function reportIdOf(raw: unknown): string[] {
-  const id = (raw as { reportId?: unknown } | null)?.reportId;
-  return typeof id === "string" && UUID.test(id) ? [id] : [];
-}
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /**
  * `POST /v1/changes`: validates each change and puts the valid ones on the
  * FIFO queue. 202 means SQS holds them; the outcome arrives later on pull.
@@ -51,7 +44,9 @@ export const create = (deps: DepsOf<"ingest">) =>
     // Ingest keeps taking changes while the database is down: their
     // signatures and scopes are then checked by the consumer, which needs
     // it anyway.
-    const reportIds = [...new Set(changes.flatMap(({ raw }) => reportIdOf(raw)))];
+    const reportIds = [
+      ...new Set(changes.flatMap(({ raw }) => readableReportId(raw)?.toLowerCase() ?? [])),
+    ];
     const rules = await deviceWriteRules(deps.db, {
       projectId,
       deviceId: principal.sub,

@@ -101,6 +101,12 @@ describe.each(dbTargets())("scopes (%s)", (target) => {
     expect(pushed.body.rejected.map((r: { code: string }) => r.code)).toEqual(
       Array(forged.length).fill("scope_forbidden"),
     );
+    // A report of its scope is its to write, even named in capitals.
+    const capitals = await t.api("/v1/changes", {
+      token,
+      body: { changes: [change(north.id.toUpperCase(), {})] },
+    });
+    expect(capitals.body).toMatchObject({ accepted: [expect.any(String)], rejected: [] });
     // A change naming another scope than its report's is refused for any device.
     const spare = await t.createDevice("visibility spare");
     const moved = await t.api("/v1/changes", {

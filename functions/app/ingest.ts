@@ -54,7 +54,8 @@ export async function acceptChanges(
         ? scopeRejection(
             checked.change,
             rules.scopes,
-            rules.reportScopes.get(checked.change.reportId),
+            // Stored ids are lower case; a change may name its report in capitals.
+            rules.reportScopes.get(checked.change.reportId.toLowerCase()),
           )
         : undefined;
     if ("rejection" in checked) rejected.push(checked.rejection);
