@@ -19,9 +19,9 @@ import { type BatchPlan, keyOf } from "./plan.ts";
 export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> {
   if (plan.audit.length === 0) return;
   // Only the parts this batch needs: a smaller statement plans faster.
-  const params: unknown[] = [];
+  const params: string[] = [];
   const param = (value: unknown) => {
-    params.push(typeof value === "string" ? value : JSON.stringify(value));
+    params.push(JSON.stringify(value));
     return `$${params.length}`;
   };
   const parts: string[] = [];
