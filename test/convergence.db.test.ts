@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EdgeAgent } from "../edge-agent/agent.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
 import { dbTargets } from "./support/db.ts";
+import { runs } from "./support/runs.ts";
 
 type Step =
   | { kind: "create"; agent: number; value: number }
@@ -109,7 +110,7 @@ describe.each(dbTargets())("three agents converge (%s)", (target) => {
         }
         for (const a of agents) a.close();
       }),
-      { numRuns: Number(process.env.CONVERGENCE_RUNS ?? 20) },
+      { numRuns: runs("CONVERGENCE_RUNS", 20, 10) },
     );
   }, 300_000);
 });

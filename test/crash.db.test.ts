@@ -4,8 +4,9 @@ import type { RequestInterceptor } from "../local/api-gateway.ts";
 import { startCli } from "./support/cli.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
 import { dbTargets } from "./support/db.ts";
+import { runs } from "./support/runs.ts";
 
-const KILLS = Number(process.env.CRASH_KILLS ?? 50);
+const KILLS = runs("CRASH_KILLS", 50, 25);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Where in a sync round a child is killed: each kill lands at one of them, by construction. */

@@ -6,8 +6,9 @@ import { type JsonObject, type JsonValue, storableText } from "../core/json.ts";
 import { EdgeAgentError } from "../edge-agent/agent.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
 import { dbTargets } from "./support/db.ts";
+import { runs } from "./support/runs.ts";
 
-const RUNS = Number(process.env.HOSTILE_RUNS ?? 500);
+const RUNS = runs("HOSTILE_RUNS", 500, 250);
 
 const nest = (depth: number): JsonValue => (depth === 0 ? "bottom" : [nest(depth - 1)]);
 /** An object whose own key is `__proto__`, as JSON.parse makes it. */

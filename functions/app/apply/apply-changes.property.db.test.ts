@@ -8,6 +8,7 @@ import { changeSets, deliveries } from "../../../core/testing/arbitraries.ts";
 import { referenceState } from "../../../core/testing/reference.ts";
 import { createTestDb, dbTargets, type TestDb } from "../../../test/support/db.ts";
 import { seedProject } from "../../../test/support/fixtures.ts";
+import { runs } from "../../../test/support/runs.ts";
 import { verifyAuditChains } from "../audit.ts";
 import { applyChanges } from "./apply-changes.ts";
 
@@ -98,7 +99,7 @@ describe.each(dbTargets())("applyChanges properties on %s", (target) => {
           expect(audit.every((a) => a.n === 1)).toBe(true);
         },
       ),
-      { numRuns: Number(process.env.PROPERTY_RUNS ?? 1000) },
+      { numRuns: runs("PROPERTY_RUNS", 1000, 400) },
     );
     expect((await verifyAuditChains(t.db, projectId)).ok).toBe(true);
   }, 300_000);
