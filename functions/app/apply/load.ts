@@ -10,7 +10,7 @@ export interface BatchKeys {
 }
 
 interface LoadedRow {
-  reports: Omit<ReportRecord, "stored">[];
+  reports: ReportRecord[];
   heads: LoadedBatch["heads"];
   applied: {
     projectId: string;
@@ -98,7 +98,7 @@ export async function loadBatch(
   );
   const { reports, heads, applied } = row!;
   return {
-    reports: reports.map((r) => ({ ...r, stored: true })),
+    reports,
     heads,
     applied: applied.map(({ code, message, ...ack }) => ({
       ...ack,

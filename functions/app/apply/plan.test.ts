@@ -36,7 +36,7 @@ describe("planBatch", () => {
       {
         id: report,
         scope: null,
-        stored: false,
+        xid: null,
         version: 1,
         createdBy: device,
         state: { fields: { title: "Pump 3" } },

@@ -77,9 +77,7 @@ export interface ReportRecord {
   updatedBy: string | null;
   /** Fixed by the change that creates the report. */
   scope: string | null;
-  /** Whether the row exists when read. */
-  stored: boolean;
-  /** The row's xid when read (null: new): the write checks it is unchanged. */
+  /** The row's xid when read (null: a new report): the write checks it is unchanged. */
   xid: string | null;
 }
 
@@ -271,7 +269,6 @@ function newReport({ projectId, reportId }: Entry, change: Change): ReportRecord
     createdBy: null,
     updatedBy: null,
     scope: change.scope ?? null,
-    stored: false,
     xid: null,
   };
 }
