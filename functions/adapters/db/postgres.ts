@@ -27,7 +27,7 @@ export interface PostgresOptions {
   max?: number;
 }
 
-function queryable(client: pg.Pool | pg.PoolClient): Queryable {
+function queryable(client: pg.PoolClient): Queryable {
   return {
     async query<R>(sql: string, params?: readonly unknown[], options?: QueryOptions) {
       const result = await client.query({
@@ -42,6 +42,37 @@ function queryable(client: pg.Pool | pg.PoolClient): Queryable {
     },
   };
 }
+
+/**
+ * Statements outside a transaction, each on a client of the pool. Not
+ * `pool.query`: that discards its connection on any error, and an error the
+ * server reports (a unique violation, the 40001 of a batch's checked write)
+ * leaves the connection ready for the next statement. A new one costs a
+ * backend with cold caches (tens of ms here; TLS and IAM auth through RDS
+ * Proxy). Only a connection that failed itself is discarded.
+ */
+function pooled(pool: pg.Pool): Queryable {
+  const onClient = async <R>(work: (client: pg.PoolClient) => Promise<R>): Promise<R> => {
+    const client = await pool.connect();
+    try {
+      const result = await work(client);
+      client.release();
+      return result;
+    } catch (error) {
+      client.release(reusable(error) ? undefined : (error as Error));
+      throw error;
+    }
+  };
+  return {
+    query: (sql, params, options) =>
+      onClient((client) => queryable(client).query(sql, params, options)),
+    exec: (sql) => onClient((client) => queryable(client).exec(sql)),
+  };
+}
+
+/** An error the server answered with, which did not end the session. */
+const reusable = (error: unknown) =>
+  error instanceof pg.DatabaseError && error.severity !== "FATAL" && error.severity !== "PANIC";
 
 /** node-postgres adapter: one pool per cold start. */
 export function createPostgresDb({ schema, max = 10, ssl, ...connection }: PostgresOptions): Db {
@@ -62,7 +93,7 @@ export function createPostgresDb({ schema, max = 10, ssl, ...connection }: Postg
   pool.on("error", () => {});
   return {
     kind: "postgres",
-    ...queryable(pool),
+    ...pooled(pool),
     async transaction(fn) {
       const client = await pool.connect();
       let broken: Error | undefined;
