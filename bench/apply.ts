@@ -2,7 +2,7 @@ import type { Change } from "../core/change.ts";
 import { formatHlc } from "../core/hlc.ts";
 import type { Db } from "../functions/adapters/db/db.ts";
 import { type ApplyItem, applyChanges } from "../functions/app/apply/apply-changes.ts";
-import { type BenchDb, benchDb, type Device, fieldsFor, timed } from "./db.ts";
+import { type BenchDb, benchDb, type Device, fieldsFor, timed, unseen } from "./db.ts";
 import type { BenchResult } from "./main.ts";
 
 /** Changes per cell and per side (`BENCH_APPLY_CHANGES`). */
@@ -208,8 +208,9 @@ export const ANCHOR_TABLES = `
     hlc text not null, fields jsonb not null, received_at timestamptz not null);`;
 
 /**
- * A workload for one side: `rounds` batches per consumer. New reports, or
- * edits of one to three fields of the consumer's own share of a pool of
+ * A workload for one side: `rounds` batches per consumer. New reports (each
+ * change's base names its fields as unseen, as the agent's first write of a
+ * report does), or edits of one to three fields of the consumer's own share of a pool of
  * existing reports, by two devices: one edit in ten carries an older clock
  * (its fields lose), one in five names a base its device did not see (a
  * conflict when the other device wrote last).
@@ -261,15 +262,18 @@ export class Workload {
       const device = this.devices[i % 2]!;
       this.wall += 1;
       const stale = kind === "update" && i % 10 === 3;
+      const fields = fieldsFor(this.wall, kind === "new" ? 3 : 1 + (i % 3));
       const change: Change = {
         changeId: crypto.randomUUID(),
         reportId: reportId(i),
         op: "upsert",
         hlc: formatHlc({ wall: this.wall - (stale ? 10_000_000 : 0), counter: 0, node: device.id }),
-        fields: fieldsFor(this.wall, kind === "new" ? 3 : 1 + (i % 3)),
-        ...(kind === "update" && i % 5 === 1
-          ? { base: { title: formatHlc({ wall: 1, counter: 0, node: device.id }) } }
-          : {}),
+        fields,
+        ...(kind === "new"
+          ? { base: unseen(fields) }
+          : i % 5 === 1
+            ? { base: { title: formatHlc({ wall: 1, counter: 0, node: device.id }) } }
+            : {}),
       };
       return { device, change };
     });

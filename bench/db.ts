@@ -60,6 +60,10 @@ export function fieldsFor(seed: number, count: number): JsonObject {
   return Object.fromEntries(FIELDS.slice(0, count).map((f) => [f, values[f]]));
 }
 
+/** The base a new report's first change carries from the agent: it saw none of its fields. */
+export const unseen = (fields: JsonObject): Record<string, null> =>
+  Object.fromEntries(Object.keys(fields).map((f) => [f, null]));
+
 export async function timed(work: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
   await work();

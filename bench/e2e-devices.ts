@@ -2,7 +2,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import type { Change } from "../core/change.ts";
 import { formatHlc } from "../core/hlc.ts";
 import { apiClient } from "../local/provision.ts";
-import { fieldsFor } from "./db.ts";
+import { fieldsFor, unseen } from "./db.ts";
 
 /** Asks a device to push `count` new reports in one request. */
 export interface PushRequest {
@@ -32,12 +32,14 @@ parentPort!.on("message", async ({ request, device, count }: PushRequest) => {
   let wall = walls.get(device.id) ?? Date.now();
   const changes: Change[] = Array.from({ length: count }, () => {
     wall += 1;
+    const fields = fieldsFor(wall, 3);
     return {
       changeId: crypto.randomUUID(),
       reportId: crypto.randomUUID(),
       op: "upsert",
       hlc: formatHlc({ wall, counter: 0, node: device.id }),
-      fields: fieldsFor(wall, 3),
+      fields,
+      base: unseen(fields),
     };
   });
   walls.set(device.id, wall);

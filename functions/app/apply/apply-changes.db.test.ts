@@ -167,6 +167,26 @@ describe.each(dbTargets())("applyChanges on %s", (target) => {
     expect((await verifyAuditChains(t.db, projectId)).ok).toBe(true);
   });
 
+  it("merges a change that names its fields as unseen into the report stored, and answers a repeated one as recorded", async () => {
+    // Both batches look as if they created their report (base all null), so
+    // each is first written without a read; the write finds the report.
+    const reportId = crypto.randomUUID();
+    const first = upsert(alice, reportId, 5_000, { a: 1 }, { a: null });
+    await applyChanges(t.db, [first]);
+    const added = upsert(bob, reportId, 5_001, { b: 2 }, { b: null });
+    expect((await applyChanges(t.db, [added])).map((a) => a.outcome)).toEqual(["applied"]);
+    expect(await report(reportId)).toMatchObject({ fields: { a: 1, b: 2 }, version: 2 });
+
+    expect((await applyChanges(t.db, [first, added])).map((a) => a.outcome)).toEqual([
+      "applied",
+      "applied",
+    ]);
+    for (const i of [first, added])
+      expect(await auditCount((i as { change: Change }).change.changeId)).toBe(1);
+    expect(await report(reportId)).toMatchObject({ fields: { a: 1, b: 2 }, version: 2 });
+    expect((await verifyAuditChains(t.db, projectId)).ok).toBe(true);
+  });
+
   it("finds the stored report when a change names it in capitals", async () => {
     const reportId = crypto.randomUUID();
     await applyChanges(t.db, [upsert(alice, reportId, 4_000, { a: 1 })]);
@@ -253,10 +273,15 @@ describe.each(dbTargets())("applyChanges statement count on %s", (target) => {
   });
   afterAll(() => t.drop());
 
-  it("sends the same number of statements for 1, 10 and 100 changes", async () => {
+  it("sends the same number of statements for 1, 10 and 100 changes, and one for new reports as the agent writes them", async () => {
     let wall = 9_000;
     const counts: number[] = [];
-    for (const size of [1, 10, 100]) {
+    for (const [size, creating] of [
+      [1, false],
+      [10, false],
+      [100, false],
+      [10, true],
+    ] as const) {
       let statements = 0;
       const counted = (q: Queryable): Queryable => ({
         query: (sql, params, options) => {
@@ -282,13 +307,14 @@ describe.each(dbTargets())("applyChanges statement count on %s", (target) => {
             op: "upsert",
             hlc: formatHlc({ wall: ++wall, counter: 0, node: device }),
             fields: { a: wall },
+            // What the agent sends when it creates a report: it saw no field.
+            ...(creating ? { base: { a: null } } : {}),
           },
         }),
       );
       await applyChanges(counting, items);
       counts.push(statements);
     }
-    expect(counts).toEqual([counts[0], counts[0], counts[0]]);
-    expect(counts[0]).toBeLessThanOrEqual(2);
+    expect(counts).toEqual([2, 2, 2, 1]);
   });
 });

@@ -3,7 +3,7 @@ import type { Change } from "../../../core/change.ts";
 import type { Ack } from "../../../core/wire.ts";
 import type { Db, Queryable } from "../../adapters/db/db.ts";
 import { loadBatch } from "./load.ts";
-import { type ApplyItem, entryOf, keyOf, planBatch } from "./plan.ts";
+import { type ApplyItem, createsOnly, entryOf, keyOf, NOTHING_STORED, planBatch } from "./plan.ts";
 import { writeBatch } from "./write.ts";
 
 export type { ApplyItem };
@@ -21,6 +21,12 @@ export type { ApplyItem };
  * anything changed meanwhile (another consumer, an erasure) or the write
  * failed, the batch is planned again from rows locked in one transaction,
  * where nothing can change underneath.
+ *
+ * A batch that by its own changes only creates reports (`createsOnly`) is
+ * first planned on nothing stored and written without a read: one
+ * statement. The write's checks stand in for the read: if any of its
+ * reports, chains or changes exists after all, it writes nothing and the
+ * batch goes the way above.
  *
  * Throws only when the whole batch must be retried (the database failed);
  * a change that can never apply is recorded as `rejected`.
@@ -49,8 +55,11 @@ export async function applyChanges(
     .map(([, chain]) => chain);
   // The digest of every value the changes carry, computed while the load runs.
   const changeDigests = new Map<Change, Record<string, string>>();
-  const apply = async (q: Queryable, lock: boolean) => {
-    const loading = loadBatch(q, { chains, changes: entries }, { lock });
+  const apply = async (q: Queryable, read: "nothing" | "unlocked" | "locked") => {
+    const loading =
+      read === "nothing"
+        ? Promise.resolve(NOTHING_STORED)
+        : loadBatch(q, { chains, changes: entries }, { lock: read === "locked" });
     if (changeDigests.size === 0) {
       for (const { change } of entries) {
         if (change?.op === "upsert") changeDigests.set(change, digests(change.fields));
@@ -60,9 +69,16 @@ export async function applyChanges(
     await writeBatch(q, plan);
     return plan.acks;
   };
+  if (createsOnly(entries)) {
+    try {
+      return await apply(db, "nothing");
+    } catch {
+      // Something was stored after all (a redelivery, a report's new fields): read it.
+    }
+  }
   try {
-    return await apply(db, false);
+    return await apply(db, "unlocked");
   } catch {
-    return db.transaction((tx) => apply(tx, true));
+    return db.transaction((tx) => apply(tx, "locked"));
   }
 }

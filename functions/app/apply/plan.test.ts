@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { hashAuditRecord } from "../../../core/audit.ts";
 import { formatHlc } from "../../../core/hlc.ts";
-import { type ApplyItem, type LoadedBatch, planBatch } from "./plan.ts";
+import { type ApplyItem, createsOnly, entryOf, type LoadedBatch, planBatch } from "./plan.ts";
 
 const project = "8a9b0c1d-2e3f-4a5b-8c6d-7e8f9a0b1c2d";
 const device = "5d6e7f80-1a2b-4c3d-9e8f-0a1b2c3d4e5f";
@@ -105,5 +105,56 @@ describe("planBatch", () => {
   it("gives the same plan for the same inputs", () => {
     const items = [upsert({ a: 1 }), upsert({ b: [1, 2] }), upsert({ a: null })];
     expect(planBatch(items, nothing, appliedAt)).toEqual(planBatch(items, nothing, appliedAt));
+  });
+});
+
+describe("createsOnly", () => {
+  const change = (item: ApplyItem) => (item as { change: Record<string, unknown> }).change;
+  const withChange = (item: ApplyItem, patch: Record<string, unknown>): ApplyItem =>
+    ({ ...item, change: { ...change(item), ...patch } }) as ApplyItem;
+  const created = (reportId: string) =>
+    withChange(upsert({ title: "t", severity: 2 }), {
+      reportId,
+      base: { title: null, severity: null },
+    });
+  const other = "7b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e";
+  const is = (...items: ApplyItem[]) => createsOnly(items.map(entryOf));
+
+  it("holds when each report's first change says its device saw none of its fields, as the agent's first write does", () => {
+    const first = created(report);
+    const next = withChange(upsert({ title: "t2" }), { base: { title: change(first).hlc } });
+    expect(is(first, next, created(other))).toBe(true);
+  });
+
+  it("does not hold when any report's first change saw a field, names none, leaves one out, or is not an upsert", () => {
+    const seen = withChange(created(other), {
+      base: { title: null, severity: formatHlc({ wall: 1, counter: 0, node: device }) },
+    });
+    expect(is(created(report), seen)).toBe(false);
+    expect(is(created(report), withChange(upsert({ title: "no base" }), { reportId: other }))).toBe(
+      false,
+    );
+    expect(is(withChange(created(report), { base: { title: null } }))).toBe(false);
+    expect(
+      is(created(report), {
+        ...created(other),
+        change: {
+          changeId: crypto.randomUUID(),
+          reportId: other,
+          op: "delete",
+          hlc: change(created(other)).hlc,
+        },
+      } as ApplyItem),
+    ).toBe(false);
+    expect(
+      is(created(report), {
+        projectId: project,
+        deviceId: device,
+        receivedAt: appliedAt,
+        changeId: crypto.randomUUID(),
+        reportId: other,
+        rejection: { code: "invalid_change", message: "unreadable" },
+      }),
+    ).toBe(false);
   });
 });

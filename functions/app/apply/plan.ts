@@ -116,6 +116,30 @@ export interface ChainHead {
   found: string | null;
 }
 
+/** What the database holds for a batch that creates every report it names. */
+export const NOTHING_STORED: LoadedBatch = Object.freeze({ reports: [], heads: [], applied: [] });
+
+/**
+ * Whether, by its own changes, a batch only creates reports: the first
+ * change to each of its reports is an upsert whose device saw none of the
+ * fields it writes (its `base` names each as null, as the agent's first
+ * write of a report does). A guess, never trusted: such a batch is planned
+ * on NOTHING_STORED and written with the checks of any other (write.ts),
+ * which write nothing if a report, chain or change exists after all.
+ */
+export function createsOnly(entries: readonly Entry[]): boolean {
+  const seen = new Set<string>();
+  for (const { projectId, reportId, change } of entries) {
+    if (change?.op !== "upsert") return false;
+    const key = keyOf(projectId, reportId);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const base = change.base;
+    if (!base || Object.keys(change.fields).some((field) => base[field] !== null)) return false;
+  }
+  return true;
+}
+
 /** Why a change that reached the consumer can never apply, or undefined when it can. */
 function rejectionOf(entry: Entry): { code: string; message: string } | undefined {
   if (!entry.change) return entry.unreadable;
