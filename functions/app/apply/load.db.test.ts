@@ -96,32 +96,48 @@ describe.each(dbTargets().filter((t) => t !== "data-api"))(
       expect(heads!.n).toBe(40);
     });
 
-    it("has the write find every row through its primary key, with no table to join or scan", async () => {
+    it("has the write find every row through its primary key, with no table to join or scan, generic plan or custom", async () => {
       // The batch's write statement (edits of stored reports, so their rows
-      // and chains exist), explained instead of run.
-      const explained: PlanNode[] = [];
-      const explaining: Db = {
+      // and chains exist), captured instead of run, then explained as the
+      // prepared statement it runs as, both ways it can be planned.
+      const writes: { sql: string; params: readonly unknown[]; name?: string }[] = [];
+      const capturing: Db = {
         ...t.db,
         async query<R>(sql: string, params?: readonly unknown[], options?: QueryOptions) {
           if (sql === READ_SQL) return t.db.query<R>(sql, params, options);
-          const [row] = await t.db.query<{ "QUERY PLAN": unknown }>(
-            `explain (format json) ${sql}`,
-            params,
-          );
-          const raw = row!["QUERY PLAN"];
-          const [top] = (typeof raw === "string" ? JSON.parse(raw) : raw) as [{ Plan: PlanNode }];
-          explained.push(...nodes(top.Plan));
+          writes.push({ sql, params: params ?? [], name: options?.name });
           return [];
         },
       };
-      await applyChanges(explaining, batch(reportIds.slice(0, 10), 3_000_000));
-      const scans = explained.filter(
-        (n) => n["Relation Name"] !== undefined && n["Node Type"] !== "ModifyTable",
-      );
-      expect(scans).toEqual([]);
-      expect(
-        explained.filter((n) => n["Node Type"] === "ModifyTable").length,
-      ).toBeGreaterThanOrEqual(3);
+      await applyChanges(capturing, batch(reportIds.slice(0, 10), 3_000_000));
+      expect(writes).toHaveLength(1);
+      const [{ sql, params, name }] = writes as [(typeof writes)[number]];
+      expect(name).toMatch(/^apply_write/);
+      const literal = (value: unknown) => `'${String(value).replaceAll("'", "''")}'`;
+      const plans = await t.db.transaction(async (tx) => {
+        await tx.exec(`prepare write_probe as ${sql}`);
+        const found: PlanNode[][] = [];
+        for (const mode of ["force_generic_plan", "force_custom_plan"]) {
+          await tx.exec(`set local plan_cache_mode = ${mode}`);
+          const [row] = await tx.query<{ "QUERY PLAN": unknown }>(
+            `explain (format json) execute write_probe(${params.map(literal).join(", ")})`,
+          );
+          const raw = row!["QUERY PLAN"];
+          const [top] = (typeof raw === "string" ? JSON.parse(raw) : raw) as [{ Plan: PlanNode }];
+          found.push([...nodes(top.Plan)]);
+        }
+        await tx.exec("deallocate write_probe");
+        return found;
+      });
+      for (const explained of plans) {
+        const scans = explained.filter(
+          (n) => n["Relation Name"] !== undefined && n["Node Type"] !== "ModifyTable",
+        );
+        expect(scans).toEqual([]);
+        expect(
+          explained.filter((n) => n["Node Type"] === "ModifyTable").length,
+        ).toBeGreaterThanOrEqual(3);
+      }
     });
   },
 );

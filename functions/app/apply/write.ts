@@ -18,7 +18,10 @@ import { type BatchPlan, keyOf } from "./plan.ts";
  */
 export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> {
   if (plan.audit.length === 0) return;
-  // Only the parts this batch needs: a smaller statement plans faster.
+  // Only the parts this batch needs, and nothing of the batch in the text:
+  // each of the four shapes is one named prepared statement, parsed and
+  // planned once per connection (its plan joins nothing, so the generic
+  // plan is the custom one).
   const params: string[] = [];
   const param = (value: unknown) => {
     params.push(JSON.stringify(value));
@@ -44,7 +47,7 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
               updated_at = now(), xid = pg_current_xact_id()
         where reports.xid = ((select ${param(read)}::jsonb) ->> (reports.project_id || ':' || reports.id))::xid8
        returning 1)`);
-    checks.push(`(select count(*) from written_reports) = ${plan.reports.length}`);
+    checks.push(`(select count(*) from written_reports) = ${param(plan.reports.length)}::integer`);
   }
   parts.push(`written_audit as (
        insert into audit_log (project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code,
@@ -71,7 +74,7 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
        on conflict (project_id, report_id) do update set head = excluded.head
         where audit_chains.head = (select ${param(found)}::jsonb) ->> (audit_chains.project_id || ':' || audit_chains.report_id)
        returning 1)`);
-  checks.push(`(select count(*) from written_chains) = ${plan.chains.length}`);
+  checks.push(`(select count(*) from written_chains) = ${param(plan.chains.length)}::integer`);
   if (plan.conflicts.length > 0) {
     parts.push(`written_conflicts as (
        insert into conflicts (project_id, report_id, field, winner_change_id, winner_device_id, winner_hlc,
@@ -92,5 +95,10 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
     `with ${parts.join(", ")}
      select apply_unchanged(set_config('lock_timeout', '5s', true) is not null and ${checks.join(" and ")})`,
     params,
+    { name: writeName(plan) },
   );
 }
+
+/** The prepared statement a batch's write runs as: one per shape. */
+export const writeName = (plan: BatchPlan) =>
+  `apply_write${plan.reports.length > 0 ? "_reports" : ""}${plan.conflicts.length > 0 ? "_conflicts" : ""}`;
