@@ -135,6 +135,55 @@ describe.each(dbTargets())("scopes (%s)", (target) => {
     expect(scopesOf(hq.deviceId)).toEqual([]);
   });
 
+  it("a device is told of an erasure only in a report of its scopes or one it wrote to", async () => {
+    const { north, south, loose, N, S } = await sites("erasing");
+    const device = async (name: string, scopes: string[]) => {
+      const d = await t.createDevice(name);
+      if (scopes.length > 0) await setScopes(d.id, scopes);
+      return { ...d, token: await t.tokenFor(d.clientId, d.clientSecret) };
+    };
+    const northern = await device("erasing north", [N]);
+    const writer = await device("erasing writer", [S]);
+    const whole = await device("erasing whole project", []);
+    // The writer edits the southern report, then loses that site.
+    const edit = {
+      changeId: crypto.randomUUID(),
+      reportId: south.id,
+      op: "upsert",
+      hlc: formatHlc({ wall: Date.now(), counter: 0, node: writer.id }),
+      fields: { note: "gate stuck" },
+    };
+    const pushed = await t.api("/v1/changes", { token: writer.token, body: { changes: [edit] } });
+    expect(pushed.body.accepted).toEqual([edit.changeId]);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const { body } = await t.api("/v1/sync", { token: writer.token });
+      if (body.acks.some((a: { changeId: string }) => a.changeId === edit.changeId)) break;
+      if (Date.now() > deadline) throw new Error("the writer's edit was not applied in 20 s");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await setScopes(writer.id, [N]);
+
+    const erased = [north, south, loose].map((r) => r.id);
+    for (const reportId of erased) {
+      const requested = await t.api("/v1/erasures", {
+        token: admin,
+        body: { reportId, reason: "data subject request" },
+      });
+      expect(requested.status).toBe(201);
+    }
+    const told = async (token: string) => {
+      const { body } = await t.api("/v1/sync", { token });
+      return body.erasures
+        .map((e: { reportId: string }) => e.reportId)
+        .filter((id: string) => erased.includes(id))
+        .sort();
+    };
+    expect(await told(northern.token)).toEqual([north.id]);
+    expect(await told(writer.token)).toEqual([north.id, south.id].sort());
+    expect(await told(whole.token)).toEqual([...erased].sort());
+  });
+
   it("adding a scope delivers that scope's reports on the next pull, and nothing else", async () => {
     const { south, loose, N, S } = await sites("adding");
     const n = await t.agent("adding north tablet");

@@ -224,11 +224,20 @@ export async function pull(
         [projectId, deviceId, from.e[0], from.e[1]],
       );
     }
+    // A device with scopes is told only of erasures in reports of its
+    // scopes, or that it wrote to (its outbox may hold their values after a
+    // scope was taken away): a report's id and field names are the
+    // project's to see, not every device's.
     const erasures = await tx.query<Positioned<ErasureRow>>(
-      `select id, report_id, fields, requested_at, xid::text as cursor_xid from erasures
+      `select id, report_id, fields, requested_at, xid::text as cursor_xid from erasures e
         where project_id = $1 and (xid, id) > ($2::text::xid8, $3::uuid) and xid < $4::text::xid8
+          and ($6::text[] is null
+               or exists (select 1 from reports r where r.id = e.report_id and r.project_id = e.project_id
+                             and r.scope = any($6::text[]))
+               or exists (select 1 from audit_log a where a.project_id = e.project_id
+                             and a.report_id = e.report_id and a.actor_id = $7::uuid))
         order by xid, id limit $5`,
-      [projectId, from.e[0], from.e[1], xmin, limit + 1],
+      [projectId, from.e[0], from.e[1], xmin, limit + 1, scopes.current, deviceId],
     );
     return {
       xmin,
