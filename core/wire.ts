@@ -89,6 +89,11 @@ export const AuditQuerySchema = z.strictObject({
   cursor: cursor.optional(),
 });
 
+export const HistoryQuerySchema = z.strictObject({
+  limit: limit(1000, 1000),
+  cursor: cursor.optional(),
+});
+
 export const NoQuerySchema = z.strictObject({});
 
 // ---- responses ---------------------------------------------------------------
@@ -288,9 +293,7 @@ const page = <T extends z.ZodType>(item: T, id: string) =>
 export const ReportPageSchema = page(ReportSchema, "ReportPage");
 export const ConflictPageSchema = page(ConflictSchema, "ConflictPage");
 export const AuditPageSchema = page(AuditEntrySchema, "AuditPage");
-export const HistorySchema = z
-  .object({ items: z.array(AuditEntrySchema) })
-  .meta({ id: "History", description: "Oldest first." });
+export const HistorySchema = page(AuditEntrySchema, "History");
 
 // ---- the types, inferred from the schemas -------------------------------------
 

@@ -3,6 +3,7 @@ import { NotFoundError, ValidationError } from "../core/errors.ts";
 import {
   AuditQuerySchema,
   ConflictQuerySchema,
+  HistoryQuerySchema,
   NoQuerySchema,
   ReportQuerySchema,
 } from "../core/wire.ts";
@@ -52,8 +53,10 @@ export const create = (deps: DepsOf<"read">) =>
         query(NoQuerySchema, event);
         return json(200, await getReport(deps.db, projectId, idOf(event)));
       case "/v1/reports/{id}/history":
-        query(NoQuerySchema, event);
-        return json(200, await reportHistory(deps.db, projectId, idOf(event)));
+        return json(
+          200,
+          await reportHistory(deps.db, projectId, idOf(event), query(HistoryQuerySchema, event)),
+        );
       case "/v1/conflicts":
         return json(
           200,

@@ -190,6 +190,54 @@ describe.each(dbTargets())("read API (%s)", (target) => {
     const older = (await get(`/v1/audit?actor=${site}&limit=1&cursor=${audit.nextCursor}`)).body;
     expect(older.items[0].seq).toBeLessThan(audit.items[0].seq);
   });
+
+  it("ends a page of history, reports or audit entries before it would pass Lambda's 6 MB answer", async () => {
+    // Changes near the 256 KiB limit: each audit entry holds two of them
+    // (before and after), each report one.
+    const large = (i: number) =>
+      Object.fromEntries(
+        Array.from({ length: 8 }, (_, f) => [`f${f}`, `${i} `.padEnd(30 * 1024, "x")]),
+      );
+    const since = new Date(Date.now() - 1_000).toISOString();
+    const edited = crypto.randomUUID();
+    for (let i = 0; i < 16; i++) await applyChanges(t.testDb.db, [upsert(edited, large(i))]);
+    const others = Array.from({ length: 24 }, () => crypto.randomUUID());
+    await applyChanges(
+      t.testDb.db,
+      others.map((id, i) => upsert(id, large(100 + i))),
+    );
+
+    const all = async (path: string) => {
+      const items: { after: { f0: string }; id: string; reportId: string }[] = [];
+      let pages = 0;
+      let cursor: string | null = null;
+      do {
+        const answer = await get(`${path}${cursor ? `&cursor=${cursor}` : ""}`);
+        expect(answer.status, path).toBe(200);
+        items.push(...answer.body.items);
+        cursor = answer.body.nextCursor;
+        pages++;
+      } while (cursor);
+      return { items, pages };
+    };
+    const history = await all(`/v1/reports/${edited}/history?limit=1000`);
+    expect(history.pages).toBeGreaterThan(1);
+    expect(history.items.map((h) => Number.parseInt(h.after.f0, 10))).toEqual(
+      Array.from({ length: 16 }, (_, i) => i),
+    );
+    const listed = await all(`/v1/reports?updatedAfter=${since}&limit=200`);
+    expect(listed.pages).toBeGreaterThan(1);
+    const ours = new Set<string>([edited, ...others]);
+    expect(
+      listed.items
+        .map((r) => r.id)
+        .filter((id) => ours.has(id))
+        .sort(),
+    ).toEqual([...ours].sort());
+    const audit = await all(`/v1/audit?after=${since}&limit=200`);
+    expect(audit.pages).toBeGreaterThan(1);
+    expect(audit.items.filter((a) => ours.has(a.reportId))).toHaveLength(40);
+  });
 });
 
 // A large table is only meaningful on the server, whose planner the index choice is for.

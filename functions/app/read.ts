@@ -4,6 +4,7 @@ import type { JsonObject } from "../../core/json.ts";
 import type { Outcome } from "../../core/merge.ts";
 import type { AuditEntry, Conflict, Report } from "../../core/types.ts";
 import type { Db, Queryable } from "../adapters/db/db.ts";
+import { PAGE_BYTES } from "./pull.ts";
 import { CONFLICT_COLUMNS, REPORT_COLUMNS, type ReportRow, toConflict, toReport } from "./rows.ts";
 
 /** A page of a listing; `nextCursor` is null on the last page. */
@@ -16,19 +17,32 @@ const encode = (key: unknown[]) => Buffer.from(JSON.stringify(key)).toString("ba
 
 /**
  * A page from `limit + 1` rows: the extra row only says there is more, and
- * the last row kept gives the next cursor's key.
+ * the last row kept gives the next cursor's key. A page also ends where its
+ * items would pass PAGE_BYTES as JSON (it always has one): an answer comes
+ * through Lambda, which refuses a response over 6 MB, and a report can hold
+ * 2 MiB, an audit entry twice a change's 256 KiB.
  */
-function keysetPage<R, T>(
+export function keysetPage<R, T>(
   rows: R[],
   limit: number,
   map: (row: R) => T,
   key: (row: R) => unknown[],
+  pageBytes = PAGE_BYTES,
 ): Page<T> {
-  const page = rows.slice(0, limit);
-  const last = page.at(-1);
+  const items: T[] = [];
+  let budget = pageBytes;
+  let last: R | undefined;
+  for (const row of rows.slice(0, limit)) {
+    const item = map(row);
+    const bytes = Buffer.byteLength(JSON.stringify(item));
+    if (items.length > 0 && bytes > budget) break;
+    budget -= bytes;
+    items.push(item);
+    last = row;
+  }
   return {
-    items: page.map(map),
-    nextCursor: rows.length > limit && last ? encode(key(last)) : null,
+    items,
+    nextCursor: rows.length > items.length && last ? encode(key(last)) : null,
   };
 }
 
@@ -232,18 +246,22 @@ function toAuditEntry(row: AuditRow): AuditEntry {
   };
 }
 
-/** A report's audit trail, oldest first; 404 when the project has no such report. */
+/** A report's audit trail, oldest first, a page at a time; 404 when the project has no such report. */
 export async function reportHistory(
   db: Queryable,
   projectId: string,
   id: string,
-): Promise<{ items: AuditEntry[] }> {
+  query: { limit: number; cursor?: string },
+  pageBytes = PAGE_BYTES,
+): Promise<Page<AuditEntry>> {
+  const after = decode(query.cursor, z.tuple([z.number().int().positive()]));
   const rows = await db.query<AuditRow>(
-    `select ${AUDIT_COLUMNS} from audit_log where project_id = $1 and report_id = $2 order by seq`,
-    [projectId, id],
+    `select ${AUDIT_COLUMNS} from audit_log
+      where project_id = $1 and report_id = $2 and seq > $3 order by seq limit ${query.limit + 1}`,
+    [projectId, id, after?.[0] ?? 0],
   );
-  if (rows.length === 0) await getReport(db, projectId, id);
-  return { items: rows.map(toAuditEntry) };
+  if (rows.length === 0 && !after) await getReport(db, projectId, id);
+  return keysetPage(rows, query.limit, toAuditEntry, (r) => [r.seq], pageBytes);
 }
 
 export interface AuditQuery {

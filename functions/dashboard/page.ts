@@ -187,7 +187,14 @@ async function refresh() {
 
 async function showHistory(id) {
   selected = id;
-  const { items } = await api("v1/reports/" + encodeURIComponent(id) + "/history");
+  // Page by page: a page ends where its entries reach the API's size bound.
+  const items = [];
+  let cursor = "";
+  do {
+    const page = await api("v1/reports/" + encodeURIComponent(id) + "/history" + (cursor ? "?cursor=" + encodeURIComponent(cursor) : ""));
+    items.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
   $("history-section").hidden = false;
   $("history-title").textContent = id.slice(0, 8);
   render("history", items.map((h) => h.op === "erase"

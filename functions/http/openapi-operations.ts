@@ -231,9 +231,10 @@ export const operations: Record<string, Operation> = {
   },
   "GET /v1/reports/{id}/history": {
     operationId: "getReportHistory",
-    summary: "A report's audit entries",
+    summary: "A report's audit entries, oldest first",
     tag: "Read",
-    ok: { status: 200, description: "Oldest first.", schema: s.HistorySchema },
+    query: s.HistoryQuerySchema,
+    ok: { status: 200, description: page("a report's audit entries"), schema: s.HistorySchema },
   },
   "GET /v1/conflicts": {
     operationId: "listConflicts",
