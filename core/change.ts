@@ -124,19 +124,18 @@ export interface Rejection {
   message: string;
 }
 
-/** Reads a change id the way the contract requires it: a UUID string, or nothing. */
-export function readableChangeId(raw: unknown): string | undefined {
+/** A raw change's id under `key`, when it is a UUID string (its other checks come later). */
+function readableId(raw: unknown, key: "changeId" | "reportId"): string | undefined {
   if (typeof raw !== "object" || raw === null) return undefined;
-  const id = (raw as { changeId?: unknown }).changeId;
+  const id = (raw as Record<string, unknown>)[key];
   return uuid.safeParse(id).success ? (id as string) : undefined;
 }
 
-/** A raw change's report id, when it is a UUID string (its other checks come later). */
-export function readableReportId(raw: unknown): string | undefined {
-  if (typeof raw !== "object" || raw === null) return undefined;
-  const id = (raw as { reportId?: unknown }).reportId;
-  return uuid.safeParse(id).success ? (id as string) : undefined;
-}
+/** Reads a change id the way the contract requires it: a UUID string, or nothing. */
+export const readableChangeId = (raw: unknown) => readableId(raw, "changeId");
+
+/** A raw change's report id, when it is a UUID string. */
+export const readableReportId = (raw: unknown) => readableId(raw, "reportId");
 
 function describeIssues(error: z.ZodError): string {
   return error.issues

@@ -22,15 +22,14 @@ const encode = (key: unknown[]) => Buffer.from(JSON.stringify(key)).toString("ba
  * through Lambda, which refuses a response over 6 MB, and a report can hold
  * 2 MiB, an audit entry twice a change's 256 KiB.
  */
-export function keysetPage<R, T>(
+function keysetPage<R, T>(
   rows: R[],
   limit: number,
   map: (row: R) => T,
   key: (row: R) => unknown[],
-  pageBytes = PAGE_BYTES,
 ): Page<T> {
   const items: T[] = [];
-  let budget = pageBytes;
+  let budget = PAGE_BYTES;
   let last: R | undefined;
   for (const row of rows.slice(0, limit)) {
     const item = map(row);
@@ -252,7 +251,6 @@ export async function reportHistory(
   projectId: string,
   id: string,
   query: { limit: number; cursor?: string },
-  pageBytes = PAGE_BYTES,
 ): Promise<Page<AuditEntry>> {
   const after = decode(query.cursor, z.tuple([z.number().int().positive()]));
   const rows = await db.query<AuditRow>(
@@ -261,7 +259,7 @@ export async function reportHistory(
     [projectId, id, after?.[0] ?? 0],
   );
   if (rows.length === 0 && !after) await getReport(db, projectId, id);
-  return keysetPage(rows, query.limit, toAuditEntry, (r) => [r.seq], pageBytes);
+  return keysetPage(rows, query.limit, toAuditEntry, (r) => [r.seq]);
 }
 
 export interface AuditQuery {

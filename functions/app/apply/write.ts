@@ -100,5 +100,5 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
 }
 
 /** The prepared statement a batch's write runs as: one per shape. */
-export const writeName = (plan: BatchPlan) =>
+const writeName = (plan: BatchPlan) =>
   `apply_write${plan.reports.length > 0 ? "_reports" : ""}${plan.conflicts.length > 0 ? "_conflicts" : ""}`;
