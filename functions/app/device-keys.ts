@@ -64,6 +64,21 @@ export interface WriteRules {
 }
 
 /**
+ * One probe of reports_pkey per report id (the only index led by id; the
+ * project test as `(a = b) is true` is no index condition), as the apply
+ * load does. Written as `id = any($3)` it was costed on no statistics at
+ * half the table for a push of 100 ids, and planned as a sequential scan of
+ * every report on every push: a cost per request that grew with the
+ * project (`device-keys.db.test.ts`).
+ */
+export const WRITE_RULES_SQL = `select public_key, scopes,
+        (select coalesce(json_agg(json_build_array(r.id, r.scope)), '[]')
+           from unnest($3::uuid[]) as k(id)
+           cross join lateral (select r.id, r.scope from reports r
+                                where r.id = k.id and (r.project_id = $2) is true limit 1) as r) as reports
+   from devices where id = $1`;
+
+/**
  * Reads, in one query, what ingest checks a device's batch against: its key
  * (remembered once read), its scopes (read each time: an admin may change
  * them at any moment) and the scopes of the reports the batch writes.
@@ -80,13 +95,7 @@ export async function deviceWriteRules(
     public_key: JsonWebKey | null;
     scopes: string[];
     reports: [string, string | null][];
-  }>(
-    `select public_key, scopes,
-            (select coalesce(json_agg(json_build_array(r.id, r.scope)), '[]') from reports r
-              where r.id = any($3::uuid[]) and (r.project_id = $2) is true) as reports
-       from devices where id = $1`,
-    [deviceId, projectId ?? null, reportIds],
-  );
+  }>(WRITE_RULES_SQL, [deviceId, projectId ?? null, reportIds]);
   const reportScopes = new Map(row?.reports ?? []);
   const scopes = row?.scopes ?? [];
   const cached = known.get(deviceId);
