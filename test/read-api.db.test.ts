@@ -56,6 +56,34 @@ describe.each(dbTargets())("read API (%s)", (target) => {
     expect(await ids("7")).toEqual([]); // numbers are not searched
   });
 
+  it("matches q against each string value as written: quotes, backslashes and control characters, never the stored text's escapes or separators", async () => {
+    const quoted = crypto.randomUUID();
+    const tabbed = crypto.randomUUID();
+    const listed = crypto.randomUUID();
+    await applyChanges(t.testDb.db, [
+      upsert(quoted, { title: 'valve "V-7" at C:\\plant', note: "kept" }),
+      upsert(tabbed, { title: "kx\tky", note: "first line\nsecond line" }),
+      upsert(listed, { title: "zzstart", tags: ["zzinside"], zzkey: "value" }),
+    ]);
+    const ids = async (q: string) =>
+      (await get(`/v1/reports?q=${encodeURIComponent(q)}&limit=200`)).body.items.map(
+        (r: { id: string }) => r.id,
+      );
+    expect(await ids('"v-7"')).toEqual([quoted]);
+    expect(await ids("c:\\plant")).toEqual([quoted]);
+    expect(await ids("kx\tky")).toEqual([tabbed]);
+    expect(await ids("line\nsecond")).toEqual([tabbed]);
+    // What JSON escaping and the array around the values would add.
+    expect(await ids("tky")).toEqual([]); // "\t" escaped
+    expect(await ids("nsecond")).toEqual([]); // "\n" escaped
+    expect(await ids('plant", "')).toEqual([]); // between two values
+    expect(await ids('["zzstart')).toEqual([]);
+    // Only top-level string values are searched: no array contents, no keys.
+    expect(await ids("zzstart")).toEqual([listed]);
+    expect(await ids("zzinside")).toEqual([]);
+    expect(await ids("zzkey")).toEqual([]);
+  });
+
   it("filters by update time and by deletion, and returns one report or 404", async () => {
     const kept = crypto.randomUUID();
     const gone = crypto.randomUUID();

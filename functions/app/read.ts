@@ -121,7 +121,24 @@ function decode<T>(cursor: string | undefined, schema: z.ZodType<T>): T | undefi
 }
 
 /** A LIKE pattern matching `text` anywhere, with LIKE's own wildcards escaped. */
-const containing = (text: string) => `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+const anywhere = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+/**
+ * `q`: a case-insensitive substring of one of the report's string values.
+ * The search column holds those values as lowercased JSON text (migration
+ * 013), so `q` lowercased and JSON-escaped the same way is in it wherever
+ * it is in a value; the trigram index finds those candidates. The text's
+ * escapes and its array's brackets, quotes and commas can match too (`n`
+ * in an escaped newline, `", "` between two values), so each candidate's
+ * values are then checked themselves.
+ */
+function matching(q: string) {
+  const lower = q.toLowerCase();
+  return (p: (value: unknown) => string) =>
+    `search like ${p(anywhere(JSON.stringify(lower).slice(1, -1)))}
+     and exists (select from jsonb_each(fields) as f(key, value)
+                  where jsonb_typeof(value) = 'string' and lower(value #>> '{}') like ${p(anywhere(lower))})`;
+}
 
 /**
  * Collects WHERE conditions and their parameters, numbering placeholders:
@@ -172,7 +189,7 @@ export async function listReports(
   const after = decode(query.cursor, ReportCursor);
   const where = new Where().add((p) => `project_id = ${p(projectId)}`);
   // Served by the trigram index on the generated search column.
-  if (query.q) where.filter((p) => `search like ${p(containing(query.q!))}`);
+  if (query.q) where.filter(matching(query.q));
   // Served by the scoped pull's index (project, scope, …).
   if (query.scope) where.filter((p) => `scope = ${p(query.scope)}`);
   if (query.updatedAfter) where.filter((p) => `updated_at > ${p(query.updatedAfter)}`);
