@@ -46,9 +46,11 @@ export const applySide: Side = {
 };
 
 /** The rows a batch writes, without reading, merging or hashing anything. */
-function rowsOf({ changes }: Work, receivedAt: string) {
+function rowsOf({ kind, changes }: Work, receivedAt: string) {
   const reports = new Map<string, Record<string, unknown>>();
   const audit = changes.map(({ device, change }) => {
+    // A new report's first row starts its chain (no predecessor), as applyChanges writes it.
+    const starts = kind === "new" && !reports.has(change.reportId);
     const fields = change.op === "upsert" ? change.fields : {};
     const keys = Object.keys(fields);
     const report = reports.get(change.reportId) ?? {
@@ -82,7 +84,7 @@ function rowsOf({ changes }: Work, receivedAt: string) {
       before: Object.fromEntries(keys.map((k) => [k, null])),
       after: fields,
       received_at: receivedAt,
-      prev_hash: "e".repeat(64),
+      prev_hash: starts ? null : "e".repeat(64),
       hash: "f".repeat(64),
     };
   });
@@ -98,9 +100,10 @@ const REPORT_RECORD = `project_id uuid, id uuid, fields jsonb, clocks jsonb, wri
   created_by uuid, updated_by uuid, head text`;
 
 /**
- * Anchor (a): the same report, audit and chain-head rows written into the
- * project's own tables with one set-based statement per table (reports
- * inserted, or updated by merging the batch's fields in), in a transaction.
+ * Anchor (a): the same report (with its chain head) and audit rows written
+ * into the project's own tables with one set-based statement per table
+ * (reports inserted, or updated by merging the batch's fields in), in a
+ * transaction.
  */
 export const rawSide: Side = {
   name: "(a) raw writes, own schema",
@@ -110,9 +113,8 @@ export const rawSide: Side = {
       if (work.kind === "new") {
         await tx.query(
           `with r as (select * from jsonb_to_recordset($1::jsonb) as r(${REPORT_RECORD})),
-                reports as (insert into reports (project_id, id, fields, clocks, writers, version, created_by, updated_by)
-                            select project_id, id, fields, clocks, writers, version, created_by, updated_by from r)
-           insert into audit_chains (project_id, report_id, head) select project_id, id, head from r`,
+           insert into reports (project_id, id, fields, clocks, writers, version, created_by, updated_by, chain_head)
+           select project_id, id, fields, clocks, writers, version, created_by, updated_by, head from r`,
           [JSON.stringify(reports)],
         );
       } else {
@@ -121,15 +123,13 @@ export const rawSide: Side = {
         // planned as a hash over the whole table).
         await tx.query(
           `with r as (select * from jsonb_to_recordset($1::jsonb) as r(${REPORT_RECORD})),
-                reports as (insert into reports (project_id, id, fields, clocks, writers, version, created_by, updated_by)
-                            select project_id, id, fields, clocks, writers, version, created_by, updated_by from r
-                            on conflict (id, project_id) do update
-                               set fields = reports.fields || excluded.fields, clocks = reports.clocks || excluded.clocks,
-                                   writers = reports.writers || excluded.writers,
-                                   version = reports.version + excluded.version, updated_by = excluded.updated_by,
-                                   updated_at = now(), xid = pg_current_xact_id())
-           insert into audit_chains (project_id, report_id, head) select project_id, id, head from r
-           on conflict (project_id, report_id) do update set head = excluded.head`,
+           insert into reports (project_id, id, fields, clocks, writers, version, created_by, updated_by, chain_head)
+           select project_id, id, fields, clocks, writers, version, created_by, updated_by, head from r
+           on conflict (id, project_id) do update
+              set fields = reports.fields || excluded.fields, clocks = reports.clocks || excluded.clocks,
+                  writers = reports.writers || excluded.writers,
+                  version = reports.version + excluded.version, updated_by = excluded.updated_by,
+                  chain_head = excluded.chain_head, updated_at = now(), xid = pg_current_xact_id()`,
           [JSON.stringify(reports)],
         );
       }

@@ -91,27 +91,25 @@ export async function seedReports(
     await bench.db.query(
       `with r as (
          insert into reports (project_id, id, fields, clocks, writers, version, created_by, updated_by,
-                              created_at, updated_at, scope)
-         select $1::uuid, gen_random_uuid(),
+                              created_at, updated_at, scope, chain_head)
+         select $1::uuid, id,
                 jsonb_build_object('title', 'Report ' || g, 'severity', g % 5,
                                    'notes', 'lot ' || lpad((g % 500)::text, 3, '0') || ', pump replaced'),
                 jsonb_build_object('title', h, 'severity', h, 'notes', h),
                 jsonb_build_object('title', w, 'severity', w, 'notes', w), 1, $2::uuid, $2::uuid,
                 at, at + (g % 1440) * interval '1 minute',
-                case when $6::int > 0 then 'site-' || lpad((g % $6::int)::text, 4, '0') end
+                case when $6::int > 0 then 'site-' || lpad((g % $6::int)::text, 4, '0') end,
+                md5(id::text) || md5(id::text)
            from generate_series($3::int, $4::int) g,
                 lateral (select lpad((1000000 + g)::text, 15, '0') || ':000000:' || $2 as h,
-                                gen_random_uuid() as w,
+                                gen_random_uuid() as w, gen_random_uuid() as id,
                                 now() - ($5::int - g) * interval '1 minute' as at) x
-         returning project_id, id, fields, clocks),
-       a as (
-         insert into audit_log (project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome,
-                                fields_applied, before, after, received_at, applied_at, prev_hash, hash)
-         select project_id, gen_random_uuid(), id, 'device', $2::uuid, 'upsert', clocks->>'title', 'applied',
-                '{title,severity,notes}', '{}', fields, now(), now(), null, md5(id::text) || md5(id::text)
-           from r
-         returning project_id, report_id, hash)
-       insert into audit_chains (project_id, report_id, head) select project_id, report_id, hash from a`,
+         returning project_id, id, fields, clocks, chain_head)
+       insert into audit_log (project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome,
+                              fields_applied, before, after, received_at, applied_at, prev_hash, hash)
+       select project_id, gen_random_uuid(), id, 'device', $2::uuid, 'upsert', clocks->>'title', 'applied',
+              '{title,severity,notes}', '{}', fields, now(), now(), null, chain_head
+         from r`,
       [device.projectId, device.id, from, to, count, scopes],
     );
   }

@@ -157,7 +157,7 @@ describe.each(dbTargets())("chain of custody: device-signed changes (%s)", (targ
     } finally {
       await db.exec("alter table audit_log enable trigger audit_log_append_only");
     }
-    await db.query("update audit_chains set head = $3 where project_id = $1 and report_id = $2", [
+    await db.query("update reports set chain_head = $3 where project_id = $1 and id = $2", [
       projectId,
       report.id,
       hash,

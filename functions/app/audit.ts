@@ -76,8 +76,12 @@ export async function verifyAuditChains(db: Queryable, projectId: string): Promi
   for (;;) {
     const rows = await db.query<ChainRow & { chainHead: string | null }>(
       `select ${ENTRY_COLUMNS},
-              (select head from audit_chains h
-                where h.project_id = audit_log.project_id and h.report_id = audit_log.report_id) as "chainHead"
+              -- A stored report's chain head is in its row (migration 014).
+              coalesce((select chain_head from reports r
+                         where r.id = audit_log.report_id and r.project_id = audit_log.project_id),
+                       (select head from audit_chains h
+                         where h.project_id = audit_log.project_id and h.report_id = audit_log.report_id))
+                as "chainHead"
          from audit_log
         where project_id = $1 and (report_id, seq) > ($2::uuid, $3::bigint)
         order by report_id, seq limit $4`,

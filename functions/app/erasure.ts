@@ -167,10 +167,10 @@ export function eraseReport(
   });
 }
 
-/** Appends the erasure's own entry to the report's chain. */
+/** Appends the erasure's own entry to the chain of the report (stored, and locked by the caller). */
 async function appendErasureEntry(tx: Queryable, record: AuditRecord): Promise<void> {
-  const [chain] = await tx.query<{ head: string }>(
-    "select head from audit_chains where project_id = $1 and report_id = $2 for update",
+  const [chain] = await tx.query<{ head: string | null }>(
+    "select chain_head as head from reports where project_id = $1 and id = $2",
     [record.projectId, record.reportId],
   );
   const entry = { ...record, prevHash: chain?.head ?? null };
@@ -191,11 +191,11 @@ async function appendErasureEntry(tx: Queryable, record: AuditRecord): Promise<v
       hash,
     ],
   );
-  await tx.query(
-    `insert into audit_chains (project_id, report_id, head) values ($1, $2, $3)
-     on conflict (project_id, report_id) do update set head = excluded.head`,
-    [entry.projectId, entry.reportId, hash],
-  );
+  await tx.query("update reports set chain_head = $3 where project_id = $1 and id = $2", [
+    entry.projectId,
+    entry.reportId,
+    hash,
+  ]);
 }
 
 /** An erasure with how many of the project's devices have yet to erase their copies. */

@@ -35,8 +35,8 @@ async function read(
     `select ${ENTRY_COLUMNS} from audit_log where project_id = $1 and report_id = $2 order by seq`,
     [projectId, reportId],
   );
-  const [chain] = await db.query<{ head: string }>(
-    "select head from audit_chains where project_id = $1 and report_id = $2",
+  const [chain] = await db.query<{ head: string | null }>(
+    "select chain_head as head from reports where project_id = $1 and id = $2",
     [projectId, reportId],
   );
   const history = rows.map(toStoredEntry);

@@ -167,6 +167,92 @@ describe.each(dbTargets())("applyChanges on %s", (target) => {
     expect((await verifyAuditChains(t.db, projectId)).ok).toBe(true);
   });
 
+  /** A change with another device's clock: refused whatever its report holds. */
+  const forged = (reportId: string, wall: number) => ({
+    ...upsert(alice, reportId, wall, { title: "forged" }),
+    deviceId: bob,
+  });
+  const changeIdOf = (i: ApplyItem) => (i as { change: Change }).change.changeId;
+  const chainOf = (reportId: string) =>
+    t.db.query<{ prev_hash: string | null; hash: string }>(
+      "select prev_hash, hash from audit_log where project_id = $1 and report_id = $2 order by seq",
+      [projectId, reportId],
+    );
+  const headOf = async (reportId: string) =>
+    (
+      await t.db.query<{ chain_head: string | null; xid: string; updated_at: Date }>(
+        "select chain_head, xid::text, updated_at from reports where project_id = $1 and id = $2",
+        [projectId, reportId],
+      )
+    )[0];
+
+  it("keeps one chain through a refusal before its report existed, its creation and refusals after, headed in the report", async () => {
+    const reportId = crypto.randomUUID();
+    await applyChanges(t.db, [forged(reportId, 6_000)]);
+    expect(await report(reportId)).toBeUndefined();
+    await applyChanges(t.db, [upsert(alice, reportId, 6_001, { title: "one" }, { title: null })]);
+    const created = await headOf(reportId);
+    // Refused: the chain moves on, the report stays as devices pulled it.
+    expect((await applyChanges(t.db, [forged(reportId, 6_002)]))[0]!.outcome).toBe("rejected");
+    const refused = await headOf(reportId);
+    expect(refused!.xid).toBe(created!.xid);
+    expect(refused!.updated_at).toEqual(created!.updated_at);
+    expect(refused!.chain_head).not.toBe(created!.chain_head);
+    await applyChanges(t.db, [upsert(alice, reportId, 6_003, { title: "two" })]);
+
+    const chain = await chainOf(reportId);
+    expect(chain).toHaveLength(4);
+    expect(chain.map((row) => row.prev_hash)).toEqual([
+      null,
+      ...chain.slice(0, -1).map((row) => row.hash),
+    ]);
+    expect((await headOf(reportId))!.chain_head).toBe(chain[3]!.hash);
+    expect((await verifyAuditChains(t.db, projectId)).ok).toBe(true);
+  });
+
+  it("writes nothing that would fork a chain begun or moved on since the batch read it, and applies it again", async () => {
+    // A refusal read while its report was not stored; the report is created
+    // before the refusal's write: two first entries of one chain.
+    const created = crypto.randomUUID();
+    const refusal = forged(created, 7_000);
+    const keys = (i: ApplyItem, reportId: string) => ({
+      chains: [{ projectId, reportId }],
+      changes: [entryOf(i)],
+    });
+    const readBefore = await loadBatch(t.db, keys(refusal, created), { lock: false });
+    await applyChanges(t.db, [upsert(alice, created, 7_001, { title: "one" })]);
+    await expect(
+      writeBatch(t.db, planBatch([refusal], readBefore, new Date().toISOString())),
+    ).rejects.toThrow(/audit_chain_start/);
+    expect(await auditCount(changeIdOf(refusal))).toBe(0);
+
+    // A report created on a read of the chain its refusals began, which
+    // another refusal moved on before the write.
+    const refusedFirst = crypto.randomUUID();
+    await applyChanges(t.db, [forged(refusedFirst, 7_100)]);
+    const creation = upsert(alice, refusedFirst, 7_101, { title: "one" });
+    const readEarlier = await loadBatch(t.db, keys(creation, refusedFirst), { lock: false });
+    await applyChanges(t.db, [forged(refusedFirst, 7_102)]);
+    await expect(
+      writeBatch(t.db, planBatch([creation], readEarlier, new Date().toISOString())),
+    ).rejects.toThrow(/changed since/);
+    expect(await report(refusedFirst)).toBeUndefined();
+
+    // Each applies again on the chain as it is.
+    expect((await applyChanges(t.db, [refusal]))[0]!.outcome).toBe("rejected");
+    expect((await applyChanges(t.db, [creation]))[0]!.outcome).toBe("applied");
+    for (const [reportId, length] of [
+      [created, 2],
+      [refusedFirst, 3],
+    ] as const) {
+      const chain = await chainOf(reportId);
+      expect(chain).toHaveLength(length);
+      expect(chain.filter((row) => row.prev_hash === null)).toHaveLength(1);
+      expect((await headOf(reportId))!.chain_head).toBe(chain.at(-1)!.hash);
+    }
+    expect((await verifyAuditChains(t.db, projectId)).ok).toBe(true);
+  });
+
   it("merges a change that names its fields as unseen into the report stored, and answers a repeated one as recorded", async () => {
     // Both batches look as if they created their report (base all null), so
     // each is first written without a read; the write finds the report.

@@ -1,6 +1,6 @@
 import type { Outcome } from "../../../core/merge.ts";
 import type { Queryable } from "../../adapters/db/db.ts";
-import type { LoadedBatch, ReportRecord } from "./plan.ts";
+import { keyOf, type LoadedBatch, type ReportRecord } from "./plan.ts";
 
 export interface BatchKeys {
   /** The batch's reports (its audit chains), in one global order. */
@@ -36,7 +36,7 @@ const loadSql = (
        }
        (select coalesce(json_agg(json_build_object(
                 'projectId', r.project_id, 'id', r.id, 'version', r.version, 'xid', r.xid::text,
-                'createdBy', r.created_by, 'updatedBy', r.updated_by, 'scope', r.scope,
+                'createdBy', r.created_by, 'updatedBy', r.updated_by, 'scope', r.scope, 'chainHead', r.chain_head,
                 'state', json_build_object('fields', r.fields, 'clocks', r.clocks,
                                            'writers', r.writers, 'deletedHlc', r.deleted_hlc))), '[]')
           -- reports_pkey (id, project_id) is the only index led by id.
@@ -45,7 +45,7 @@ const loadSql = (
                                       limit 1 ${lock ? "for update" : ""}) as r) as reports,
        (select coalesce(json_agg(json_build_object(
                 'projectId', h.project_id, 'reportId', h.report_id, 'hash', h.head)), '[]')
-          -- audit_chains has one index, its primary key.
+          -- Chains of reports not stored; audit_chains has one index, its primary key.
           from k cross join lateral (select * from audit_chains h
                                       where h.project_id = k.project_id and h.report_id = k.report_id
                                       limit 1 ${lock ? "for update" : ""}) as h) as heads,
@@ -64,8 +64,8 @@ export const READ_SQL = loadSql(false);
 
 /**
  * Statement 1 of a batch: read its reports and the heads of its audit
- * chains, and which changes are already in the audit log, in the shapes the
- * plan uses.
+ * chains (a stored report's in its row, others' in audit_chains), and which
+ * changes are already in the audit log, in the shapes the plan uses.
  *
  * With `lock`, in the batch's transaction: SELECT … FOR UPDATE, in one
  * global order so two consumers cannot deadlock (a row another transaction
@@ -97,9 +97,16 @@ export async function loadBatch(
     { name: lock ? "apply_load" : "apply_read" },
   );
   const { reports, heads, applied } = row!;
+  // A stored report's chain head is in its row, whatever audit_chains holds.
+  const stored = new Set(reports.map((r) => keyOf(r.projectId, r.id)));
   return {
     reports,
-    heads,
+    heads: [
+      ...reports.flatMap((r) =>
+        r.chainHead === null ? [] : [{ projectId: r.projectId, reportId: r.id, hash: r.chainHead }],
+      ),
+      ...heads.filter((h) => !stored.has(keyOf(h.projectId, h.reportId))),
+    ],
     applied: applied.map(({ code, message, ...ack }) => ({
       ...ack,
       ...(code ? { code, message: message ?? "" } : {}),

@@ -79,6 +79,11 @@ export interface ReportRecord {
   scope: string | null;
   /** The row's xid when read (null: a new report): the write checks it is unchanged. */
   xid: string | null;
+  /**
+   * The hash of the last row of the report's audit chain: as stored when
+   * read; in a plan, after the batch's rows.
+   */
+  chainHead: string | null;
 }
 
 export interface ConflictRecord extends ConflictDraft {
@@ -114,6 +119,13 @@ export interface ChainHead {
   head: string;
   /** The head the batch read (null: a new chain): the write checks it is unchanged. */
   found: string | null;
+  /**
+   * Where the write keeps the head (migration 014): in the report's row
+   * when the report was stored or the batch starts both report and chain;
+   * in audit_chains when no report is stored; in both when the batch creates
+   * the report of a chain that began without one (that row then stays).
+   */
+  at: "report" | "chains" | "both";
 }
 
 /** What the database holds for a batch that creates every report it names. */
@@ -205,7 +217,7 @@ export function planBatch(
   const heads = new Map<string, string | null>(
     loaded.heads.map((h) => [keyOf(h.projectId, h.reportId), h.hash]),
   );
-  const appended = new Map<string, ChainHead>();
+  const appended = new Map<string, Omit<ChainHead, "at">>();
   const changed = new Set<ReportRecord>();
   const audit: BatchPlan["audit"] = [];
   const conflicts: ConflictRecord[] = [];
@@ -275,11 +287,20 @@ export function planBatch(
       conflicts.push({ ...conflict, projectId: entry.projectId, reportId: entry.reportId });
     acks.set(key, { changeId: entry.changeId, outcome: result.outcome });
   }
+  const written = new Set<string>();
+  for (const report of changed) {
+    const key = keyOf(report.projectId, report.id);
+    report.chainHead = heads.get(key) ?? null;
+    written.add(key);
+  }
+  const stored = new Set(loaded.reports.map((r) => keyOf(r.projectId, r.id)));
+  const at = (key: string, found: string | null): ChainHead["at"] =>
+    stored.has(key) ? "report" : !written.has(key) ? "chains" : found === null ? "report" : "both";
   return {
     acks: entries.map((e) => acks.get(keyOf(e.projectId, e.changeId))!),
     reports: [...changed],
     audit,
-    chains: [...appended.values()],
+    chains: [...appended].map(([key, chain]) => ({ ...chain, at: at(key, chain.found) })),
     conflicts,
   };
 }
@@ -294,6 +315,7 @@ function newReport({ projectId, reportId }: Entry, change: Change): ReportRecord
     updatedBy: null,
     scope: change.scope ?? null,
     xid: null,
+    chainHead: null,
   };
 }
 

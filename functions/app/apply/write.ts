@@ -2,26 +2,26 @@ import type { Queryable } from "../../adapters/db/db.ts";
 import { type BatchPlan, keyOf } from "./plan.ts";
 
 /**
- * Statement 2 of a batch: its reports, audit rows and conflicts, each one
+ * Statement 2 of a batch: its reports (with their chain heads), audit rows,
+ * the heads of chains whose report is not stored, and conflicts, each one
  * set-based insert (or upsert) in one statement. The plan's records go in as
- * they are, one JSON array each (chain heads too), and are read with
- * jsonb_to_recordset under their own (camelCase) names: no row changes shape
- * on the way. Audit rows take their seq in the order given, which is chain
- * order.
+ * they are, one JSON array each, and are read with jsonb_to_recordset under
+ * their own (camelCase) names: no row changes shape on the way. Audit rows
+ * take their seq in the order given, which is chain order.
  *
  * Every row is found through its primary key (upserts: nothing to join, so
  * no plan can hash a table), and the statement checks what the batch read:
  * each report's xid and each chain's head must still be those read (none,
  * for a new one). If any changed, it raises 40001 and writes nothing, and
  * the batch is applied again under locks. A change applied meanwhile fails
- * it on audit_change.
+ * it on audit_change, and a chain begun meanwhile on audit_chain_start.
  */
 export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> {
   if (plan.audit.length === 0) return;
   // Only the parts this batch needs, and nothing of the batch in the text:
-  // each of the four shapes is one named prepared statement, parsed and
-  // planned once per connection (its plan joins nothing, so the generic
-  // plan is the custom one).
+  // each shape is one named prepared statement, parsed and planned once per
+  // connection (its plan joins nothing, so the generic plan is the custom
+  // one).
   const params: string[] = [];
   const param = (value: unknown) => {
     params.push(JSON.stringify(value));
@@ -30,24 +30,55 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
   const parts: string[] = [];
   const checks: string[] = [];
   // What the batch read, by key; `(select $n::jsonb)` parses each once, not per row.
+  const found = param(
+    Object.fromEntries(
+      plan.chains.flatMap((c) => (c.found ? [[keyOf(c.projectId, c.reportId), c.found]] : [])),
+    ),
+  );
+  const foundOf = (table: string, reportId: string) =>
+    `(select ${found}::jsonb) ->> (${table}.project_id || ':' || ${table}.${reportId})`;
   if (plan.reports.length > 0) {
     const read = Object.fromEntries(
       plan.reports.flatMap((r) => (r.xid ? [[keyOf(r.projectId, r.id), r.xid]] : [])),
     );
     parts.push(`written_reports as (
        insert into reports (project_id, id, fields, clocks, writers, deleted_hlc, version, created_by, updated_by,
-              scope)
+              scope, chain_head)
        select "projectId", id, state->'fields', state->'clocks', state->'writers', state->>'deletedHlc',
-              version, "createdBy", "updatedBy", scope
+              version, "createdBy", "updatedBy", scope, "chainHead"
          from jsonb_to_recordset(${param(plan.reports)}::jsonb) as r("projectId" uuid, id uuid, state jsonb,
-              version integer, "createdBy" uuid, "updatedBy" uuid, scope text)
+              version integer, "createdBy" uuid, "updatedBy" uuid, scope text, "chainHead" text)
        on conflict (id, project_id) do update
           set fields = excluded.fields, clocks = excluded.clocks, writers = excluded.writers,
               deleted_hlc = excluded.deleted_hlc, version = excluded.version, updated_by = excluded.updated_by,
-              updated_at = now(), xid = pg_current_xact_id()
+              chain_head = excluded.chain_head, updated_at = now(), xid = pg_current_xact_id()
         where reports.xid = ((select ${param(read)}::jsonb) ->> (reports.project_id || ':' || reports.id))::xid8
+          and reports.chain_head is not distinct from ${foundOf("reports", "id")}
        returning 1)`);
     checks.push(`(select count(*) from written_reports) = ${param(plan.reports.length)}::integer`);
+  }
+  // Stored reports whose chain moved on while their state did not (every
+  // change to them refused or superseded): the head alone, in place (no
+  // indexed column changes, so a heap-only update), the xid kept, so no
+  // device pulls them again. An upsert, like the reports above, so the row
+  // is found through the primary key; should a row have vanished since it
+  // was read (reports are never deleted), the insert is caught, not kept.
+  const rewritten = new Set(plan.reports.map((r) => keyOf(r.projectId, r.id)));
+  const moved = plan.chains.filter(
+    (c) => c.at === "report" && !rewritten.has(keyOf(c.projectId, c.reportId)),
+  );
+  if (moved.length > 0) {
+    parts.push(`written_heads as (
+       insert into reports (project_id, id, chain_head)
+       select "projectId", "reportId", head
+         from jsonb_to_recordset(${param(moved)}::jsonb) as h("projectId" uuid, "reportId" uuid, head text)
+       on conflict (id, project_id) do update set chain_head = excluded.chain_head
+        where reports.chain_head is not distinct from ${foundOf("reports", "id")}
+       -- xmax is 0 on a row inserted, not on one updated.
+       returning xmax <> 0 as updated)`);
+    checks.push(
+      `(select count(*) filter (where updated) from written_heads) = ${param(moved.length)}::integer`,
+    );
   }
   parts.push(`written_audit as (
        insert into audit_log (project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code,
@@ -64,17 +95,17 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
               with ordinality as a
         -- seq follows the chain order.
         order by a.ordinality)`);
-  const found = Object.fromEntries(
-    plan.chains.flatMap((c) => (c.found ? [[keyOf(c.projectId, c.reportId), c.found]] : [])),
-  );
-  parts.push(`written_chains as (
+  const unstored = plan.chains.filter((c) => c.at !== "report");
+  if (unstored.length > 0) {
+    parts.push(`written_chains as (
        insert into audit_chains (project_id, report_id, head)
        select "projectId", "reportId", head
-         from jsonb_to_recordset(${param(plan.chains)}::jsonb) as h("projectId" uuid, "reportId" uuid, head text)
+         from jsonb_to_recordset(${param(unstored)}::jsonb) as h("projectId" uuid, "reportId" uuid, head text)
        on conflict (project_id, report_id) do update set head = excluded.head
-        where audit_chains.head = (select ${param(found)}::jsonb) ->> (audit_chains.project_id || ':' || audit_chains.report_id)
+        where audit_chains.head = ${foundOf("audit_chains", "report_id")}
        returning 1)`);
-  checks.push(`(select count(*) from written_chains) = ${param(plan.chains.length)}::integer`);
+    checks.push(`(select count(*) from written_chains) = ${param(unstored.length)}::integer`);
+  }
   if (plan.conflicts.length > 0) {
     parts.push(`written_conflicts as (
        insert into conflicts (project_id, report_id, field, winner_change_id, winner_device_id, winner_hlc,
@@ -95,10 +126,10 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
     `with ${parts.join(", ")}
      select apply_unchanged(set_config('lock_timeout', '5s', true) is not null and ${checks.join(" and ")})`,
     params,
-    { name: writeName(plan) },
+    { name: writeName(parts) },
   );
 }
 
 /** The prepared statement a batch's write runs as: one per shape. */
-const writeName = (plan: BatchPlan) =>
-  `apply_write${plan.reports.length > 0 ? "_reports" : ""}${plan.conflicts.length > 0 ? "_conflicts" : ""}`;
+const writeName = (parts: string[]) =>
+  `apply_write_${parts.map((p) => p.slice("written_".length, p.indexOf(" as ("))).join("_")}`;
