@@ -112,9 +112,9 @@ export const rawSide: Side = {
     await db.transaction(async (tx) => {
       if (work.kind === "new") {
         await tx.query(
-          `with r as (select * from jsonb_to_recordset($1::jsonb) as r(${REPORT_RECORD})),
-           insert into reports (project_id, id, fields, clocks, writers, version, created_by, updated_by, chain_head)
-           select project_id, id, fields, clocks, writers, version, created_by, updated_by, head from r`,
+          `insert into reports (project_id, id, fields, clocks, writers, version, created_by, updated_by, chain_head)
+           select project_id, id, fields, clocks, writers, version, created_by, updated_by, head
+             from jsonb_to_recordset($1::jsonb) as r(${REPORT_RECORD})`,
           [JSON.stringify(reports)],
         );
       } else {
@@ -122,9 +122,9 @@ export const rawSide: Side = {
         // young the tables are (an update joined to the batch would be
         // planned as a hash over the whole table).
         await tx.query(
-          `with r as (select * from jsonb_to_recordset($1::jsonb) as r(${REPORT_RECORD})),
-           insert into reports (project_id, id, fields, clocks, writers, version, created_by, updated_by, chain_head)
-           select project_id, id, fields, clocks, writers, version, created_by, updated_by, head from r
+          `insert into reports (project_id, id, fields, clocks, writers, version, created_by, updated_by, chain_head)
+           select project_id, id, fields, clocks, writers, version, created_by, updated_by, head
+             from jsonb_to_recordset($1::jsonb) as r(${REPORT_RECORD})
            on conflict (id, project_id) do update
               set fields = reports.fields || excluded.fields, clocks = reports.clocks || excluded.clocks,
                   writers = reports.writers || excluded.writers,
