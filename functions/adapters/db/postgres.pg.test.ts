@@ -27,3 +27,20 @@ describe("the PostgreSQL adapter's pool", () => {
     expect((await db.query<{ one: number }>("select 1 as one"))[0]!.one).toBe(1);
   });
 });
+
+describe("a connection string with settings of its own", () => {
+  it("keeps them, and the adapter's schema and settings too", async () => {
+    const url = new URL(process.env.DATABASE_URL!);
+    url.searchParams.set("options", "-c statement_timeout=4321 -c search_path=elsewhere");
+    const db = createPostgresDb({ connectionString: url.toString(), schema: "app_schema", max: 1 });
+    try {
+      const [row] = await db.query<{ timeout: string; path: string; jit: string }>(
+        `select current_setting('statement_timeout') as timeout,
+                current_setting('search_path') as path, current_setting('jit') as jit`,
+      );
+      expect(row).toEqual({ timeout: "4321ms", path: "app_schema,public", jit: "off" });
+    } finally {
+      await db.close();
+    }
+  });
+});

@@ -76,15 +76,24 @@ const reusable = (error: unknown) =>
 
 /** node-postgres adapter: one pool per cold start. */
 export function createPostgresDb({ schema, max = 10, ssl, ...connection }: PostgresOptions): Db {
+  // Settings a connection string carries (`?options=-c …`) would replace
+  // these whole in node-postgres, schema and all: they go first instead,
+  // and these after them win.
+  const { connectionString, options: given } = splitOptions(connection.connectionString);
   const pool = new pg.Pool({
     ...connection,
+    connectionString,
     ...(ssl ? { ssl: { rejectUnauthorized: true } } : {}),
     max,
     types,
     // No JIT: every statement here reads or writes a handful of rows by
     // index. On tables without statistics their estimated cost passes
     // jit_above_cost, and compiling then took 12 ms of a 13 ms statement.
-    options: ["-c jit=off", ...(schema ? [`-c search_path=${schema},public`] : [])].join(" "),
+    options: [
+      ...(given ? [given] : []),
+      "-c jit=off",
+      ...(schema ? [`-c search_path=${schema},public`] : []),
+    ].join(" "),
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
   });
@@ -114,4 +123,16 @@ export function createPostgresDb({ schema, max = 10, ssl, ...connection }: Postg
     },
     close: () => pool.end(),
   };
+}
+
+/** A connection string without its `options` parameter, and that parameter. */
+function splitOptions(connectionString: string | undefined): {
+  connectionString: string | undefined;
+  options: string | null;
+} {
+  if (!connectionString?.includes("options=")) return { connectionString, options: null };
+  const url = new URL(connectionString);
+  const options = url.searchParams.get("options");
+  url.searchParams.delete("options");
+  return { connectionString: url.toString(), options };
 }
