@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createTestDb, dbTargets, type TestDb } from "../../../test/support/db.ts";
+import { seedProject } from "../../../test/support/fixtures.ts";
 import { migrate, readMigrations } from "./migrate.ts";
 
 // Migration scripts never run through the Data API (one statement per call):
@@ -17,6 +18,54 @@ describe.each(dbTargets().filter((target) => target !== "data-api"))("migrate on
       "select name from schema_migrations order by name",
     );
     expect(recorded.map((r) => r.name)).toEqual(names);
+  });
+
+  it("moves a stored report's chain head into its row and keeps the chain of a report never stored (014)", async () => {
+    t = await createTestDb(target, { migrated: false });
+    const all = await readMigrations();
+    const before = all.findIndex((m) => m.name.startsWith("014_"));
+    await migrate(t.db, all.slice(0, before));
+    const { project, devices } = await seedProject(t.db, 1);
+    const device = devices[0]!.id;
+    const [stored, neverStored] = [crypto.randomUUID(), crypto.randomUUID()];
+    // What the apply path left before 014: one entry each, heads in audit_chains.
+    await t.db.query("insert into reports (project_id, id, fields) values ($1, $2, '{}')", [
+      project.id,
+      stored,
+    ]);
+    for (const [report, head] of [
+      [stored, "a".repeat(64)],
+      [neverStored, "b".repeat(64)],
+    ] as const) {
+      await t.db.query(
+        `insert into audit_log (project_id, change_id, report_id, actor_type, actor_id, outcome,
+                                received_at, applied_at, prev_hash, hash)
+         values ($1, $2, $3, 'device', $4, 'rejected', now(), now(), null, $5)`,
+        [project.id, crypto.randomUUID(), report, device, head],
+      );
+      await t.db.query(
+        "insert into audit_chains (project_id, report_id, head) values ($1, $2, $3)",
+        [project.id, report, head],
+      );
+    }
+
+    expect(await migrate(t.db, all)).toEqual(all.slice(before).map((m) => m.name));
+    const [row] = await t.db.query<{ chain_head: string }>(
+      "select chain_head from reports where id = $1",
+      [stored],
+    );
+    expect(row!.chain_head).toBe("a".repeat(64));
+    const chains = await t.db.query<{ report_id: string }>("select report_id from audit_chains");
+    expect(chains.map((c) => c.report_id)).toEqual([neverStored]);
+    // A second first entry of either chain is refused.
+    await expect(
+      t.db.query(
+        `insert into audit_log (project_id, change_id, report_id, actor_type, actor_id, outcome,
+                                received_at, applied_at, prev_hash, hash)
+         values ($1, $2, $3, 'device', $4, 'rejected', now(), now(), null, $5)`,
+        [project.id, crypto.randomUUID(), stored, device, "c".repeat(64)],
+      ),
+    ).rejects.toThrow(/audit_chain_start/);
   });
 
   it("rolls back a failing migration whole, leaving nothing half-applied", async () => {
