@@ -9,6 +9,8 @@
 -- the head and the chain's row is left at the head it had then, never
 -- written again: a consumer that read the report as not stored finds that
 -- row moved on and applies its batch again (functions/app/apply/write.ts).
+-- The same holds for a report that consumers from before this migration
+-- store while a deployment runs (its row has no head, audit_chains has it).
 alter table reports add column chain_head text;
 update reports r set chain_head = h.head
   from audit_chains h

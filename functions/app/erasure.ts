@@ -170,7 +170,9 @@ export function eraseReport(
 /** Appends the erasure's own entry to the chain of the report (stored, and locked by the caller). */
 async function appendErasureEntry(tx: Queryable, record: AuditRecord): Promise<void> {
   const [chain] = await tx.query<{ head: string | null }>(
-    "select chain_head as head from reports where project_id = $1 and id = $2",
+    `select coalesce(chain_head, (select head from audit_chains h
+                                   where h.project_id = r.project_id and h.report_id = r.id)) as head
+       from reports r where project_id = $1 and id = $2`,
     [record.projectId, record.reportId],
   );
   const entry = { ...record, prevHash: chain?.head ?? null };
@@ -192,6 +194,13 @@ async function appendErasureEntry(tx: Queryable, record: AuditRecord): Promise<v
     ],
   );
   await tx.query("update reports set chain_head = $3 where project_id = $1 and id = $2", [
+    entry.projectId,
+    entry.reportId,
+    hash,
+  ]);
+  // A head found in audit_chains (a report stored before migration 014
+  // without one) moves on there too, as the apply path's does.
+  await tx.query("update audit_chains set head = $3 where project_id = $1 and report_id = $2", [
     entry.projectId,
     entry.reportId,
     hash,

@@ -36,7 +36,9 @@ async function read(
     [projectId, reportId],
   );
   const [chain] = await db.query<{ head: string | null }>(
-    "select chain_head as head from reports where project_id = $1 and id = $2",
+    `select coalesce(chain_head, (select head from audit_chains h
+                                   where h.project_id = r.project_id and h.report_id = r.id)) as head
+       from reports r where project_id = $1 and id = $2`,
     [projectId, reportId],
   );
   const history = rows.map(toStoredEntry);

@@ -210,6 +210,42 @@ describe.each(dbTargets())("applyChanges on %s", (target) => {
     expect((await verifyAuditChains(t.db, projectId)).ok).toBe(true);
   });
 
+  it("continues the chain of a report stored without its head, as code from before migration 014 leaves it while a deployment runs", async () => {
+    const [edited, refused] = [crypto.randomUUID(), crypto.randomUUID()];
+    await applyChanges(t.db, [
+      upsert(alice, edited, 6_500, { title: "one" }),
+      upsert(alice, refused, 6_501, { title: "one" }),
+    ]);
+    for (const reportId of [edited, refused]) {
+      const head = (await headOf(reportId))!.chain_head;
+      await t.db.query("update reports set chain_head = null where project_id = $1 and id = $2", [
+        projectId,
+        reportId,
+      ]);
+      await t.db.query(
+        "insert into audit_chains (project_id, report_id, head) values ($1, $2, $3)",
+        [projectId, reportId, head],
+      );
+    }
+    const acks = await applyChanges(t.db, [
+      upsert(alice, edited, 6_502, { title: "two" }),
+      forged(refused, 6_503),
+    ]);
+    expect(acks.map((a) => a.outcome)).toEqual(["applied", "rejected"]);
+    for (const reportId of [edited, refused]) {
+      const chain = await chainOf(reportId);
+      expect(chain.map((row) => row.prev_hash)).toEqual([null, chain[0]!.hash]);
+      expect((await headOf(reportId))!.chain_head).toBe(chain[1]!.hash);
+      // The row a writer from before 014 would read moved on too.
+      const [row] = await t.db.query<{ head: string }>(
+        "select head from audit_chains where project_id = $1 and report_id = $2",
+        [projectId, reportId],
+      );
+      expect(row!.head).toBe(chain[1]!.hash);
+    }
+    expect((await verifyAuditChains(t.db, projectId)).ok).toBe(true);
+  });
+
   it("writes nothing that would fork a chain begun or moved on since the batch read it, and applies it again", async () => {
     // A refusal read while its report was not stored; the report is created
     // before the refusal's write: two first entries of one chain.

@@ -97,15 +97,20 @@ export async function loadBatch(
     { name: lock ? "apply_load" : "apply_read" },
   );
   const { reports, heads, applied } = row!;
-  // A stored report's chain head is in its row, whatever audit_chains holds.
-  const stored = new Set(reports.map((r) => keyOf(r.projectId, r.id)));
+  // A stored report's chain head is in its row; in audit_chains only for a
+  // report stored without one (by code from before migration 014, in the
+  // minutes a deployment runs both).
+  const unstored = new Map(heads.map((h) => [keyOf(h.projectId, h.reportId), h]));
   return {
     reports,
     heads: [
-      ...reports.flatMap((r) =>
-        r.chainHead === null ? [] : [{ projectId: r.projectId, reportId: r.id, hash: r.chainHead }],
-      ),
-      ...heads.filter((h) => !stored.has(keyOf(h.projectId, h.reportId))),
+      ...reports.flatMap((r) => {
+        const key = keyOf(r.projectId, r.id);
+        const hash = r.chainHead ?? unstored.get(key)?.hash;
+        unstored.delete(key);
+        return hash ? [{ projectId: r.projectId, reportId: r.id, hash }] : [];
+      }),
+      ...unstored.values(),
     ],
     applied: applied.map(({ code, message, ...ack }) => ({
       ...ack,

@@ -122,8 +122,10 @@ export interface ChainHead {
   /**
    * Where the write keeps the head (migration 014): in the report's row
    * when the report was stored or the batch starts both report and chain;
-   * in audit_chains when no report is stored; in both when the batch creates
-   * the report of a chain that began without one (that row then stays).
+   * in audit_chains when no report is stored; in both when the chain's
+   * head was in audit_chains and its report is now stored (created by the
+   * batch, or stored without a head by code from before 014): that row
+   * then stays, at this head.
    */
   at: "report" | "chains" | "both";
 }
@@ -293,9 +295,14 @@ export function planBatch(
     report.chainHead = heads.get(key) ?? null;
     written.add(key);
   }
-  const stored = new Set(loaded.reports.map((r) => keyOf(r.projectId, r.id)));
-  const at = (key: string, found: string | null): ChainHead["at"] =>
-    stored.has(key) ? "report" : !written.has(key) ? "chains" : found === null ? "report" : "both";
+  // Each stored report's head as its row held it (null: a row stored
+  // without one, its head still in audit_chains).
+  const stored = new Map(loaded.reports.map((r) => [keyOf(r.projectId, r.id), r.chainHead]));
+  const at = (key: string, found: string | null): ChainHead["at"] => {
+    if (!stored.has(key) && !written.has(key)) return "chains";
+    // The head read came from audit_chains: that row moves on with it.
+    return found !== null && !stored.get(key) ? "both" : "report";
+  };
   return {
     acks: entries.map((e) => acks.get(keyOf(e.projectId, e.changeId))!),
     reports: [...changed],

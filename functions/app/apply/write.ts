@@ -29,14 +29,25 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
   };
   const parts: string[] = [];
   const checks: string[] = [];
-  // What the batch read, by key; `(select $n::jsonb)` parses each once, not per row.
-  const found = param(
-    Object.fromEntries(
-      plan.chains.flatMap((c) => (c.found ? [[keyOf(c.projectId, c.reportId), c.found]] : [])),
-    ),
-  );
-  const foundOf = (table: string, reportId: string) =>
-    `(select ${found}::jsonb) ->> (${table}.project_id || ':' || ${table}.${reportId})`;
+  // The chain heads the batch read, by key, those a report's row held apart
+  // from those audit_chains did; `(select $n::jsonb)` parses each once, not
+  // per row. Each is sent only if the statement reads it (the server could
+  // not type a parameter it never reads).
+  const headsRead = (held: (c: BatchPlan["chains"][number]) => boolean) => {
+    let placeholder: string | undefined;
+    return () =>
+      (placeholder ??= param(
+        Object.fromEntries(
+          plan.chains.flatMap((c) =>
+            c.found && held(c) ? [[keyOf(c.projectId, c.reportId), c.found]] : [],
+          ),
+        ),
+      ));
+  };
+  const inRows = headsRead((c) => c.at === "report");
+  const inChains = headsRead((c) => c.at !== "report");
+  const foundOf = (map: () => string, table: string, reportId: string) =>
+    `(select ${map()}::jsonb) ->> (${table}.project_id || ':' || ${table}.${reportId})`;
   if (plan.reports.length > 0) {
     const read = Object.fromEntries(
       plan.reports.flatMap((r) => (r.xid ? [[keyOf(r.projectId, r.id), r.xid]] : [])),
@@ -53,7 +64,7 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
               deleted_hlc = excluded.deleted_hlc, version = excluded.version, updated_by = excluded.updated_by,
               chain_head = excluded.chain_head, updated_at = now(), xid = pg_current_xact_id()
         where reports.xid = ((select ${param(read)}::jsonb) ->> (reports.project_id || ':' || reports.id))::xid8
-          and reports.chain_head is not distinct from ${foundOf("reports", "id")}
+          and reports.chain_head is not distinct from ${foundOf(inRows, "reports", "id")}
        returning 1)`);
     checks.push(`(select count(*) from written_reports) = ${param(plan.reports.length)}::integer`);
   }
@@ -65,7 +76,7 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
   // was read (reports are never deleted), the insert is caught, not kept.
   const rewritten = new Set(plan.reports.map((r) => keyOf(r.projectId, r.id)));
   const moved = plan.chains.filter(
-    (c) => c.at === "report" && !rewritten.has(keyOf(c.projectId, c.reportId)),
+    (c) => c.at !== "chains" && !rewritten.has(keyOf(c.projectId, c.reportId)),
   );
   if (moved.length > 0) {
     parts.push(`written_heads as (
@@ -73,7 +84,7 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
        select "projectId", "reportId", head
          from jsonb_to_recordset(${param(moved)}::jsonb) as h("projectId" uuid, "reportId" uuid, head text)
        on conflict (id, project_id) do update set chain_head = excluded.chain_head
-        where reports.chain_head is not distinct from ${foundOf("reports", "id")}
+        where reports.chain_head is not distinct from ${foundOf(inRows, "reports", "id")}
        -- xmax is 0 on a row inserted, not on one updated.
        returning xmax <> 0 as updated)`);
     checks.push(
@@ -102,7 +113,7 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
        select "projectId", "reportId", head
          from jsonb_to_recordset(${param(unstored)}::jsonb) as h("projectId" uuid, "reportId" uuid, head text)
        on conflict (project_id, report_id) do update set head = excluded.head
-        where audit_chains.head = ${foundOf("audit_chains", "report_id")}
+        where audit_chains.head = ${foundOf(inChains, "audit_chains", "report_id")}
        returning 1)`);
     checks.push(`(select count(*) from written_chains) = ${param(unstored.length)}::integer`);
   }
