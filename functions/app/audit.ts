@@ -49,6 +49,24 @@ export function toStoredEntry(row: ChainRow): StoredEntry {
 }
 
 /**
+ * The head of a stored report's audit chain: in its row, or in audit_chains
+ * for a report stored without one (by code from before migration 014).
+ */
+export async function chainHeadOf(
+  db: Queryable,
+  projectId: string,
+  reportId: string,
+): Promise<string | null> {
+  const [row] = await db.query<{ head: string | null }>(
+    `select coalesce(chain_head, (select head from audit_chains h
+                                   where h.project_id = r.project_id and h.report_id = r.id)) as head
+       from reports r where project_id = $1 and id = $2`,
+    [projectId, reportId],
+  );
+  return row?.head ?? null;
+}
+
+/**
  * Recomputes every hash chain of a project, a report at a time in seq order,
  * with `checkEntry` (`core/custody.ts`): each row's prev_hash must be its
  * predecessor's hash, its hash must match its content, each value its

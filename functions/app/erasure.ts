@@ -3,6 +3,7 @@ import { EdgeSyncError, NotFoundError } from "../../core/errors.ts";
 import type { JsonObject } from "../../core/json.ts";
 import type { Erasure } from "../../core/wire-custody.ts";
 import type { Db, Queryable } from "../adapters/db/db.ts";
+import { chainHeadOf } from "./audit.ts";
 
 /** The report is under legal hold: nothing of it may be erased. */
 export class LegalHoldError extends EdgeSyncError {
@@ -168,14 +169,14 @@ export function eraseReport(
 }
 
 /** Appends the erasure's own entry to the chain of the report (stored, and locked by the caller). */
-async function appendErasureEntry(tx: Queryable, record: AuditRecord): Promise<void> {
-  const [chain] = await tx.query<{ head: string | null }>(
-    `select coalesce(chain_head, (select head from audit_chains h
-                                   where h.project_id = r.project_id and h.report_id = r.id)) as head
-       from reports r where project_id = $1 and id = $2`,
-    [record.projectId, record.reportId],
-  );
-  const entry = { ...record, prevHash: chain?.head ?? null };
+async function appendErasureEntry(
+  tx: Queryable,
+  record: AuditRecord & { reportId: string },
+): Promise<void> {
+  const entry = {
+    ...record,
+    prevHash: await chainHeadOf(tx, record.projectId, record.reportId),
+  };
   const hash = hashAuditRecord(entry);
   await tx.query(
     `insert into audit_log (project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome,
@@ -193,18 +194,13 @@ async function appendErasureEntry(tx: Queryable, record: AuditRecord): Promise<v
       hash,
     ],
   );
-  await tx.query("update reports set chain_head = $3 where project_id = $1 and id = $2", [
-    entry.projectId,
-    entry.reportId,
-    hash,
-  ]);
   // A head found in audit_chains (a report stored before migration 014
   // without one) moves on there too, as the apply path's does.
-  await tx.query("update audit_chains set head = $3 where project_id = $1 and report_id = $2", [
-    entry.projectId,
-    entry.reportId,
-    hash,
-  ]);
+  await tx.query(
+    `with moved as (update reports set chain_head = $3 where project_id = $1 and id = $2)
+     update audit_chains set head = $3 where project_id = $1 and report_id = $2`,
+    [entry.projectId, entry.reportId, hash],
+  );
 }
 
 /** An erasure with how many of the project's devices have yet to erase their copies. */

@@ -1,6 +1,6 @@
 import { EVIDENCE_FORMAT, type EvidenceBundle } from "../../core/wire-custody.ts";
 import type { Db, Queryable } from "../adapters/db/db.ts";
-import { deviceKeys, ENTRY_COLUMNS, toStoredEntry } from "./audit.ts";
+import { chainHeadOf, deviceKeys, ENTRY_COLUMNS, toStoredEntry } from "./audit.ts";
 import { getReport } from "./read.ts";
 
 /**
@@ -35,12 +35,7 @@ async function read(
     `select ${ENTRY_COLUMNS} from audit_log where project_id = $1 and report_id = $2 order by seq`,
     [projectId, reportId],
   );
-  const [chain] = await db.query<{ head: string | null }>(
-    `select coalesce(chain_head, (select head from audit_chains h
-                                   where h.project_id = r.project_id and h.report_id = r.id)) as head
-       from reports r where project_id = $1 and id = $2`,
-    [projectId, reportId],
-  );
+  const chainHead = await chainHeadOf(db, projectId, reportId);
   const history = rows.map(toStoredEntry);
   const actors = new Set(history.map((e) => e.actor.id));
   const devices: EvidenceBundle["devices"] = {};
@@ -53,7 +48,7 @@ async function read(
     projectId,
     report,
     history,
-    chainHead: chain?.head ?? null,
+    chainHead,
     devices,
   };
 }

@@ -100,17 +100,17 @@ export async function loadBatch(
   // A stored report's chain head is in its row; in audit_chains only for a
   // report stored without one (by code from before migration 014, in the
   // minutes a deployment runs both).
-  const unstored = new Map(heads.map((h) => [keyOf(h.projectId, h.reportId), h]));
+  const fromChains = new Map(heads.map((h) => [keyOf(h.projectId, h.reportId), h]));
   return {
     reports,
     heads: [
       ...reports.flatMap((r) => {
         const key = keyOf(r.projectId, r.id);
-        const hash = r.chainHead ?? unstored.get(key)?.hash;
-        unstored.delete(key);
+        const hash = r.chainHead ?? fromChains.get(key)?.hash;
+        fromChains.delete(key);
         return hash ? [{ projectId: r.projectId, reportId: r.id, hash }] : [];
       }),
-      ...unstored.values(),
+      ...fromChains.values(),
     ],
     applied: applied.map(({ code, message, ...ack }) => ({
       ...ack,

@@ -29,27 +29,18 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
   };
   const parts: string[] = [];
   const checks: string[] = [];
-  // The chain heads the batch read, by key, those a report's row held apart
-  // from those audit_chains did; `(select $n::jsonb)` parses each once, not
-  // per row. Each is sent only if the statement reads it (the server could
-  // not type a parameter it never reads).
-  const headsRead = (held: (c: BatchPlan["chains"][number]) => boolean) => {
-    let placeholder: string | undefined;
-    return () =>
-      (placeholder ??= param(
-        Object.fromEntries(
-          plan.chains.flatMap((c) =>
-            c.found && held(c) ? [[keyOf(c.projectId, c.reportId), c.found]] : [],
-          ),
-        ),
-      ));
-  };
-  const inRows = headsRead((c) => c.at === "report");
-  const inChains = headsRead((c) => c.at !== "report");
-  const foundOf = (map: () => string, table: string, reportId: string) =>
-    `(select ${map()}::jsonb) ->> (${table}.project_id || ':' || ${table}.${reportId})`;
+  // The chain heads the batch read, by key: those a report's row held, and
+  // those audit_chains did. `(select $n::jsonb)` parses it once, not per row.
+  const read: Record<"rows" | "chains", Record<string, string>> = { rows: {}, chains: {} };
+  for (const c of plan.chains) {
+    if (c.found)
+      read[c.at === "report" ? "rows" : "chains"][keyOf(c.projectId, c.reportId)] = c.found;
+  }
+  const heads = param(read);
+  const headRead = (held: keyof typeof read, table: string, reportId: string) =>
+    `(select ${heads}::jsonb) -> '${held}' ->> (${table}.project_id || ':' || ${table}.${reportId})`;
   if (plan.reports.length > 0) {
-    const read = Object.fromEntries(
+    const xids = Object.fromEntries(
       plan.reports.flatMap((r) => (r.xid ? [[keyOf(r.projectId, r.id), r.xid]] : [])),
     );
     parts.push(`written_reports as (
@@ -63,8 +54,8 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
           set fields = excluded.fields, clocks = excluded.clocks, writers = excluded.writers,
               deleted_hlc = excluded.deleted_hlc, version = excluded.version, updated_by = excluded.updated_by,
               chain_head = excluded.chain_head, updated_at = now(), xid = pg_current_xact_id()
-        where reports.xid = ((select ${param(read)}::jsonb) ->> (reports.project_id || ':' || reports.id))::xid8
-          and reports.chain_head is not distinct from ${foundOf(inRows, "reports", "id")}
+        where reports.xid = ((select ${param(xids)}::jsonb) ->> (reports.project_id || ':' || reports.id))::xid8
+          and reports.chain_head is not distinct from ${headRead("rows", "reports", "id")}
        returning 1)`);
     checks.push(`(select count(*) from written_reports) = ${param(plan.reports.length)}::integer`);
   }
@@ -84,7 +75,7 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
        select "projectId", "reportId", head
          from jsonb_to_recordset(${param(moved)}::jsonb) as h("projectId" uuid, "reportId" uuid, head text)
        on conflict (id, project_id) do update set chain_head = excluded.chain_head
-        where reports.chain_head is not distinct from ${foundOf(inRows, "reports", "id")}
+        where reports.chain_head is not distinct from ${headRead("rows", "reports", "id")}
        -- xmax is 0 on a row inserted, not on one updated.
        returning xmax <> 0 as updated)`);
     checks.push(
@@ -113,7 +104,7 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
        select "projectId", "reportId", head
          from jsonb_to_recordset(${param(unstored)}::jsonb) as h("projectId" uuid, "reportId" uuid, head text)
        on conflict (project_id, report_id) do update set head = excluded.head
-        where audit_chains.head = ${foundOf(inChains, "audit_chains", "report_id")}
+        where audit_chains.head = ${headRead("chains", "audit_chains", "report_id")}
        returning 1)`);
     checks.push(`(select count(*) from written_chains) = ${param(unstored.length)}::integer`);
   }
