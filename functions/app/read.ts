@@ -72,7 +72,10 @@ const BY_THE_FILTERS =
  * (project, time, id) index and filtered: a page without filters, or with
  * filters most rows pass (a common word), ends there. If that leaves the
  * page short, the filters are selective: the rows matching them are found
- * through their own indexes (trigrams, update time) and sorted.
+ * through their own indexes (trigrams, update time), only their keys kept
+ * and sorted, and then read newest first by primary key, each put to the
+ * checks, until the page is full. Thousands of candidates cost a sort of
+ * keys; only the page's rows are read whole and checked.
  */
 async function newestFirst<R, T>(
   db: Db,
@@ -96,15 +99,22 @@ async function newestFirst<R, T>(
     const walked = await tx.query<Row>(
       where.filters
         ? `${select} from (select * from ${table} where ${where.base} ${order} limit ${WALK}) as newest
-            where ${where.filters} ${order} limit ${limit + 1}`
+            where ${where.filters} and ${where.checks} ${order} limit ${limit + 1}`
         : `${select} from ${table} where ${where.base} ${order} limit ${limit + 1}`,
       where.params,
     );
     if (walked.length > limit || !where.filters) return walked;
     await tx.query(`select ${BY_THE_FILTERS}`);
+    // The candidates' keys, sorted; then each row by its key (`limit 1`
+    // keeps that a lookup per candidate), in that order, until the page is full.
     return tx.query<Row>(
-      `with matching as materialized (select * from ${table} where ${where.base} and ${where.filters})
-       ${select} from matching ${order} limit ${limit + 1}`,
+      `with candidates as materialized
+         (select ${time} as candidate_time, id as candidate from ${table} where ${where.candidates})
+       ${select}
+         from (select * from candidates order by candidate_time desc, candidate desc) as c
+         cross join lateral (select * from ${table} where ${where.base} and id = c.candidate limit 1) as found
+        where ${where.checks}
+        order by c.candidate_time desc, c.candidate desc limit ${limit + 1}`,
       where.params,
     );
   });
@@ -127,44 +137,83 @@ const anywhere = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}
  * `q`: a case-insensitive substring of one of the report's string values.
  * The search column holds those values as lowercased JSON text (migration
  * 013), so `q` lowercased and JSON-escaped the same way is in it wherever
- * it is in a value; the trigram index finds those candidates. The text's
+ * it is in a value; the index over the project and that text (migration
+ * 015) finds those candidates. The text's
  * escapes and its array's brackets, quotes and commas can match too (`n`
  * in an escaped newline, `", "` between two values), so each candidate's
  * values are then checked themselves.
  */
-function matching(q: string) {
+function matching(where: Where, q: string): void {
   const lower = q.toLowerCase();
-  return (p: (value: unknown) => string) =>
-    `search like ${p(anywhere(JSON.stringify(lower).slice(1, -1)))}
-     and exists (select from jsonb_each(fields) as f(key, value)
-                  where jsonb_typeof(value) = 'string' and lower(value #>> '{}') like ${p(anywhere(lower))})`;
+  where
+    .filterWithProject(
+      (p) =>
+        `array[project_id] @> array[${where.project}::uuid] and search like ${p(anywhere(JSON.stringify(lower).slice(1, -1)))}`,
+    )
+    .check(
+      (p) => `exists (select from jsonb_each(fields) as f(key, value)
+                       where jsonb_typeof(value) = 'string' and lower(value #>> '{}') like ${p(anywhere(lower))})`,
+    );
 }
 
 /**
  * Collects WHERE conditions and their parameters, numbering placeholders:
- * the base (project and cursor) apart from the filters a query adds.
+ * the base (the project, then the cursor and the like) apart from the
+ * filters a query adds, and apart from checks, which no index serves and
+ * which are put only to rows already in page order.
  */
 class Where {
   readonly params: unknown[] = [];
-  private readonly baseParts: string[] = [];
+  /** The project's placeholder. */
+  readonly project: string;
+  private readonly baseParts: string[];
   private readonly filterParts: string[] = [];
-  add(sql: (p: (value: unknown) => string) => string): this {
-    this.baseParts.push(sql((value) => `$${this.params.push(value)}`));
+  private readonly checkParts: string[] = [];
+  private projectInFilters = false;
+  constructor(projectId: string) {
+    this.project = `$${this.params.push(projectId)}`;
+    this.baseParts = [`project_id = ${this.project}`];
+  }
+  private push(parts: string[], sql: (p: (value: unknown) => string) => string): this {
+    parts.push(sql((value) => `$${this.params.push(value)}`));
     return this;
   }
+  add(sql: (p: (value: unknown) => string) => string): this {
+    return this.push(this.baseParts, sql);
+  }
   filter(sql: (p: (value: unknown) => string) => string): this {
-    this.filterParts.push(sql((value) => `$${this.params.push(value)}`));
-    return this;
+    return this.push(this.filterParts, sql);
+  }
+  /**
+   * A filter that names the project itself, in a form only its own index
+   * serves: finding candidates, the base's `project_id = …` is then left
+   * out, so the planner cannot read the whole project from a btree instead.
+   */
+  filterWithProject(sql: (p: (value: unknown) => string) => string): this {
+    this.projectInFilters = true;
+    return this.filter(sql);
+  }
+  check(sql: (p: (value: unknown) => string) => string): this {
+    return this.push(this.checkParts, sql);
   }
   get base(): string {
     return this.baseParts.join(" and ");
+  }
+  /** What a candidate must match: the base and the filters, the project stated once. */
+  get candidates(): string {
+    const base = this.projectInFilters ? this.baseParts.slice(1) : this.baseParts;
+    return [...base, ...this.filterParts].join(" and ");
   }
   /** The filters, or the empty string when there are none. */
   get filters(): string {
     return this.filterParts.join(" and ");
   }
+  /** The checks, or `true` when there are none. */
+  get checks(): string {
+    return this.checkParts.join(" and ") || "true";
+  }
   get sql(): string {
-    return [...this.baseParts, ...this.filterParts].join(" and ");
+    return [...this.baseParts, ...this.filterParts, ...this.checkParts].join(" and ");
   }
 }
 
@@ -187,9 +236,9 @@ export async function listReports(
   query: ReportQuery,
 ): Promise<Page<Report>> {
   const after = decode(query.cursor, ReportCursor);
-  const where = new Where().add((p) => `project_id = ${p(projectId)}`);
-  // Served by the trigram index on the generated search column.
-  if (query.q) where.filter(matching(query.q));
+  const where = new Where(projectId);
+  // Served by the index over the project and the generated search column.
+  if (query.q) matching(where, query.q);
   // Served by the scoped pull's index (project, scope, …).
   if (query.scope) where.filter((p) => `scope = ${p(query.scope)}`);
   if (query.updatedAfter) where.filter((p) => `updated_at > ${p(query.updatedAfter)}`);
@@ -295,7 +344,7 @@ export async function listAudit(
   query: AuditQuery,
 ): Promise<Page<AuditEntry>> {
   const after = decode(query.cursor, z.tuple([z.number().int().positive()]));
-  const where = new Where().add((p) => `project_id = ${p(projectId)}`);
+  const where = new Where(projectId);
   if (query.actor) where.add((p) => `actor_id = ${p(query.actor)}`);
   if (query.reportId) where.add((p) => `report_id = ${p(query.reportId)}`);
   if (query.after) where.add((p) => `applied_at > ${p(query.after)}`);
@@ -322,7 +371,7 @@ export async function listConflicts(
   query: ConflictQuery,
 ): Promise<Page<Conflict>> {
   const after = decode(query.cursor, z.tuple([z.string().max(64), z.uuid()]));
-  const where = new Where().add((p) => `project_id = ${p(projectId)}`);
+  const where = new Where(projectId);
   if (query.reportId) where.filter((p) => `report_id = ${p(query.reportId)}`);
   if (query.after) where.filter((p) => `detected_at > ${p(query.after)}`);
   return newestFirst(db, where, after, query.limit, {
