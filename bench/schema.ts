@@ -64,6 +64,7 @@ const PARTS: Record<string, string> = {
   reports_pull: "drop index reports_pull",
   "reports → projects foreign key": "alter table reports drop constraint reports_project_id_fkey",
   "audit_change (primary key)": "alter table audit_log drop constraint audit_change",
+  "audit_chain_start (each chain's first entry)": "drop index audit_chain_start",
   audit_actor_pull: "drop index audit_actor_pull",
   audit_report: "drop index audit_report",
   audit_project_seq: "drop index audit_project_seq",
