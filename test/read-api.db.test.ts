@@ -355,6 +355,39 @@ describe.each(dbTargets().filter((target) => target === "postgres"))(
       expect(lookup.indexOf("Sort"), `${name}: ${lookup}`).toBeGreaterThan(join);
     }
 
+    it("pages through a q too rare for the newest reports, newest first, each match once, none of another project", async () => {
+      // "site 42" (and 420–429) is in about 1 title in 90: some 22 of each
+      // 2,000 rows walked, short of a page of 25, so every page comes from
+      // the candidates' lookup.
+      const other = (await seedProject(db.db, 0)).project.id;
+      await db.db.query(
+        `insert into reports (project_id, id, fields, clocks, version)
+         values ($1, gen_random_uuid(), '{"title": "report at site 42"}', '{}', 1)`,
+        [other],
+      );
+      const expected = (
+        await db.db.query<{ id: string }>(
+          `select id from reports where project_id = $1 and lower(fields->>'title') like '%site 42%'
+            order by created_at desc, id desc`,
+          [projectId],
+        )
+      ).map((r) => r.id);
+      expect(expected.length).toBeGreaterThan(100);
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await listReports(db.db, projectId, {
+          q: "SITE 42",
+          deleted: "false",
+          limit: 25,
+          cursor,
+        });
+        seen.push(...page.items.map((r) => r.id));
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+      expect(seen).toEqual(expected);
+    });
+
     // Never analysed first (a new, restored or bulk-loaded database), then analysed.
     it.each(queries)("serves %s from indexes, never analysed", async (name, query) => {
       expectIndexed(name, query, await plans(query));
