@@ -5,8 +5,13 @@ import { type ApplyItem, applyChanges } from "../functions/app/apply/apply-chang
 import { type BenchDb, benchDb, type Device, fieldsFor, timed, unseen } from "./db.ts";
 import type { BenchResult } from "./main.ts";
 
-/** Changes per cell and per side (`BENCH_APPLY_CHANGES`). */
-const CHANGES = Number(process.env.BENCH_APPLY_CHANGES ?? 4000);
+/**
+ * Changes per cell and per side (`BENCH_APPLY_CHANGES`). Enough that the
+ * trigram index's pending-list merges (a batch of about 60 ms, every 3,500
+ * or so reports written) fall on both sides of a pair several times a cell,
+ * not on one side by luck.
+ */
+const CHANGES = Number(process.env.BENCH_APPLY_CHANGES ?? 12_000);
 /** Existing reports each side's updates go to. */
 const POOL = 2000;
 const CONSUMERS = [1, 4];

@@ -39,9 +39,18 @@ export interface SqsQueueOptions {
   dlqUrl?: string;
 }
 
+/**
+ * An SQS client whose middleware stack is resolved once per command type
+ * (`cacheMiddleware`), not on every call: nothing here changes a client's
+ * middleware after it is made, and sending, receiving and deleting a
+ * message cost the calling process about 30% less CPU with it (bench/README,
+ * "e2e"). A call given its own options (the event source's receives, with
+ * their abort signal) is resolved afresh, as before.
+ */
 export function createSqsClient(region: string, endpoint?: string): SQSClient {
   return new SQSClient({
     region,
+    cacheMiddleware: true,
     ...(endpoint
       ? { endpoint, credentials: { accessKeyId: "local", secretAccessKey: "local" } }
       : {}),
