@@ -1,8 +1,11 @@
 import { readFile } from "node:fs/promises";
+import { formatHlc } from "../core/hlc.ts";
 import type { Db } from "../functions/adapters/db/db.ts";
+import { applyChanges } from "../functions/app/apply/apply-changes.ts";
+import { listDevices } from "../functions/app/fleet.ts";
 import { pull } from "../functions/app/pull.ts";
-import { getReport, listReports, type ReportQuery } from "../functions/app/read.ts";
-import { benchDb, seedReports, timed } from "./db.ts";
+import { getReport, listReports, projectCounts, type ReportQuery } from "../functions/app/read.ts";
+import { benchDb, type Device, fieldsFor, seedReports, timed, unseen } from "./db.ts";
 import type { BenchResult } from "./main.ts";
 
 /** Reports in the project read (`BENCH_READ_REPORTS`). */
@@ -16,7 +19,9 @@ const P95_MS = 20;
  * analysed (a new, restored or bulk-loaded database), then analysed: the
  * p95 of each beside that of reading one report by id (the anchor), and the
  * database CPU a new device's first sync costs beside reading the same
- * reports in one statement.
+ * reports in one statement. The counts the dashboard polls (status,
+ * devices) are read with ten new reports applied between reads, as a
+ * dashboard polls a project that syncs.
  */
 export async function benchRead(): Promise<BenchResult[]> {
   const bench = await benchDb(1);
@@ -63,6 +68,21 @@ export async function benchRead(): Promise<BenchResult[]> {
           max: P95_MS,
         });
       }
+      const polled: Record<string, () => Promise<unknown>> = {
+        "GET /v1/status": () => projectCounts(bench.db, projectId),
+        "GET /v1/devices": () => listDevices(bench.db, projectId, Date.now()),
+      };
+      for (const [name, read] of Object.entries(polled)) {
+        const value = await p95(read, () => applyNew(bench.db, device));
+        results.push({
+          name: `${name}, ten new reports between reads, ${statistics}`,
+          value: Number(value.toFixed(1)),
+          unit: "ms p95",
+          baseline: Number(anchor.toFixed(1)),
+          ratio: anchor / value,
+          max: P95_MS,
+        });
+      }
       results.push(await firstSync(bench.db, projectId, device.id, statistics));
     }
     return results;
@@ -71,12 +91,43 @@ export async function benchRead(): Promise<BenchResult[]> {
   }
 }
 
-async function p95(read: (i: number) => Promise<unknown>): Promise<number> {
+/** The p95 of `read`, after one untimed read; `between` runs untimed before each. */
+async function p95(
+  read: (i: number) => Promise<unknown>,
+  between?: () => Promise<unknown>,
+): Promise<number> {
   await read(0);
   const times: number[] = [];
-  for (let i = 1; i <= RUNS; i++) times.push(await timed(() => read(i)));
+  for (let i = 1; i <= RUNS; i++) {
+    await between?.();
+    times.push(await timed(() => read(i)));
+  }
   times.sort((a, b) => a - b);
   return times[Math.ceil(times.length * 0.95) - 1]!;
+}
+
+let wall = Date.now();
+/** Ten new reports from `device`, applied as the consumer applies a batch. */
+function applyNew(db: Db, device: Device) {
+  return applyChanges(
+    db,
+    Array.from({ length: 10 }, () => {
+      const fields = fieldsFor(++wall, 3);
+      return {
+        projectId: device.projectId,
+        deviceId: device.id,
+        receivedAt: new Date().toISOString(),
+        change: {
+          changeId: crypto.randomUUID(),
+          reportId: crypto.randomUUID(),
+          op: "upsert" as const,
+          hlc: formatHlc({ wall, counter: 0, node: device.id }),
+          fields,
+          base: unseen(fields),
+        },
+      };
+    }),
+  );
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Device, DeviceState } from "../../core/wire-fleet.ts";
 import type { Queryable } from "../adapters/db/db.ts";
 import { iso } from "./read.ts";
+import { deviceOutcomes, type Outcomes } from "./tallies.ts";
 
 /** A device with no request for this long is `silent`. */
 export const SILENT_AFTER_MS = 15 * 60_000;
@@ -55,24 +56,22 @@ interface DeviceRow {
   scopes: string[];
 }
 
-/** The project's devices with their sync counters and health. */
+/**
+ * The project's devices with their sync counters and health; their changes
+ * by outcome from tallies (`tallies.ts`), so no call counts a device's
+ * whole history again.
+ */
 export async function listDevices(
   db: Queryable,
   projectId: string,
   nowMs: number,
 ): Promise<{ items: Device[] }> {
-  const rows = await db.query<DeviceRow>(
+  const outcomes = await deviceOutcomes(db, projectId);
+  const rows = await db.query<Omit<DeviceRow, keyof Outcomes>>(
     `select d.id, d.name, d.client_id, d.created_at, d.revoked_at, d.last_seen_at, d.last_push_at, d.last_pull_at,
-            d.accepted, o.applied, o.partial, o.superseded, o.rejected, k.conflicts,
-            d.last_request_refused, d.failed_pushes, d.last_error_at, d.last_error_code, d.last_error_message,
-            d.agent_version, d.platform, d.scopes
+            d.accepted, k.conflicts, d.last_request_refused, d.failed_pushes, d.last_error_at, d.last_error_code,
+            d.last_error_message, d.agent_version, d.platform, d.scopes
        from devices d
-       cross join lateral (
-         select count(*) filter (where outcome = 'applied')::int as applied,
-                count(*) filter (where outcome = 'partial')::int as partial,
-                count(*) filter (where outcome = 'superseded')::int as superseded,
-                count(*) filter (where outcome = 'rejected')::int as rejected
-           from audit_log a where a.actor_id = d.id) as o
        cross join lateral (
          select count(*)::int as conflicts from conflicts c
           where c.project_id = d.project_id and (c.winner_device_id = d.id::text or c.loser_device_id = d.id::text)) as k
@@ -80,7 +79,10 @@ export async function listDevices(
       order by d.created_at, d.id`,
     [projectId],
   );
-  return { items: rows.map((row) => toDeviceView(row, nowMs)) };
+  const none: Outcomes = { applied: 0, partial: 0, superseded: 0, rejected: 0 };
+  return {
+    items: rows.map((row) => toDeviceView({ ...row, ...(outcomes.get(row.id) ?? none) }, nowMs)),
+  };
 }
 
 function toDeviceView(r: DeviceRow, nowMs: number): Device {

@@ -44,15 +44,18 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
       plan.reports.flatMap((r) => (r.xid ? [[keyOf(r.projectId, r.id), r.xid]] : [])),
     );
     parts.push(`written_reports as (
-       insert into reports (project_id, id, fields, clocks, writers, deleted_hlc, version, created_by, updated_by,
-              scope, chain_head)
+       insert into reports (project_id, id, fields, clocks, writers, deleted_hlc, deleted_xid, version, created_by,
+              updated_by, scope, chain_head)
        select "projectId", id, state->'fields', state->'clocks', state->'writers', state->>'deletedHlc',
+              case when state->>'deletedHlc' is not null then pg_current_xact_id() end,
               version, "createdBy", "updatedBy", scope, "chainHead"
          from jsonb_to_recordset(${param(plan.reports)}::jsonb) as r("projectId" uuid, id uuid, state jsonb,
               version integer, "createdBy" uuid, "updatedBy" uuid, scope text, "chainHead" text)
        on conflict (id, project_id) do update
           set fields = excluded.fields, clocks = excluded.clocks, writers = excluded.writers,
               deleted_hlc = excluded.deleted_hlc, version = excluded.version, updated_by = excluded.updated_by,
+              -- When it was deleted, for the live count's tally (016_tallies.sql).
+              deleted_xid = case when reports.deleted_hlc is null then excluded.deleted_xid else reports.deleted_xid end,
               chain_head = excluded.chain_head, updated_at = now(), xid = pg_current_xact_id()
         where reports.xid = ((select ${param(xids)}::jsonb) ->> (reports.project_id || ':' || reports.id))::xid8
           and reports.chain_head is not distinct from ${headRead("rows", "reports", "id")}
