@@ -1,7 +1,7 @@
 import type { Device, DeviceState } from "../../core/wire-fleet.ts";
 import type { Queryable } from "../adapters/db/db.ts";
 import { iso } from "./read.ts";
-import { deviceOutcomes, type Outcomes } from "./tallies.ts";
+import { type DeviceTally, deviceTallies } from "./tallies.ts";
 
 /** A device with no request for this long is `silent`. */
 export const SILENT_AFTER_MS = 15 * 60_000;
@@ -58,30 +58,27 @@ interface DeviceRow {
 
 /**
  * The project's devices with their sync counters and health; their changes
- * by outcome from tallies (`tallies.ts`), so no call counts a device's
- * whole history again.
+ * by outcome and their conflicts from tallies (`tallies.ts`), so no call
+ * counts a device's whole history again.
  */
 export async function listDevices(
   db: Queryable,
   projectId: string,
   nowMs: number,
 ): Promise<{ items: Device[] }> {
-  const outcomes = await deviceOutcomes(db, projectId);
-  const rows = await db.query<Omit<DeviceRow, keyof Outcomes>>(
+  const tallies = await deviceTallies(db, projectId);
+  const rows = await db.query<Omit<DeviceRow, keyof DeviceTally>>(
     `select d.id, d.name, d.client_id, d.created_at, d.revoked_at, d.last_seen_at, d.last_push_at, d.last_pull_at,
-            d.accepted, k.conflicts, d.last_request_refused, d.failed_pushes, d.last_error_at, d.last_error_code,
+            d.accepted, d.last_request_refused, d.failed_pushes, d.last_error_at, d.last_error_code,
             d.last_error_message, d.agent_version, d.platform, d.scopes
        from devices d
-       cross join lateral (
-         select count(*)::int as conflicts from conflicts c
-          where c.project_id = d.project_id and (c.winner_device_id = d.id::text or c.loser_device_id = d.id::text)) as k
       where d.project_id = $1
       order by d.created_at, d.id`,
     [projectId],
   );
-  const none: Outcomes = { applied: 0, partial: 0, superseded: 0, rejected: 0 };
+  const none: DeviceTally = { applied: 0, partial: 0, superseded: 0, rejected: 0, conflicts: 0 };
   return {
-    items: rows.map((row) => toDeviceView({ ...row, ...(outcomes.get(row.id) ?? none) }, nowMs)),
+    items: rows.map((row) => toDeviceView({ ...row, ...(tallies.get(row.id) ?? none) }, nowMs)),
   };
 }
 

@@ -6,7 +6,7 @@ import type { AuditEntry, Conflict, Report } from "../../core/types.ts";
 import type { Db, Queryable } from "../adapters/db/db.ts";
 import { decode, keysetPage, newestFirst, type Page, Where } from "./listing.ts";
 import { CONFLICT_COLUMNS, REPORT_COLUMNS, type ReportRow, toConflict, toReport } from "./rows.ts";
-import { liveReports } from "./tallies.ts";
+import { projectTally } from "./tallies.ts";
 
 /** A LIKE pattern matching `text` anywhere, with LIKE's own wildcards escaped. */
 const anywhere = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
@@ -204,21 +204,19 @@ export const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 /** Counts and the last time a change was applied, for GET /v1/status. */
 export async function projectCounts(db: Queryable, projectId: string) {
-  const reports = await liveReports(db, projectId);
+  const tally = await projectTally(db, projectId);
   const [row] = await db.query<{
     last_applied_at: Date | null;
-    conflicts: number;
     devices: number;
   }>(
     `select (select applied_at from audit_log where project_id = $1 order by seq desc limit 1) as last_applied_at,
-            (select count(*)::int from conflicts where project_id = $1) as conflicts,
             (select count(*)::int from devices where project_id = $1 and revoked_at is null) as devices`,
     [projectId],
   );
   return {
     lastAppliedAt: iso(row!.last_applied_at),
-    reports,
-    conflicts: row!.conflicts,
+    reports: tally.live,
+    conflicts: tally.conflicts,
     devices: row!.devices,
   };
 }

@@ -5,62 +5,86 @@ import type { Queryable } from "../adapters/db/db.ts";
  * counts a project's whole history again: a tally is exact over the
  * transactions below its `below`, an xid that was a snapshot's xmin (every
  * transaction under it had ended). A read adds what the rows written since
- * say, through the pull indexes (`xid >= below`), and moves the tally up
+ * say, through the pull indexes (`xid >= below`; a project's conflicts
+ * through `created_xid >= below`), and moves the tally up
  * to its own snapshot's xmin over the rows settled below that. Two reads at
  * once may both move it: each writes an exact pair, and the higher wins.
  *
  * Each read is two statements: the tally first, so that the second is
  * planned knowing how far back it reads (a bound hidden in a subquery is
- * planned as a third of the table, and an analysed project of one device
- * or one project was then read whole).
+ * planned as a third of the table, and an analysed project was then read
+ * whole).
+ *
+ * A row that does not say when it was created (or deleted) was stored
+ * before the tallies, and counts as created (deleted) before any tally.
  */
 
 /** The first xid a tally can start from: no row is older. */
 const FIRST = "1";
 
-/** The project's live (not deleted) reports. */
-export async function liveReports(db: Queryable, projectId: string): Promise<number> {
-  const [tally] = await db.query<{ below: string; live: string }>(
-    "select below::text, live from report_tallies where project_id = $1",
-    [projectId],
-  );
-  // Each report written since the tally counts as it is now, in place of
-  // how the tally counted it. A row that does not say when it was created,
-  // or deleted, was stored before the tallies.
-  const [row] = await db.query<{ live: string }>(
-    `with snap as (select pg_snapshot_xmin(pg_current_snapshot()) as upto),
-       changed as (
-         select count(*) filter (where r.deleted_hlc is null) as live_now,
-                count(*) filter (where coalesce(r.created_xid < s.upto, true)
-                                   and (r.deleted_hlc is null or r.deleted_xid >= s.upto)) as live_upto,
-                count(*) filter (where $3::boolean and coalesce(r.created_xid < $2::text::xid8, true)
-                                   and (r.deleted_hlc is null or r.deleted_xid >= $2::text::xid8)) as live_below
-           from snap s join reports r on r.project_id = $1 and r.xid >= $2::text::xid8),
-       moved as (
-         insert into report_tallies (project_id, below, live)
-         select $1, s.upto, $4::bigint + c.live_upto - c.live_below from snap s cross join changed c
-         on conflict (project_id) do update set below = excluded.below, live = excluded.live
-          where excluded.below > report_tallies.below)
-     select $4::bigint + live_now - live_below as live from changed`,
-    [projectId, tally?.below ?? FIRST, tally !== undefined, tally?.live ?? 0],
-  );
-  return Number(row!.live);
+/** The snapshot's xmin: the tally's next `below`. */
+const SNAP = "snap as (select pg_snapshot_xmin(pg_current_snapshot()) as upto)";
+
+/**
+ * Counts of the rows written since a tally (`rows`, joined with `snap s`)
+ * that the tally had not counted: all of them (`fresh`), and those settled
+ * below the snapshot's xmin (`settled_fresh`). `since` is the tally's
+ * `below`, or null when there is none.
+ */
+const fresh = (rows: string, since: string) =>
+  `count(*) filter (where ${since} is null or ${rows}.created_xid >= ${since}) as fresh,
+   count(*) filter (where (${since} is null or ${rows}.created_xid >= ${since})
+                      and coalesce(${rows}.created_xid < s.upto, true)) as settled_fresh`;
+
+export interface ProjectTally {
+  /** Reports not deleted. */
+  live: number;
+  conflicts: number;
 }
 
-export interface Outcomes {
-  applied: number;
-  partial: number;
-  superseded: number;
-  rejected: number;
+/** The project's live (not deleted) reports and its conflicts. */
+export async function projectTally(db: Queryable, projectId: string): Promise<ProjectTally> {
+  const [tally] = await db.query<{ below: string; live: string; conflicts: string }>(
+    "select below::text, live, conflicts from project_tallies where project_id = $1",
+    [projectId],
+  );
+  // A report written since counts as it is now, in place of how the tally
+  // counted it (live at its `below`).
+  const liveAt = (xid: string) =>
+    `coalesce(r.created_xid < ${xid}, true) and (r.deleted_hlc is null or r.deleted_xid >= ${xid})`;
+  const [row] = await db.query<{ live: string; conflicts: string }>(
+    `with ${SNAP},
+       reports_since as (
+         select count(*) filter (where r.deleted_hlc is null) as live_now,
+                count(*) filter (where ${liveAt("s.upto")}) as live_upto,
+                count(*) filter (where $2::xid8 is not null and ${liveAt("$2::xid8")}) as live_below
+           from snap s join reports r on r.project_id = $1 and r.xid >= coalesce($2::xid8, '${FIRST}')),
+       conflicts_since as (
+         select ${fresh("c", "$2::xid8")}
+           from snap s join conflicts c on c.project_id = $1 and ${tally ? "c.created_xid >= $2::xid8" : "true"}),
+       moved as (
+         insert into project_tallies (project_id, below, live, conflicts)
+         select $1, s.upto, $3::bigint + r.live_upto - r.live_below, $4::bigint + c.settled_fresh
+           from snap s, reports_since r, conflicts_since c
+         on conflict (project_id) do update
+            set below = excluded.below, live = excluded.live, conflicts = excluded.conflicts
+          where excluded.below > project_tallies.below)
+     select $3::bigint + r.live_now - r.live_below as live, $4::bigint + c.fresh as conflicts
+       from reports_since r, conflicts_since c`,
+    [projectId, tally?.below ?? null, tally?.live ?? 0, tally?.conflicts ?? 0],
+  );
+  return { live: Number(row!.live), conflicts: Number(row!.conflicts) };
 }
 
 const OUTCOMES = ["applied", "partial", "superseded", "rejected"] as const;
 
-/** Each of the project's devices' changes by outcome, by device id. */
-export async function deviceOutcomes(
+export type DeviceTally = Record<(typeof OUTCOMES)[number] | "conflicts", number>;
+
+/** Each of the project's devices' changes by outcome, and the conflicts it took part in, by device id. */
+export async function deviceTallies(
   db: Queryable,
   projectId: string,
-): Promise<Map<string, Outcomes>> {
+): Promise<Map<string, DeviceTally>> {
   // The lowest tally of the project's devices (none for a device without
   // one) bounds every device's read in the plan.
   const [lowest] = await db.query<{ below: string | null }>(
@@ -68,40 +92,46 @@ export async function deviceOutcomes(
        from devices d left join device_tallies t on t.device_id = d.id where d.project_id = $1`,
     [projectId],
   );
-  const counts = (settled: boolean) =>
-    OUTCOMES.map(
-      (o) =>
-        `count(*) filter (where a.outcome = '${o}'${settled ? " and a.xid < s.upto" : ""}) as ${settled ? "settled_" : ""}${o}`,
-    ).join(", ");
+  // Rows written since the device's tally, within the project's lowest.
+  const since = (rows: string) =>
+    `${rows}.xid >= $2::xid8 and ${rows}.xid >= coalesce(t.below, '${FIRST}')`;
+  // Audit rows are never rewritten: every one since the tally is new.
+  const outcomes = OUTCOMES.flatMap((o) => [
+    `count(*) filter (where a.outcome = '${o}') as ${o}`,
+    `count(*) filter (where a.outcome = '${o}' and a.xid < s.upto) as settled_${o}`,
+  ]).join(", ");
+  const bySide = (side: string, other: string) =>
+    `select c.created_xid from conflicts c
+      where c.${side}_device_id = d.id::text ${other} and ${since("c")}`;
+  const counts = [...OUTCOMES, "conflicts"] as const;
   const rows = await db.query<Record<string, string>>(
-    `with snap as (select pg_snapshot_xmin(pg_current_snapshot()) as upto),
+    `with ${SNAP},
        counted as (
-         select d.id, s.upto, ${OUTCOMES.map((o) => `coalesce(t.${o}, 0) as tally_${o}`).join(", ")}, n.*
+         select d.id, s.upto, ${counts.map((k) => `coalesce(t.${k}, 0) as tally_${k}`).join(", ")}, o.*,
+                k.fresh as conflicts, k.settled_fresh as settled_conflicts
            from devices d
            cross join snap s
            left join device_tallies t on t.device_id = d.id
+           cross join lateral (select ${outcomes} from audit_log a where a.actor_id = d.id and ${since("a")}) o
            cross join lateral (
-             select ${counts(false)}, ${counts(true)} from audit_log a
-              where a.actor_id = d.id and a.xid >= $2::text::xid8 and a.xid >= coalesce(t.below, '${FIRST}'::xid8)) n
+             select ${fresh("c", "t.below")}
+               from (${bySide("winner", "")}
+                     union all
+                     ${bySide("loser", "and c.winner_device_id <> d.id::text")}) c) k
           where d.project_id = $1),
        moved as (
-         insert into device_tallies (device_id, below, ${OUTCOMES.join(", ")})
-         select id, upto, ${OUTCOMES.map((o) => `tally_${o} + settled_${o}`).join(", ")} from counted
+         insert into device_tallies (device_id, below, ${counts.join(", ")})
+         select id, upto, ${counts.map((k) => `tally_${k} + settled_${k}`).join(", ")} from counted
          on conflict (device_id) do update
-            set below = excluded.below, ${OUTCOMES.map((o) => `${o} = excluded.${o}`).join(", ")}
+            set below = excluded.below, ${counts.map((k) => `${k} = excluded.${k}`).join(", ")}
           where excluded.below > device_tallies.below)
-     select id, ${OUTCOMES.map((o) => `tally_${o} + ${o} as ${o}`).join(", ")} from counted`,
+     select id, ${counts.map((k) => `tally_${k} + ${k} as ${k}`).join(", ")} from counted`,
     [projectId, lowest?.below ?? FIRST],
   );
   return new Map(
     rows.map((r) => [
       r.id!,
-      {
-        applied: Number(r.applied),
-        partial: Number(r.partial),
-        superseded: Number(r.superseded),
-        rejected: Number(r.rejected),
-      },
+      Object.fromEntries(counts.map((k) => [k, Number(r[k])])) as DeviceTally,
     ]),
   );
 }
