@@ -210,5 +210,31 @@ describe.each(dbTargets().filter((target) => target === "postgres"))(
       expect((await projectTally(t.db, p)).live).toBe(3);
       expect((await deviceTallies(t.db, p)).get(a)?.applied).toBe(3);
     });
+
+    it("stay exact with reads and writes running at once", async () => {
+      const { project, devices } = await seedProject(t.db, 4);
+      const ids = devices.map((d) => d.id);
+      const p = project.id;
+      const readers = [t.connectAgain!(), t.connectAgain!()];
+      const pool = Array.from({ length: 20 }, () => crypto.randomUUID());
+      for (let round = 0; round < 8; round++) {
+        await Promise.all([
+          // Each device edits a share of the reports (another each round), some with a stale base.
+          ...ids.map((d, i) =>
+            applyChanges(
+              t.db,
+              pool
+                .filter((_, k) => (k + round) % ids.length === i)
+                .map((r, k) => change(p, d, r, (round + k) % 3 === 0 ? "stale" : "upsert")),
+            ),
+          ),
+          ...readers.flatMap((db) => [deviceTallies(db, p), projectTally(db, p)]),
+        ]);
+      }
+      const expected = await counted(t.db, p);
+      expect(expected.live).toBe(20);
+      expect(expected.conflicts).toBeGreaterThan(0);
+      expect(await tallied(readers[0]!, p)).toEqual(expected);
+    });
   },
 );

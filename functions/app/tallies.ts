@@ -121,7 +121,8 @@ export async function deviceTallies(
           where d.project_id = $1),
        moved as (
          insert into device_tallies (device_id, below, ${counts.join(", ")})
-         select id, upto, ${counts.map((k) => `tally_${k} + settled_${k}`).join(", ")} from counted
+         -- In one order, so that two reads at once lock the rows alike (no deadlock).
+         select id, upto, ${counts.map((k) => `tally_${k} + settled_${k}`).join(", ")} from counted order by id
          on conflict (device_id) do update
             set below = excluded.below, ${counts.map((k) => `${k} = excluded.${k}`).join(", ")}
           where excluded.below > device_tallies.below)
