@@ -66,7 +66,6 @@ export async function listDevices(
   projectId: string,
   nowMs: number,
 ): Promise<{ items: Device[] }> {
-  const tallies = await deviceTallies(db, projectId);
   const rows = await db.query<Omit<DeviceRow, keyof DeviceTally>>(
     `select d.id, d.name, d.client_id, d.created_at, d.revoked_at, d.last_seen_at, d.last_push_at, d.last_pull_at,
             d.accepted, d.last_request_refused, d.failed_pushes, d.last_error_at, d.last_error_code,
@@ -76,6 +75,9 @@ export async function listDevices(
       order by d.created_at, d.id`,
     [projectId],
   );
+  // After the devices' rows: a change accepted before them and applied
+  // since counts as applied, not as a device behind.
+  const tallies = await deviceTallies(db, projectId);
   const none: DeviceTally = { applied: 0, partial: 0, superseded: 0, rejected: 0, conflicts: 0 };
   return {
     items: rows.map((row) => toDeviceView({ ...row, ...(tallies.get(row.id) ?? none) }, nowMs)),
