@@ -6,9 +6,9 @@ import type { Queryable } from "../adapters/db/db.ts";
  * transactions below its `below`, an xid that was a snapshot's xmin (every
  * transaction under it had ended). A read adds what the rows written since
  * say, through the pull indexes (`xid >= below`; a project's conflicts
- * through `created_xid >= below`), and moves the tally up
- * to its own snapshot's xmin over the rows settled below that. Two reads at
- * once may both move it: each writes an exact pair, and the higher wins.
+ * through `created_xid >= below`), and moves the tally up to its own
+ * snapshot's xmin over the rows settled below that. Two reads at once may
+ * both move it: each writes an exact pair, and the higher wins.
  *
  * Each read is two statements: the tally first, so that the second is
  * planned knowing how far back it reads (a bound hidden in a subquery is
