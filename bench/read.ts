@@ -1,11 +1,10 @@
 import { readFile } from "node:fs/promises";
-import { formatHlc } from "../core/hlc.ts";
 import type { Db } from "../functions/adapters/db/db.ts";
-import { applyChanges } from "../functions/app/apply/apply-changes.ts";
 import { listDevices } from "../functions/app/fleet.ts";
 import { pull } from "../functions/app/pull.ts";
 import { getReport, listReports, projectCounts, type ReportQuery } from "../functions/app/read.ts";
-import { benchDb, type Device, fieldsFor, seedReports, timed, unseen } from "./db.ts";
+import { applySide, Workload } from "./apply.ts";
+import { benchDb, seedReports, timed } from "./db.ts";
 import type { BenchResult } from "./main.ts";
 
 /** Reports in the project read (`BENCH_READ_REPORTS`). */
@@ -26,9 +25,14 @@ const P95_MS = 20;
 export async function benchRead(): Promise<BenchResult[]> {
   const bench = await benchDb(1);
   try {
-    const [device] = await bench.devices(2);
+    const devices = await bench.devices(2);
+    const [device] = devices;
     await seedReports(bench, device, REPORTS);
     const { projectId } = device;
+    // Ten new reports by the project's devices, as the consumer applies a batch.
+    const workload = new Workload(devices);
+    const applyNew = () =>
+      applySide.write(bench.db, workload.seeding(10)[0]!, new Date().toISOString());
     const ids = (
       await bench.db.query<{ id: string }>(
         "select id from reports where project_id = $1 order by random() limit $2",
@@ -73,7 +77,7 @@ export async function benchRead(): Promise<BenchResult[]> {
         "GET /v1/devices": () => listDevices(bench.db, projectId, Date.now()),
       };
       for (const [name, read] of Object.entries(polled)) {
-        const value = await p95(read, () => applyNew(bench.db, device));
+        const value = await p95(read, applyNew);
         results.push({
           name: `${name}, ten new reports between reads, ${statistics}`,
           value: Number(value.toFixed(1)),
@@ -104,30 +108,6 @@ async function p95(
   }
   times.sort((a, b) => a - b);
   return times[Math.ceil(times.length * 0.95) - 1]!;
-}
-
-let wall = Date.now();
-/** Ten new reports from `device`, applied as the consumer applies a batch. */
-function applyNew(db: Db, device: Device) {
-  return applyChanges(
-    db,
-    Array.from({ length: 10 }, () => {
-      const fields = fieldsFor(++wall, 3);
-      return {
-        projectId: device.projectId,
-        deviceId: device.id,
-        receivedAt: new Date().toISOString(),
-        change: {
-          changeId: crypto.randomUUID(),
-          reportId: crypto.randomUUID(),
-          op: "upsert" as const,
-          hlc: formatHlc({ wall, counter: 0, node: device.id }),
-          fields,
-          base: unseen(fields),
-        },
-      };
-    }),
-  );
 }
 
 /**
