@@ -38,7 +38,10 @@ interface ErasableRow {
  * `erased_digests` under "before:", "after:" or "signed:", so the hash and
  * the signature's check still hold. Undefined when the row holds none.
  */
-export function erasedRow(row: ErasableRow, fields: ReadonlySet<string>) {
+export function erasedRow(
+  row: Pick<ErasableRow, "before" | "after" | "signed_change" | "erased_digests">,
+  fields: ReadonlySet<string>,
+) {
   const erased = { ...row.erased_digests };
   const sides = {
     before: { ...row.before },

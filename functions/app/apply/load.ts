@@ -1,5 +1,6 @@
 import type { Outcome } from "../../../core/merge.ts";
 import type { Queryable } from "../../adapters/db/db.ts";
+import type { ErasedField } from "./erased-fields.ts";
 import { keyOf, type LoadedBatch, type ReportRecord } from "./plan.ts";
 
 export interface BatchKeys {
@@ -37,6 +38,7 @@ const loadSql = (
        (select coalesce(json_agg(json_build_object(
                 'projectId', r.project_id, 'id', r.id, 'version', r.version, 'xid', r.xid::text,
                 'createdBy', r.created_by, 'updatedBy', r.updated_by, 'scope', r.scope, 'chainHead', r.chain_head,
+                'erased', r.erased,
                 'state', json_build_object('fields', r.fields, 'clocks', r.clocks,
                                            'writers', r.writers, 'deletedHlc', r.deleted_hlc))), '[]')
           -- reports_pkey (id, project_id) is the only index led by id.
@@ -57,6 +59,18 @@ const loadSql = (
           from c cross join lateral (select * from audit_log a where a.change_id = c.change_id offset 0) as a
          where a.project_id = c.project_id) as applied`;
 
+/**
+ * When each erased field of the given reports was last erased, in ms: one
+ * probe per report of erasures_report, the only index led by report_id.
+ */
+export const ERASURES_SQL = `select e.project_id as "projectId", e.report_id as "reportId", f.field,
+          (extract(epoch from max(e.requested_at)) * 1000)::bigint::text as at
+     from unnest($1::uuid[], $2::uuid[]) as k(project_id, report_id)
+     cross join lateral (select * from erasures e
+                          where e.report_id = k.report_id and (e.project_id = k.project_id) is true) as e
+     cross join unnest(e.fields) as f(field)
+    group by 1, 2, 3`;
+
 /** The load under locks, in the batch's transaction. */
 export const LOAD_SQL = loadSql(true);
 /** The same read without locks, on its own: the write then checks nothing changed. */
@@ -65,7 +79,8 @@ export const READ_SQL = loadSql(false);
 /**
  * Statement 1 of a batch: read its reports and the heads of its audit
  * chains (a stored report's in its row, others' in audit_chains), and which
- * changes are already in the audit log, in the shapes the plan uses.
+ * changes are already in the audit log, in the shapes the plan uses. For a
+ * report with erased fields, a second statement reads when each was erased.
  *
  * With `lock`, in the batch's transaction: SELECT … FOR UPDATE, in one
  * global order so two consumers cannot deadlock (a row another transaction
@@ -97,6 +112,16 @@ export async function loadBatch(
     { name: lock ? "apply_load" : "apply_read" },
   );
   const { reports, heads, applied } = row!;
+  // Only a report with erased fields has erasures to read (rarely any).
+  const erased = reports.filter((r) => (r.erased?.length ?? 0) > 0);
+  const erasures =
+    erased.length === 0
+      ? []
+      : await db.query<ErasedField>(
+          ERASURES_SQL,
+          [erased.map((r) => r.projectId), erased.map((r) => r.id)],
+          { name: "apply_erasures" },
+        );
   // A stored report's chain head is in its row; in audit_chains only for a
   // report stored without one (by code from before migration 014, in the
   // minutes a deployment runs both).
@@ -116,5 +141,6 @@ export async function loadBatch(
       ...ack,
       ...(code ? { code, message: message ?? "" } : {}),
     })),
+    erasures: erasures.map((e) => ({ ...e, at: Number(e.at) })),
   };
 }

@@ -8,6 +8,12 @@ import {
   type ReportState,
 } from "../../../core/merge.ts";
 import type { Ack } from "../../../core/wire.ts";
+import {
+  type ErasedField,
+  eraseInConflict,
+  eraseInRecord,
+  lateErasedFields,
+} from "./erased-fields.ts";
 
 interface ItemBase {
   projectId: string;
@@ -84,6 +90,8 @@ export interface ReportRecord {
    * read; in a plan, after the batch's rows.
    */
   chainHead: string | null;
+  /** The fields an erasure emptied (as read; a new report has none). */
+  erased?: string[];
 }
 
 export interface ConflictRecord extends ConflictDraft {
@@ -98,6 +106,8 @@ export interface LoadedBatch {
   heads: { projectId: string; reportId: string; hash: string }[];
   /** The batch's changes already in the audit log, with their recorded outcome. */
   applied: (Ack & { projectId: string })[];
+  /** When each erased field of the batch's reports was last erased. */
+  erasures?: ErasedField[];
 }
 
 /** What a batch writes (`write.ts`) and answers. */
@@ -107,7 +117,7 @@ export interface BatchPlan {
   /** Reports the batch changed. */
   reports: ReportRecord[];
   /** New audit rows in chain order, hashed. */
-  audit: (AuditRecord & { hash: string })[];
+  audit: (AuditRecord & { hash: string; erasedDigests?: Record<string, string> })[];
   /** The new head of each chain the batch appended to, and whether it had one. */
   chains: ChainHead[];
   conflicts: ConflictRecord[];
@@ -219,6 +229,11 @@ export function planBatch(
   const heads = new Map<string, string | null>(
     loaded.heads.map((h) => [keyOf(h.projectId, h.reportId), h.hash]),
   );
+  const erasedAt = new Map<string, Map<string, number>>();
+  for (const { projectId, reportId, field, at } of loaded.erasures ?? []) {
+    const key = keyOf(projectId, reportId);
+    erasedAt.set(key, (erasedAt.get(key) ?? new Map()).set(field, at));
+  }
   const appended = new Map<string, Omit<ChainHead, "at">>();
   const changed = new Set<ReportRecord>();
   const audit: BatchPlan["audit"] = [];
@@ -226,7 +241,11 @@ export function planBatch(
   // Messages of one ingest request share their receive time: normalise it once.
   const receivedAt = memo((raw: string) => new Date(raw).toISOString());
 
-  const append = (record: AuditRecord, afterDigests?: Record<string, string>) => {
+  const append = (
+    record: AuditRecord,
+    afterDigests?: Record<string, string>,
+    erase?: ReadonlySet<string>,
+  ) => {
     const reportId = record.reportId ?? NO_REPORT;
     const chain = keyOf(record.projectId, reportId);
     record.prevHash = heads.get(chain) ?? null;
@@ -244,7 +263,8 @@ export function planBatch(
         head: hash,
         found: record.prevHash,
       });
-    audit.push({ ...record, hash });
+    // Values erased before the row was written are hashed as they were.
+    audit.push({ ...(erase ? eraseInRecord(record, erase) : record), hash });
   };
 
   const entries = items.map(entryOf);
@@ -274,6 +294,10 @@ export function planBatch(
     const merged = mergeInto(report, entry.change, entry.item.deviceId);
     if (merged.changed) changed.add(report);
     const { result } = merged;
+    const late = lateErasedFields(entry.change, erasedAt.get(reportKey));
+    for (const field of late ? result.fieldsApplied : []) {
+      if (late!.has(field)) report.state.fields[field] = null;
+    }
     append(
       {
         ...record,
@@ -284,9 +308,14 @@ export function planBatch(
         after: result.after,
       },
       afterDigestsOf(result, changeDigests.get(entry.change)),
+      late,
     );
     for (const conflict of result.conflicts)
-      conflicts.push({ ...conflict, projectId: entry.projectId, reportId: entry.reportId });
+      conflicts.push({
+        ...(late ? eraseInConflict(conflict, entry.changeId, late) : conflict),
+        projectId: entry.projectId,
+        reportId: entry.reportId,
+      });
     acks.set(key, { changeId: entry.changeId, outcome: result.outcome });
   }
   const written = new Set<string>();

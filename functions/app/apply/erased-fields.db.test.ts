@@ -1,0 +1,172 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { formatHlc } from "../../../core/hlc.ts";
+import { createTestDb, dbTargets, type TestDb } from "../../../test/support/db.ts";
+import { seedProject } from "../../../test/support/fixtures.ts";
+import { nodes, type PlanNode } from "../../../test/support/plans.ts";
+import { verifyAuditChains } from "../audit.ts";
+import { eraseReport } from "../erasure.ts";
+import { type ApplyItem, applyChanges } from "./apply-changes.ts";
+import { ERASURES_SQL, loadBatch } from "./load.ts";
+import { entryOf, planBatch } from "./plan.ts";
+import { writeBatch } from "./write.ts";
+
+/*
+ * A change a device wrote before an erasure can reach the database after it:
+ * it waited in the queue, or in the dead-letter queue until an admin put it
+ * back. The device has already erased its own copy of that change (the
+ * agent nulls the erased fields of every outbox entry written before the
+ * request); the cloud must not bring the value back either.
+ */
+describe.each(dbTargets())(
+  "a change written before an erasure, applied after it (%s)",
+  (target) => {
+    let t: TestDb;
+    let projectId: string;
+    let ward: string;
+    let nurse: string;
+    const member = crypto.randomUUID();
+    const ERASED_AT = Date.parse("2026-06-01T12:00:00Z");
+    beforeAll(async () => {
+      t = await createTestDb(target);
+      const seeded = await seedProject(t.db);
+      projectId = seeded.project.id;
+      [ward, nurse] = seeded.devices.map((d) => d.id) as [string, string];
+    });
+    afterAll(() => t.drop());
+
+    const upsert = (
+      deviceId: string,
+      reportId: string,
+      wall: number,
+      fields: Record<string, unknown>,
+      base?: Record<string, string | null>,
+    ): ApplyItem => ({
+      projectId,
+      deviceId,
+      receivedAt: new Date(ERASED_AT + 60_000).toISOString(),
+      change: {
+        changeId: crypto.randomUUID(),
+        reportId,
+        op: "upsert",
+        hlc: formatHlc({ wall, counter: 0, node: deviceId }),
+        fields: fields as never,
+        ...(base ? { base } : {}),
+      },
+    });
+    /** A report with a secret in `patient`, erased at ERASED_AT. */
+    const erasedReport = async () => {
+      const reportId = crypto.randomUUID();
+      await applyChanges(t.db, [
+        upsert(ward, reportId, ERASED_AT - 60_000, { patient: "Jane Roe", ward: "B2" }),
+      ]);
+      await eraseReport(
+        t.db,
+        projectId,
+        member,
+        { reportId, fields: ["patient"], reason: "data subject request" },
+        () => ERASED_AT,
+      );
+      return reportId;
+    };
+    /** Everything the database keeps of a report's values, as text. */
+    const storedText = async (reportId: string) =>
+      JSON.stringify(
+        await Promise.all([
+          t.db.query("select fields from reports where id = $1", [reportId]),
+          t.db.query("select before, after, signed_change from audit_log where report_id = $1", [
+            reportId,
+          ]),
+          t.db.query("select winner_value, loser_value from conflicts where report_id = $1", [
+            reportId,
+          ]),
+        ]),
+      );
+    const fieldsOf = async (reportId: string) =>
+      (
+        await t.db.query<{ fields: unknown }>("select fields from reports where id = $1", [
+          reportId,
+        ])
+      )[0]?.fields;
+
+    it("applies it with the erased fields' values erased: report, audit row and chain", async () => {
+      const reportId = await erasedReport();
+      const late = upsert(nurse, reportId, ERASED_AT - 5_000, {
+        patient: "Jane Q. Roe",
+        ward: "B3",
+      });
+      expect(await applyChanges(t.db, [late])).toEqual([
+        {
+          changeId: (late as { change: { changeId: string } }).change.changeId,
+          outcome: "applied",
+        },
+      ]);
+      expect(await fieldsOf(reportId)).toEqual({ patient: null, ward: "B3" });
+      expect(await storedText(reportId)).not.toContain("Jane");
+      const [row] = await t.db.query<{ fields_applied: string[]; erased_digests: object }>(
+        "select fields_applied, erased_digests from audit_log where change_id = $1",
+        [(late as { change: { changeId: string } }).change.changeId],
+      );
+      expect([...row!.fields_applied].sort()).toEqual(["patient", "ward"]);
+      expect(Object.keys(row!.erased_digests)).toEqual(["after:patient"]);
+      expect(await verifyAuditChains(t.db, projectId)).toMatchObject({ ok: true });
+    });
+
+    it("keeps no erased value in the conflict a late change loses", async () => {
+      const reportId = await erasedReport();
+      // A write after the erasure is a normal write...
+      await applyChanges(t.db, [upsert(ward, reportId, ERASED_AT + 5_000, { patient: "Room 12" })]);
+      // ...and a late one, concurrent with it (its base is the first write), loses to it.
+      const first = formatHlc({ wall: ERASED_AT - 60_000, counter: 0, node: ward });
+      const late = upsert(
+        nurse,
+        reportId,
+        ERASED_AT - 5_000,
+        { patient: "Jane Q. Roe" },
+        {
+          patient: first,
+        },
+      );
+      const [ack] = await applyChanges(t.db, [late]);
+      expect(ack!.outcome).toBe("superseded");
+      expect(await fieldsOf(reportId)).toEqual({ patient: "Room 12", ward: "B2" });
+      expect(await storedText(reportId)).not.toContain("Jane");
+      expect(await verifyAuditChains(t.db, projectId)).toMatchObject({ ok: true });
+    });
+
+    it("erases under locks too (the way a batch goes when its report changed after the read)", async () => {
+      const reportId = await erasedReport();
+      const late = [upsert(nurse, reportId, ERASED_AT - 5_000, { patient: "Jane Q. Roe" })];
+      await t.db.transaction(async (tx) => {
+        const entries = late.map(entryOf);
+        const loaded = await loadBatch(
+          tx,
+          { chains: [{ projectId, reportId }], changes: entries },
+          { lock: true },
+        );
+        await writeBatch(tx, planBatch(late, loaded, new Date().toISOString()));
+      });
+      expect(await fieldsOf(reportId)).toEqual({ patient: null, ward: "B2" });
+      expect(await storedText(reportId)).not.toContain("Jane");
+      expect(await verifyAuditChains(t.db, projectId)).toMatchObject({ ok: true });
+    });
+
+    it("leaves a change written after the erasure as it is", async () => {
+      const reportId = await erasedReport();
+      await applyChanges(t.db, [upsert(nurse, reportId, ERASED_AT + 1, { patient: "Jane Doe" })]);
+      expect(await fieldsOf(reportId)).toEqual({ patient: "Jane Doe", ward: "B2" });
+    });
+
+    it("finds a report's erasures through their index on a never-analysed database", async () => {
+      const reportId = await erasedReport();
+      const [row] = await t.db.query<{ "QUERY PLAN": unknown }>(
+        `explain (format json) ${ERASURES_SQL.replace("$1::uuid[]", `array['${projectId}']::uuid[]`).replace("$2::uuid[]", `array['${reportId}']::uuid[]`)}`,
+      );
+      const raw = row!["QUERY PLAN"];
+      const [top] = (typeof raw === "string" ? JSON.parse(raw) : raw) as [{ Plan: PlanNode }];
+      const plan = [...nodes(top.Plan)];
+      expect(plan.flatMap((n) => n["Index Name"] ?? [])).toEqual(["erasures_report"]);
+      expect(plan.map((n) => n["Relation Name"])).not.toContain("erasures_pull");
+      expect(plan.map((n) => n["Node Type"])).not.toContain("Seq Scan");
+    });
+  },
+);
