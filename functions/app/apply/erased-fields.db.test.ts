@@ -150,6 +150,20 @@ describe.each(dbTargets())(
       expect(await verifyAuditChains(t.db, projectId)).toMatchObject({ ok: true });
     });
 
+    it("keeps no erased value in the row of a late change it refuses", async () => {
+      const reportId = await erasedReport();
+      const refused = upsert(nurse, reportId, ERASED_AT - 5_000, { patient: "Jane Q. Roe" });
+      // Signed (a row keeps the values its device signed), and its clock names
+      // another device than the one that sent it: refused.
+      Object.assign((refused as { change: object }).change, {
+        sig: "c2lnbmF0dXJl",
+        hlc: formatHlc({ wall: ERASED_AT - 5_000, counter: 0, node: ward }),
+      });
+      const [ack] = await applyChanges(t.db, [refused]);
+      expect(ack).toMatchObject({ outcome: "rejected", code: "hlc_node_mismatch" });
+      expect(await storedText(reportId)).not.toContain("Jane");
+    });
+
     it("leaves a change written after the erasure as it is", async () => {
       const reportId = await erasedReport();
       await applyChanges(t.db, [upsert(nurse, reportId, ERASED_AT + 1, { patient: "Jane Doe" })]);

@@ -272,20 +272,22 @@ export function planBatch(
     const key = keyOf(entry.projectId, entry.changeId);
     if (acks.has(key)) continue; // applied before, or earlier in this batch
     const record = recordOf(entry, receivedAt(entry.item.receivedAt), appliedAt);
+    const reportKey = keyOf(entry.projectId, entry.reportId);
+    // Refused or not, its audit row keeps no value erased after it was written.
+    const late = entry.change && lateErasedFields(entry.change, erasedAt.get(reportKey));
     const rejection = rejectionOf(entry);
     if (rejection || !entry.change) {
-      append({ ...record, ...rejection });
+      append({ ...record, ...rejection }, undefined, late);
       acks.set(key, { changeId: entry.changeId, outcome: "rejected", ...rejection });
       continue;
     }
-    const reportKey = keyOf(entry.projectId, entry.reportId);
     const existing = reports.get(reportKey);
     // Ingest checked the device's scopes; the report's own is checked here,
     // against the row the write checks is still the one read.
     const misplaced = existing && scopeRejection(entry.change, [], existing.scope);
     if (misplaced) {
       const { code, message } = misplaced;
-      append({ ...record, code, message });
+      append({ ...record, code, message }, undefined, late);
       acks.set(key, { changeId: entry.changeId, outcome: "rejected", code, message });
       continue;
     }
@@ -294,7 +296,6 @@ export function planBatch(
     const merged = mergeInto(report, entry.change, entry.item.deviceId);
     if (merged.changed) changed.add(report);
     const { result } = merged;
-    const late = lateErasedFields(entry.change, erasedAt.get(reportKey));
     for (const field of late ? result.fieldsApplied : []) {
       if (late!.has(field)) report.state.fields[field] = null;
     }
