@@ -108,6 +108,40 @@ describe.each(dbTargets())("erasure (%s)", (target) => {
     expect(JSON.stringify(evidence.body)).not.toContain("Jane Roe");
   });
 
+  it("does not bring back a value written before the erasure that was still in the queue", async () => {
+    const admin = await t.adminToken();
+    const { agent, path } = await t.agent("triage tablet");
+    const report = agent.create({ patient: "Jane Roe", bed: "4" });
+    await syncUntilSettled(agent);
+    // The update reaches the queue and waits there while the admin erases.
+    await t.cloud.setConsumerRunning(false);
+    agent.update(report.id, { patient: "Jane Q. Roe, allergic to penicillin", bed: "5" });
+    await agent.syncOnce();
+    const erased = await t.api("/v1/erasures", {
+      token: admin,
+      body: { reportId: report.id, fields: ["patient"], reason: "data subject request 43" },
+    });
+    expect(erased.status).toBe(201);
+    await t.cloud.setConsumerRunning(true);
+    await syncUntilSettled(agent);
+    await agent.syncOnce();
+
+    const read = await t.api(`/v1/reports/${report.id}`, { token: admin });
+    expect(read.body).toMatchObject({ fields: { patient: null, bed: "5" }, erased: ["patient"] });
+    expect(agent.get(report.id)?.fields).toEqual({ patient: null, bed: "5" });
+    const stored = JSON.stringify(
+      await t.testDb.db.query(
+        `select r.fields, a.before, a.after, a.signed_change from reports r
+           join audit_log a on a.project_id = r.project_id and a.report_id = r.id where r.id = $1`,
+        [report.id],
+      ),
+    );
+    expect(stored).toContain('"bed":"5"');
+    expect(stored).not.toContain("Jane");
+    expect(rawBytes(path)).not.toContain("Jane Q. Roe");
+    expect(await t.api("/v1/audit/verify", { token: admin })).toMatchObject({ body: { ok: true } });
+  });
+
   it("refuses an erasure of another project's or no report, and from anyone but an admin", async () => {
     const admin = await t.adminToken();
     const missing = await t.api("/v1/erasures", {
