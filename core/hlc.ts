@@ -50,6 +50,11 @@ export function hlcNode(text: string): string {
   return text.slice(WALL_DIGITS + COUNTER_DIGITS + 2);
 }
 
+/** The wall time (ms) of a stamp already known to be well-formed, without parsing it. */
+export function hlcWall(text: string): number {
+  return Number(text.slice(0, WALL_DIGITS));
+}
+
 /** Byte-wise comparison of string forms, which is causal order. */
 export function compareHlc(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;

@@ -1,4 +1,5 @@
 import type { Change } from "../core/change.ts";
+import { hlcWall } from "../core/hlc.ts";
 import type { JsonObject } from "../core/json.ts";
 import type { Conflict, Report } from "../core/wire.ts";
 import { type OutboxEntry, type ReportRow, toChange } from "./rows.ts";
@@ -60,7 +61,7 @@ export class LocalRemoval {
       "select * from outbox where report_id = ? and op = 'upsert' order by seq",
     ).all(erasure.reportId) as OutboxEntry[];
     for (const entry of entries) {
-      if (Number(entry.hlc.slice(0, 15)) > before) continue; // written after: a new value
+      if (hlcWall(entry.hlc) > before) continue; // written after: a new value
       const change = toChange(entry);
       if (change.op !== "upsert" || !scrub(change.fields)) continue;
       const open = entry.state === "pending" || entry.state === "sent";

@@ -1,5 +1,6 @@
 import type { AuditRecord } from "../../../core/audit.ts";
 import type { Change } from "../../../core/change.ts";
+import { hlcWall } from "../../../core/hlc.ts";
 import type { ConflictDraft } from "../../../core/merge.ts";
 import { erasedRow } from "../erasure.ts";
 
@@ -25,7 +26,7 @@ export function lateErasedFields(
   erasedAt: ReadonlyMap<string, number> | undefined,
 ): ReadonlySet<string> | undefined {
   if (!erasedAt || change.op !== "upsert") return undefined;
-  const wall = Number(change.hlc.slice(0, 15));
+  const wall = hlcWall(change.hlc);
   const late = Object.keys(change.fields).filter(
     (field) => change.fields[field] !== null && wall <= (erasedAt.get(field) ?? -1),
   );

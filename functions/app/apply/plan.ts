@@ -296,8 +296,9 @@ export function planBatch(
     const merged = mergeInto(report, entry.change, entry.item.deviceId);
     if (merged.changed) changed.add(report);
     const { result } = merged;
-    for (const field of late ? result.fieldsApplied : []) {
-      if (late!.has(field)) report.state.fields[field] = null;
+    if (late) {
+      for (const field of result.fieldsApplied)
+        if (late.has(field)) report.state.fields[field] = null;
     }
     append(
       {
