@@ -47,6 +47,14 @@ export const ErasureRequestSchema = z
     reason: z.string().min(1).max(1000),
   })
   .meta({ id: "ErasureRequest" });
+/**
+ * Who asks for the erasures retention makes: the service itself. Such an
+ * erasure removes a deleted report for good: values written to it later, at
+ * any time, are erased too, by the cloud as they arrive
+ * (functions/app/apply/erased-fields.ts) and by the agent
+ * (edge-agent/local-removal.ts).
+ */
+export const RETENTION_ACTOR = "00000000-0000-0000-0000-000000000000";
 export const ErasureSchema = z
   .object({
     id: uuid,

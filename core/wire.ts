@@ -244,12 +244,13 @@ export const SyncPageSchema = z
           reportId: uuid,
           fields: z.array(z.string()),
           requestedAt: stamp,
+          requestedBy: uuid.optional(),
         }),
       )
       .optional()
       .meta({
         description:
-          "Data-protection erasures since the cursor: remove these fields' values from the local copy and outbox (values written before `requestedAt`).",
+          "Data-protection erasures since the cursor: remove these fields' values from the local copy and outbox (values written before `requestedAt`). One requested by the nil id is retention's: remove every value of the report, whenever written.",
       }),
     evict: z.array(uuid).optional().meta({
       description:

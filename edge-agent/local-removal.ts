@@ -2,6 +2,7 @@ import type { Change } from "../core/change.ts";
 import { hlcWall } from "../core/hlc.ts";
 import type { JsonObject } from "../core/json.ts";
 import type { Conflict, Report } from "../core/wire.ts";
+import { RETENTION_ACTOR } from "../core/wire-custody.ts";
 import { type OutboxEntry, type ReportRow, toChange } from "./rows.ts";
 import type { Statements } from "./statements.ts";
 
@@ -24,19 +25,23 @@ export class LocalRemoval {
    * Carries out a data-protection erasure here (call in one transaction):
    * the fields' values become null in the report's local view and cloud
    * copy, in every outbox entry written before the request (those still to
-   * send are signed again by `resign`), and in the report's conflicts. With
-   * `secure_delete` on, SQLite overwrites what it frees, so the values do not
-   * linger in the file.
+   * send are signed again by `resign`), and in the report's conflicts.
+   * Retention's erasure (`RETENTION_ACTOR`) removes a deleted report for
+   * good: every value of it, in every outbox entry whenever written, as the
+   * cloud erases such a write when it arrives. With `secure_delete` on,
+   * SQLite overwrites what it frees, so the values do not linger in the file.
    */
   erase(
-    erasure: { reportId: string; fields: string[]; requestedAt: string },
+    erasure: { reportId: string; fields: string[]; requestedAt: string; requestedBy?: string },
     resign: (change: Change) => Change,
   ): void {
+    const purge = erasure.requestedBy === RETENTION_ACTOR;
     const fields = new Set(erasure.fields);
+    const erases = (field: string) => purge || fields.has(field);
     const scrub = (values: JsonObject | null | undefined): boolean => {
       let touched = false;
       for (const f of Object.keys(values ?? {})) {
-        if (fields.has(f) && values![f] !== null) {
+        if (erases(f) && values![f] !== null) {
           values![f] = null;
           touched = true;
         }
@@ -61,7 +66,7 @@ export class LocalRemoval {
       "select * from outbox where report_id = ? and op = 'upsert' order by seq",
     ).all(erasure.reportId) as OutboxEntry[];
     for (const entry of entries) {
-      if (hlcWall(entry.hlc) > before) continue; // written after: a new value
+      if (!purge && hlcWall(entry.hlc) > before) continue; // written after: a new value
       const change = toChange(entry);
       if (change.op !== "upsert" || !scrub(change.fields)) continue;
       const open = entry.state === "pending" || entry.state === "sent";
@@ -77,7 +82,7 @@ export class LocalRemoval {
     ) as { id: string; body: string }[];
     for (const { id, body } of conflicts) {
       const conflict = JSON.parse(body) as Conflict;
-      if (!fields.has(conflict.field)) continue;
+      if (!erases(conflict.field)) continue;
       conflict.winner.value = null;
       conflict.loser.value = null;
       this.sql("update conflicts set body = ? where id = ?").run(JSON.stringify(conflict), id);

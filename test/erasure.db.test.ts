@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkEvidence } from "../core/evidence.ts";
 import { EdgeAgent } from "../edge-agent/agent.ts";
+import { runRetention } from "../functions/app/erasure.ts";
 import { provision } from "../local/provision.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
 import { dbTargets } from "./support/db.ts";
@@ -139,6 +140,46 @@ describe.each(dbTargets())("erasure (%s)", (target) => {
     expect(stored).toContain('"bed":"5"');
     expect(stored).not.toContain("Jane");
     expect(rawBytes(path)).not.toContain("Jane Q. Roe");
+    expect(await t.api("/v1/audit/verify", { token: admin })).toMatchObject({ body: { ok: true } });
+  });
+
+  it("keeps nothing a device writes, unaware, to a report retention has erased", async () => {
+    const admin = await t.adminToken();
+    const office = await t.agent("office desk");
+    const van = await t.agent("service van");
+    const report = office.agent.create({ title: "Leak at 4 Elm Road", contact: "Sam Field" });
+    await syncUntilSettled(office.agent);
+    await syncUntilSettled(van.agent);
+    office.agent.delete(report.id);
+    await syncUntilSettled(office.agent);
+    const keep = (days: number | null) =>
+      t.api("/v1/project", { method: "PATCH", token: admin, body: { retainDeletedDays: days } });
+    expect((await keep(0)).status).toBe(200);
+    try {
+      const [purged] = await runRetention(t.testDb.db, Date.now);
+      expect(purged).toMatchObject({ reportId: report.id, reason: "retention" });
+      // The van, offline since before the delete, writes to the report
+      // after retention ran (its clock later than the erasure's).
+      await new Promise((r) => setTimeout(r, 5));
+      van.agent.update(report.id, { contact: "Jane Roe, 0700 111 222", notes: "Jane's flat" });
+      await syncUntilSettled(van.agent);
+      await van.agent.syncOnce();
+    } finally {
+      await keep(null);
+    }
+    const stored = JSON.stringify(
+      await Promise.all([
+        t.testDb.db.query("select fields from reports where id = $1", [report.id]),
+        t.testDb.db.query(
+          "select before, after, signed_change from audit_log where report_id = $1",
+          [report.id],
+        ),
+      ]),
+    );
+    expect(stored).not.toContain("Jane");
+    expect(van.agent.get(report.id)).toMatchObject({ deleted: true });
+    van.agent.close();
+    expect(rawBytes(van.path)).not.toContain("Jane");
     expect(await t.api("/v1/audit/verify", { token: admin })).toMatchObject({ body: { ok: true } });
   });
 

@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatHlc } from "../../core/hlc.ts";
+import { RETENTION_ACTOR } from "../../core/wire-custody.ts";
 import { dbTargets, type TestDb } from "../../test/support/db.ts";
 import { seededDb } from "../../test/support/fixtures.ts";
 import { type ApplyItem, applyChanges } from "./apply/apply-changes.ts";
 import { verifyAuditChains } from "./audit.ts";
-import { eraseReport, RETENTION_ACTOR } from "./erasure.ts";
+import { eraseReport } from "./erasure.ts";
 
 describe.each(dbTargets())("audit log on %s", (target) => {
   let t: TestDb;

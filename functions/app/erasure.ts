@@ -1,7 +1,7 @@
 import { type AuditRecord, hashAuditRecord, valueDigest } from "../../core/audit.ts";
 import { EdgeSyncError, NotFoundError } from "../../core/errors.ts";
 import type { JsonObject } from "../../core/json.ts";
-import type { Erasure } from "../../core/wire-custody.ts";
+import { type Erasure, RETENTION_ACTOR } from "../../core/wire-custody.ts";
 import type { Db, Queryable } from "../adapters/db/db.ts";
 import { chainHeadOf } from "./audit.ts";
 
@@ -12,9 +12,6 @@ export class LegalHoldError extends EdgeSyncError {
     super("legal_hold", `This report is under legal hold (${reason}); lift the hold first.`, 409);
   }
 }
-
-/** Who asks for the erasures retention makes: the service itself. */
-export const RETENTION_ACTOR = "00000000-0000-0000-0000-000000000000";
 
 export interface ErasureRequest {
   reportId: string;

@@ -92,6 +92,8 @@ export interface PulledErasure {
   reportId: string;
   fields: string[];
   requestedAt: string;
+  /** `RETENTION_ACTOR` for retention's: the device erases the report's every value. */
+  requestedBy: string;
 }
 
 export interface PullResult {
@@ -112,6 +114,7 @@ interface ErasureRow {
   report_id: string;
   fields: string[];
   requested_at: Date;
+  requested_by: string;
 }
 
 /** The first agent version that erases what a pull asks it to. */
@@ -229,7 +232,7 @@ export async function pull(
     // scope was taken away): a report's id and field names are the
     // project's to see, not every device's.
     const erasures = await tx.query<Positioned<ErasureRow>>(
-      `select id, report_id, fields, requested_at, xid::text as cursor_xid from erasures e
+      `select id, report_id, fields, requested_at, requested_by, xid::text as cursor_xid from erasures e
         where project_id = $1 and (xid, id) > ($2::text::xid8, $3::uuid) and xid < $4::text::xid8
           and ($6::text[] is null
                or exists (select 1 from reports r where r.id = e.report_id and r.project_id = e.project_id
@@ -358,6 +361,7 @@ function toErasure(row: ErasureRow): PulledErasure {
     reportId: row.report_id,
     fields: row.fields,
     requestedAt: row.requested_at.toISOString(),
+    requestedBy: row.requested_by,
   };
 }
 

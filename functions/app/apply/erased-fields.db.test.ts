@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatHlc } from "../../../core/hlc.ts";
+import { contentOf, newDeviceKey, privateKeyOf, signChange } from "../../../core/signature.ts";
 import { createTestDb, dbTargets, type TestDb } from "../../../test/support/db.ts";
 import { seedProject } from "../../../test/support/fixtures.ts";
 import { nodes, type PlanNode } from "../../../test/support/plans.ts";
 import { verifyAuditChains } from "../audit.ts";
-import { eraseReport } from "../erasure.ts";
+import { registerDeviceKey } from "../device-keys.ts";
+import { eraseReport, runRetention, setRetention } from "../erasure.ts";
 import { type ApplyItem, applyChanges } from "./apply-changes.ts";
 import { ERASURES_SQL, loadBatch } from "./load.ts";
 import { entryOf, planBatch } from "./plan.ts";
@@ -168,6 +170,53 @@ describe.each(dbTargets())(
       const reportId = await erasedReport();
       await applyChanges(t.db, [upsert(nurse, reportId, ERASED_AT + 1, { patient: "Jane Doe" })]);
       expect(await fieldsOf(reportId)).toEqual({ patient: "Jane Doe", ward: "B2" });
+    });
+
+    it("erases every value written, at any time, to a report retention has erased", async () => {
+      // A project of its own: retention runs over every project.
+      const other = await seedProject(t.db);
+      const [writer, late] = other.devices.map((d) => d.id) as [string, string];
+      const item = (deviceId: string, change: Record<string, unknown>): ApplyItem => ({
+        projectId: other.project.id,
+        deviceId,
+        receivedAt: new Date().toISOString(),
+        change: { changeId: crypto.randomUUID(), ...change } as never,
+      });
+      const day = 86_400_000;
+      const reportId = crypto.randomUUID();
+      const hlc = (wall: number, node: string) => formatHlc({ wall, counter: 0, node });
+      await applyChanges(t.db, [
+        item(writer, {
+          reportId,
+          op: "upsert",
+          hlc: hlc(ERASED_AT, writer),
+          fields: { patient: "Jane Roe" },
+        }),
+        item(writer, { reportId, op: "delete", hlc: hlc(ERASED_AT + 1_000, writer) }),
+      ]);
+      await setRetention(t.db, other.project.id, 30);
+      const purged = await runRetention(t.db, () => ERASED_AT + 31 * day);
+      expect(purged.map((e) => e.reportId)).toEqual([reportId]);
+      // A device offline since before the delete writes to the report weeks
+      // after retention, a field retention erased and one it never saw. It
+      // is signed: its row keeps the values signed (superseded, it applies none).
+      const key = newDeviceKey();
+      await registerDeviceKey(t.db, late, key.publicJwk);
+      const change = {
+        changeId: crypto.randomUUID(),
+        reportId,
+        op: "upsert" as const,
+        hlc: hlc(ERASED_AT + 40 * day, late),
+        fields: { patient: "Jane Q. Roe", diagnosis: "Jane's fracture" },
+      };
+      const sig = signChange(privateKeyOf(key.privateJwk), contentOf(change));
+      const [ack] = await applyChanges(t.db, [item(late, { ...change, sig })]);
+      expect(ack!.outcome).toBe("superseded");
+      expect(await storedText(reportId)).not.toContain("Jane");
+      expect(await verifyAuditChains(t.db, other.project.id)).toMatchObject({
+        ok: true,
+        signed: 1,
+      });
     });
 
     it("finds a report's erasures through their index on a never-analysed database", async () => {

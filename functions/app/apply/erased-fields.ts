@@ -8,9 +8,19 @@ import { erasedRow } from "../erasure.ts";
 export interface ErasedField {
   projectId: string;
   reportId: string;
+  /** `EVERY_FIELD` for a report retention has erased. */
   field: string;
   at: number;
 }
+
+/**
+ * The field name (no field can have it: core/limits.ts FIELD_NAME) under
+ * which the erasures lookup reports a retention erasure. Retention erases a
+ * deleted report for good: a deleted report stays deleted, so whatever is
+ * written to it later, at any time, is superseded, and its values are
+ * past the project's retention the moment they arrive.
+ */
+export const EVERY_FIELD = "*";
 
 /**
  * The fields of a change whose values an erasure of its report has already
@@ -19,16 +29,18 @@ export interface ErasedField {
  * or the dead-letter queue, while the erasure ran; its device has nulled the
  * same values in its own copy of the change (edge-agent/local-removal.ts,
  * by the same rule), and the cloud applies it as that copy reads. A change
- * written after the erasure is a new write and keeps its values.
+ * written after the erasure is a new write and keeps its values, unless the
+ * erasure was retention's (`EVERY_FIELD`): then every value it names is erased.
  */
 export function lateErasedFields(
   change: Change,
   erasedAt: ReadonlyMap<string, number> | undefined,
 ): ReadonlySet<string> | undefined {
   if (!erasedAt || change.op !== "upsert") return undefined;
+  const purged = erasedAt.has(EVERY_FIELD);
   const wall = hlcWall(change.hlc);
   const late = Object.keys(change.fields).filter(
-    (field) => change.fields[field] !== null && wall <= (erasedAt.get(field) ?? -1),
+    (field) => change.fields[field] !== null && (purged || wall <= (erasedAt.get(field) ?? -1)),
   );
   return late.length > 0 ? new Set(late) : undefined;
 }

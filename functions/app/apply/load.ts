@@ -1,6 +1,7 @@
 import type { Outcome } from "../../../core/merge.ts";
+import { RETENTION_ACTOR } from "../../../core/wire-custody.ts";
 import type { Queryable } from "../../adapters/db/db.ts";
-import type { ErasedField } from "./erased-fields.ts";
+import { type ErasedField, EVERY_FIELD } from "./erased-fields.ts";
 import { keyOf, type LoadedBatch, type ReportRecord } from "./plan.ts";
 
 export interface BatchKeys {
@@ -60,15 +61,17 @@ const loadSql = (
          where a.project_id = c.project_id) as applied`;
 
 /**
- * When each erased field of the given reports was last erased, in ms: one
- * probe per report of erasures_report, the only index led by report_id.
+ * When each erased field of the given reports was last erased, in ms, and
+ * `EVERY_FIELD` for a report retention erased: one probe per report of
+ * erasures_report, the only index led by report_id.
  */
 export const ERASURES_SQL = `select e.project_id as "projectId", e.report_id as "reportId", f.field,
           (extract(epoch from max(e.requested_at)) * 1000)::bigint::text as at
      from unnest($1::uuid[], $2::uuid[]) as k(project_id, report_id)
      cross join lateral (select * from erasures e
                           where e.report_id = k.report_id and (e.project_id = k.project_id) is true) as e
-     cross join unnest(e.fields) as f(field)
+     cross join unnest(case when e.requested_by = '${RETENTION_ACTOR}' then array['${EVERY_FIELD}']
+                            else e.fields end) as f(field)
     group by 1, 2, 3`;
 
 /** The load under locks, in the batch's transaction. */
@@ -112,8 +115,9 @@ export async function loadBatch(
     { name: lock ? "apply_load" : "apply_read" },
   );
   const { reports, heads, applied } = row!;
-  // Only a report with erased fields has erasures to read (rarely any).
-  const erased = reports.filter((r) => (r.erased?.length ?? 0) > 0);
+  // Only a report with erased fields, or a deleted one (retention may have
+  // erased it with none left), has erasures to read (rarely any).
+  const erased = reports.filter((r) => (r.erased?.length ?? 0) > 0 || r.state.deletedHlc);
   const erasures =
     erased.length === 0
       ? []
