@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RETENTION_ACTOR } from "../core/wire-custody.ts";
 import { EdgeAgent } from "../edge-agent/agent.ts";
 import { runRetention } from "../functions/app/erasure.ts";
 import { provision } from "../local/provision.ts";
@@ -68,6 +69,27 @@ describe.each(dbTargets())("legal hold and retention (%s)", (target) => {
     await runRetention(t.testDb.db, at(32)); // once only
     expect(await retentionOf(held)).toEqual([{ reason: "retention" }]);
     expect((await api("/v1/audit/verify", "GET")).body).toMatchObject({ ok: true });
+  });
+
+  it("is not held off by an admin's erasure that names retention as its reason", async () => {
+    const { agent, admin } = await site("reasons");
+    const report = agent.create({ title: "Old survey", contact: "Sam Field, 0700 900 123" });
+    agent.delete(report.id);
+    await syncUntilSettled(agent);
+    agent.close();
+    const api = (path: string, method: string, body?: unknown) =>
+      t.api(path, { method, token: admin, body });
+    await api("/v1/project", "PATCH", { retainDeletedDays: 30 });
+    const early = await api("/v1/erasures", "POST", {
+      reportId: report.id,
+      fields: ["title"],
+      reason: "retention",
+    });
+    expect(early.status).toBe(201);
+    const [made] = await runRetention(t.testDb.db, () => Date.now() + 31 * DAY);
+    expect(made).toMatchObject({ reportId: report.id, requestedBy: RETENTION_ACTOR });
+    const history = (await api(`/v1/reports/${report.id}/history`, "GET")).body.items;
+    expect(history[0].after).toEqual({ title: null, contact: null });
   });
 
   it("runs on the local cloud's schedule, as the stack's hourly rule does", async () => {

@@ -283,8 +283,10 @@ export async function setRetention(
 /**
  * Retention, run by a schedule: every deleted report whose project keeps
  * deleted reports `retain_deleted_days` days, deleted longer ago than that
- * (by its tombstone's clock), not under legal hold and not yet purged, has
- * all its values erased, as an erasure with reason `retention`.
+ * (by its tombstone's clock), not under legal hold and not yet purged by
+ * retention (an erasure requested by `RETENTION_ACTOR`; an admin's, whatever
+ * its reason, does not count), has all its values erased, as an erasure
+ * with reason `retention`.
  *
  * @returns the erasures made.
  */
@@ -295,8 +297,8 @@ export async function runRetention(db: Db, now: () => number): Promise<Erasure[]
       where p.retain_deleted_days is not null and r.deleted_hlc is not null and r.hold_reason is null
         and left(r.deleted_hlc, 15)::bigint + p.retain_deleted_days::bigint * 86400000 <= $1
         and not exists (select 1 from erasures e where e.project_id = r.project_id and e.report_id = r.id
-                          and e.reason = 'retention')`,
-    [now()],
+                          and e.requested_by = $2)`,
+    [now(), RETENTION_ACTOR],
   );
   const made: Erasure[] = [];
   for (const { project_id, id } of due) {

@@ -83,7 +83,8 @@ export const READ_SQL = loadSql(false);
  * Statement 1 of a batch: read its reports and the heads of its audit
  * chains (a stored report's in its row, others' in audit_chains), and which
  * changes are already in the audit log, in the shapes the plan uses. For a
- * report with erased fields, a second statement reads when each was erased.
+ * report with erased fields, or deleted, a second statement reads when each
+ * was erased (`ERASURES_SQL`).
  *
  * With `lock`, in the batch's transaction: SELECT … FOR UPDATE, in one
  * global order so two consumers cannot deadlock (a row another transaction
