@@ -148,6 +148,15 @@ export const EvidenceBundleSchema = z
     description:
       "One report's whole history with hashes and signatures and the signing devices' keys: `npx edge-sync verify-evidence FILE` checks it offline.",
   });
+
+/** Where an answer too large for a response is handed out (303 See Other). */
+export const ExportLinkSchema = z
+  .object({
+    url: z.url().meta({ description: "Download it with a plain GET, no Authorization header." }),
+    expiresAt: stamp.meta({ description: "When the link stops working (15 minutes)." }),
+    bytes: z.number().int().meta({ description: "The document's size." }),
+  })
+  .meta({ id: "ExportLink" });
 export type EvidenceBundle = z.output<typeof EvidenceBundleSchema>;
 
 export type AuditVerify = z.output<typeof AuditVerifySchema>;

@@ -16,7 +16,7 @@ import {
 import { reportEvidence } from "./app/evidence.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
 import { apiRoute, callerProject } from "./http/api-route.ts";
-import { type ApiEvent, json, noContent, principalOf } from "./http/middleware.ts";
+import { type ApiEvent, json, jsonOrLink, noContent, principalOf } from "./http/middleware.ts";
 
 /** The body, read with its schema. */
 function body<T>(schema: z.ZodType<T>, event: ApiEvent): T {
@@ -39,8 +39,9 @@ function idOf(event: ApiEvent, what: string): string {
  * Custody and data protection: `GET /v1/audit/verify` recomputes the
  * project's hash chains and checks every signature;
  * `GET /v1/reports/{id}/evidence` exports one report's evidence bundle, to be
- * checked offline; `POST /v1/erasures` carries out a data-protection erasure
- * and `GET /v1/erasures/{id}` says how far the devices are with it; a
+ * checked offline (one too large for a response as a download link);
+ * `POST /v1/erasures` carries out a data-protection erasure and
+ * `GET /v1/erasures/{id}` says how far the devices are with it; a
  * report's legal hold (`PUT`/`DELETE /v1/reports/{id}/hold`) blocks both
  * erasure and retention (`PATCH /v1/project` `retainDeletedDays`).
  */
@@ -48,8 +49,19 @@ export const create = (deps: DepsOf<"audit">) =>
   apiRoute(deps, { body: { maxBytes: 64 * 1024, maxDepth: 4 } }).handler(async (event) => {
     const projectId = callerProject(event);
     switch (`${event.httpMethod} ${event.resource}`) {
-      case "GET /v1/reports/{id}/evidence":
-        return json(200, await reportEvidence(deps.db, projectId, idOf(event, "report"), deps.now));
+      case "GET /v1/reports/{id}/evidence": {
+        const reportId = idOf(event, "report");
+        const bundle = await reportEvidence(deps.db, projectId, reportId, deps.now);
+        const answer = await jsonOrLink(deps.exports, "evidence", bundle, deps.now);
+        // Who took a copy of a report's whole history out, and how.
+        deps.logger.info("evidence exported", {
+          reportId,
+          by: principalOf(event).sub,
+          entries: bundle.history.length,
+          byLink: answer.statusCode === 303,
+        });
+        return answer;
+      }
       case "POST /v1/erasures": {
         const erasure = await eraseReport(
           deps.db,

@@ -33,9 +33,10 @@ export const EMPTY_OPERATOR_SECRET = "{}";
 
 /**
  * What a function can be given: the database, sending to the changes queue,
- * reading the queues' depth, the DLQ's list and redrive, the signing keys.
+ * reading the queues' depth, the DLQ's list and redrive, the signing keys,
+ * the bucket large answers are handed out from.
  */
-export type Port = "db" | "queue" | "queueDepth" | "deadLetters" | "keys";
+export type Port = "db" | "queue" | "queueDepth" | "deadLetters" | "keys" | "exports";
 
 /**
  * The ports each function is built with, and nothing else: its deps hold
@@ -53,7 +54,7 @@ export const FUNCTION_PORTS = {
   manage: ["db"],
   read: ["db", "queueDepth"],
   dashboard: [],
-  audit: ["db"],
+  audit: ["db", "exports"],
   dlq: ["deadLetters"],
   openapi: [],
   authorizer: ["db", "keys"],

@@ -16,6 +16,7 @@ import {
   type DeadLetters,
   NO_DEAD_LETTER_QUEUE,
 } from "./adapters/dead-letters.ts";
+import { createS3Exports, type Exports, NO_EXPORTS } from "./adapters/exports.ts";
 import { createLogger } from "./adapters/logger.ts";
 import {
   type ChangeQueue,
@@ -34,6 +35,8 @@ export interface Ports {
   queueDepth: QueueDepthReader;
   deadLetters: DeadLetters;
   keys: KeyRing;
+  /** Handing out answers too large for a response (S3). */
+  exports: Exports;
 }
 
 /** What every function has, whatever its ports. */
@@ -49,7 +52,14 @@ export type Deps<P extends Port = Port> = Runtime & Pick<Ports, P>;
 /** The dependencies of one function, by its name in `FUNCTION_PORTS`. */
 export type DepsOf<F extends FunctionName> = Deps<PortsOf<F>>;
 
-export const ALL_PORTS: readonly Port[] = ["db", "queue", "queueDepth", "deadLetters", "keys"];
+export const ALL_PORTS: readonly Port[] = [
+  "db",
+  "queue",
+  "queueDepth",
+  "deadLetters",
+  "keys",
+  "exports",
+];
 
 /**
  * Opens the database the configuration names: a URL, RDS Proxy with IAM
@@ -151,6 +161,17 @@ export async function buildDeps<P extends Port>(
       deps.deadLetters = config.dlqUrl
         ? createDeadLetters({ client, queueUrl: config.queueUrl, dlqUrl: config.dlqUrl })
         : NO_DEAD_LETTER_QUEUE;
+  }
+  if (wants("exports")) {
+    if (config.exportBucket) {
+      const exports = createS3Exports({
+        region: config.region,
+        bucket: config.exportBucket,
+        endpoint: config.s3Endpoint,
+      });
+      closers.push(async () => exports.close());
+      deps.exports = exports;
+    } else deps.exports = NO_EXPORTS;
   }
   if (wants("keys")) {
     const load = keyFileSource(config);

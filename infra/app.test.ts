@@ -29,6 +29,19 @@ import { CONSUMER_TIMEOUT } from "./stacks/stateful.ts";
 
 const run = promisify(execFile);
 
+/** A resource policy of that type denies every request not made over TLS. */
+const refusesPlainText = (template: Template, type: string) =>
+  template.hasResourceProperties(type, {
+    PolicyDocument: {
+      Statement: Match.arrayWith([
+        Match.objectLike({
+          Effect: "Deny",
+          Condition: { Bool: { "aws:SecureTransport": "false" } },
+        }),
+      ]),
+    },
+  });
+
 describe("default: RDS PostgreSQL behind RDS Proxy", () => {
   let s: Synth;
   beforeAll(() => {
@@ -108,16 +121,7 @@ describe("default: RDS PostgreSQL behind RDS Proxy", () => {
     });
     const [[, topic]] = resources(s.api, "AWS::SNS::Topic") as [[string, Resource]];
     expect(topic.Properties.KmsMasterKeyId).toBeTruthy();
-    s.api.hasResourceProperties("AWS::SNS::TopicPolicy", {
-      PolicyDocument: {
-        Statement: Match.arrayWith([
-          Match.objectLike({
-            Effect: "Deny",
-            Condition: { Bool: { "aws:SecureTransport": "false" } },
-          }),
-        ]),
-      },
-    });
+    refusesPlainText(s.api, "AWS::SNS::TopicPolicy");
     const [, db] = resources(s.stateful, "AWS::RDS::DBInstance")[0]!;
     expect(db.Properties.BackupRetentionPeriod).toBeGreaterThanOrEqual(7);
   });
@@ -141,6 +145,40 @@ describe("default: RDS PostgreSQL behind RDS Proxy", () => {
       const props = s.api.toJSON().Resources[s.logicalId(f)].Properties;
       expect(props.VpcConfig, name).toBeDefined();
     }
+  });
+
+  it("hands large exports out from a private, encrypted bucket that keeps them a day, reached through an endpoint", () => {
+    s.stateful.hasResourceProperties("AWS::S3::Bucket", {
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          { ServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" } },
+        ],
+      },
+      LifecycleConfiguration: {
+        Rules: [
+          Match.objectLike({
+            ExpirationInDays: 1,
+            AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+            Status: "Enabled",
+          }),
+        ],
+      },
+    });
+    refusesPlainText(s.stateful, "AWS::S3::BucketPolicy");
+    const endpoints = resources(s.stateful, "AWS::EC2::VPCEndpoint");
+    expect(
+      endpoints.some(
+        ([, e]) =>
+          e.Properties.VpcEndpointType === "Gateway" &&
+          json(e.Properties.ServiceName).includes(".s3"),
+      ),
+    ).toBe(true);
   });
 
   it("grants no function a wildcard action", () => {
@@ -172,6 +210,8 @@ describe("default: RDS PostgreSQL behind RDS Proxy", () => {
       expect(actions.includes("secretsmanager:GetSecretValue"), name).toBe(has("keys"));
       expect("KEYS_SECRET_ARN" in envOf(name), name).toBe(has("keys"));
       expect(actions.includes("rds-db:connect"), name).toBe(has("db"));
+      expect(actions.includes("s3:PutObject"), name).toBe(has("exports"));
+      expect("EXPORT_BUCKET" in envOf(name), name).toBe(has("exports"));
       expect(actions.includes("sqs:SendMessage"), name).toBe(has("queue") || has("deadLetters"));
       // The consumer receives through its event source mapping.
       expect(actions.includes("sqs:ReceiveMessage"), name).toBe(

@@ -22,5 +22,7 @@ export function buildApp(app: App) {
     operatorCredentials: stateful.operatorCredentials,
     database: stateful.database,
   });
+  // The export bucket reaches the API stack by its export's name (stateful.ts).
+  api.addDependency(stateful);
   return { settings, stateful, api };
 }

@@ -14,6 +14,7 @@ import { loadEvent } from "./events.ts";
 import { type ApiHandler, allFactories, apiFactories } from "./functions.ts";
 import { lambdaContext } from "./lambda-context.ts";
 import { startPollerThread } from "./poller.ts";
+import { ensureExportBucket } from "./s3.ts";
 import { type Credentials, seed } from "./seed.ts";
 import { ensureQueues, startEmbeddedSqs } from "./sqs.ts";
 
@@ -58,7 +59,7 @@ export interface LocalCloud {
 }
 
 /**
- * The whole cloud in one process: embedded SQS (fauxqs) on loopback, the
+ * The whole cloud in one process: embedded SQS and S3 (fauxqs) on loopback, the
  * database migrated, the API Gateway emulator with the authorizer, and the
  * SQS event source feeding the consumer.
  */
@@ -81,6 +82,8 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
     const client = createSqsClient(region, sqsEndpoint);
     stops.push(async () => client.destroy());
     const queues = await ensureQueues(client, options.visibilityTimeoutSeconds);
+    // fauxqs serves S3 on the same port; so does LocalStack.
+    const exportBucket = await ensureExportBucket(sqsEndpoint, region);
 
     const config = loadConfig({
       DATA_DIR: dataDir,
@@ -88,6 +91,8 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
       QUEUE_URL: queues.queueUrl,
       DLQ_URL: queues.dlqUrl,
       SQS_ENDPOINT: sqsEndpoint,
+      EXPORT_BUCKET: exportBucket,
+      S3_ENDPOINT: sqsEndpoint,
       MAX_CLOCK_SKEW_MS: options.maxClockSkewMs?.toString(),
     });
     const db = options.db ?? (await openDb(config));

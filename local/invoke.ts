@@ -13,6 +13,7 @@ import { loadEvent } from "./events.ts";
 import { allFactories } from "./functions.ts";
 import { lambdaContext } from "./lambda-context.ts";
 import { readRuntime } from "./runtime.ts";
+import { EXPORT_BUCKET, ensureExportBucket } from "./s3.ts";
 import { type Credentials, credentialsPath, seed } from "./seed.ts";
 import { ensureQueues, startEmbeddedSqs } from "./sqs.ts";
 
@@ -49,6 +50,8 @@ async function scratchTarget(): Promise<Target> {
     QUEUE_URL: queues.queueUrl,
     DLQ_URL: queues.dlqUrl,
     SQS_ENDPOINT: sqs.endpoint,
+    EXPORT_BUCKET: await ensureExportBucket(sqs.endpoint),
+    S3_ENDPOINT: sqs.endpoint,
   });
   const db = await openDb(config);
   await migrate(db);
@@ -82,12 +85,16 @@ async function localCloudTarget(): Promise<Target> {
   } catch {
     throw new Error(`No ${credentialsPath(dataDir)}: run \`npm start\` once first.`);
   }
+  const endpoint = process.env.SQS_ENDPOINT || runtime?.sqsEndpoint || "http://127.0.0.1:1";
   const config = loadConfig({
     DATA_DIR: dataDir,
     DATABASE_URL: databaseUrl,
     QUEUE_URL: runtime?.queueUrl ?? "http://127.0.0.1:1/000000000000/changes.fifo",
     DLQ_URL: runtime?.dlqUrl,
-    SQS_ENDPOINT: process.env.SQS_ENDPOINT || runtime?.sqsEndpoint || "http://127.0.0.1:1",
+    SQS_ENDPOINT: endpoint,
+    // The local cloud's S3 is its SQS endpoint (fauxqs serves both).
+    EXPORT_BUCKET,
+    S3_ENDPOINT: endpoint,
   });
   const db = await openDb(config);
   await migrate(db);

@@ -16,6 +16,9 @@ const EnvSchema = z.object({
   QUEUE_URL: z.url({ message: "QUEUE_URL must be the changes.fifo queue URL" }),
   DLQ_URL: z.url().optional(),
   SQS_ENDPOINT: z.url().optional(),
+  // Where answers too large for a Lambda response are handed out from (S3).
+  EXPORT_BUCKET: z.string().min(3).optional(),
+  S3_ENDPOINT: z.url().optional(),
   AWS_REGION: z.string().min(1).default("us-east-1"),
   JWT_ISSUER: z.string().min(1).default("edge-sync"),
   JWT_AUDIENCE: z.string().min(1).default("edge-sync-api"),
@@ -39,6 +42,9 @@ export interface Config {
   queueUrl: string;
   dlqUrl: string | undefined;
   sqsEndpoint: string | undefined;
+  /** The S3 bucket large exports go to (`functions/adapters/exports.ts`); unset: none. */
+  exportBucket: string | undefined;
+  s3Endpoint: string | undefined;
   region: string;
   issuer: string;
   audience: string;
@@ -71,6 +77,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     queueUrl: e.QUEUE_URL,
     dlqUrl: e.DLQ_URL,
     sqsEndpoint: e.SQS_ENDPOINT,
+    exportBucket: e.EXPORT_BUCKET,
+    s3Endpoint: e.S3_ENDPOINT,
     region: e.AWS_REGION,
     issuer: e.JWT_ISSUER,
     audience: e.JWT_AUDIENCE,

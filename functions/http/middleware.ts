@@ -10,6 +10,7 @@ import {
 } from "../../core/errors.ts";
 import { nestsDeeperThan } from "../../core/json.ts";
 import type { Principal, Role } from "../../core/types.ts";
+import type { Exports } from "../adapters/exports.ts";
 import { routeOf, SECURITY_HEADERS } from "../routes.ts";
 
 export { SECURITY_HEADERS };
@@ -28,6 +29,41 @@ export function json(
     headers: { ...SECURITY_HEADERS, "content-type": "application/json; charset=utf-8", ...headers },
     body: JSON.stringify(body),
   };
+}
+
+/**
+ * The most a JSON answer may hold inline, as Lambda counts it: the proxy
+ * result's JSON, where the body is a string with its quotes escaped.
+ * Lambda refuses a response over 6 MB (API Gateway answers 502); this
+ * leaves room for the headers.
+ */
+export const MAX_INLINE_BYTES = 6 * 1024 * 1024 - 64 * 1024;
+
+/**
+ * A JSON answer that may be too large to return: inline (200) when it fits,
+ * else parked with `exports` and answered `303 See Other` to a download
+ * link that needs no credentials (`{"url","expiresAt","bytes"}`, the link
+ * also in `Location`). HTTP clients follow it and get the same document.
+ */
+export async function jsonOrLink(
+  exports: Exports,
+  kind: string,
+  body: unknown,
+  now: () => number,
+): Promise<APIGatewayProxyResult> {
+  const text = JSON.stringify(body);
+  const fits =
+    Buffer.byteLength(text) <= MAX_INLINE_BYTES &&
+    Buffer.byteLength(JSON.stringify(text)) <= MAX_INLINE_BYTES;
+  if (fits) {
+    return {
+      statusCode: 200,
+      headers: { ...SECURITY_HEADERS, "content-type": "application/json; charset=utf-8" },
+      body: text,
+    };
+  }
+  const link = await exports.park(kind, text, now);
+  return json(303, link, { location: link.url });
 }
 
 export function noContent(): APIGatewayProxyResult {

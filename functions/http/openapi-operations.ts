@@ -228,6 +228,14 @@ export const operations: Record<string, Operation> = {
       "Self-contained: the report, its whole history with hashes and signatures, the chain head and the signing devices' public keys. `npx edge-sync verify-evidence FILE` checks it with no database and no network.",
     tag: "Read",
     ok: { status: 200, description: "The bundle.", schema: c.EvidenceBundleSchema },
+    responses: {
+      "303": {
+        description:
+          "The bundle is too large for a response (about 6 MB): it is at `Location`, a link that needs no credentials and works for 15 minutes. HTTP clients that follow redirects get the bundle.",
+        headers: { location: { schema: { type: "string" } } },
+        content: jsonContent(c.ExportLinkSchema),
+      },
+    },
   },
   "GET /v1/reports/{id}/history": {
     operationId: "getReportHistory",

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { CfnOutput, Duration, Stack, type StackProps, Validations } from "aws-cdk-lib";
+import { CfnOutput, Duration, Fn, Stack, type StackProps, Validations } from "aws-cdk-lib";
 import * as apigateway from "aws-cdk-lib/aws-apigateway";
 import type * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as ec2 from "aws-cdk-lib/aws-ec2";
@@ -10,6 +10,7 @@ import * as lambda from "aws-cdk-lib/aws-lambda";
 import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import * as nodejs from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
+import * as s3 from "aws-cdk-lib/aws-s3";
 import type * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
@@ -32,7 +33,13 @@ import {
 import type { Settings } from "../settings.ts";
 import { addAlarms } from "./alarms.ts";
 import { addMigrations } from "./migrations.ts";
-import { CONSUMER_TIMEOUT, type DatabaseAccess, DB_APP_USER, DB_NAME } from "./stateful.ts";
+import {
+  CONSUMER_TIMEOUT,
+  type DatabaseAccess,
+  DB_APP_USER,
+  DB_NAME,
+  EXPORT_BUCKET_EXPORT,
+} from "./stateful.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 
@@ -58,6 +65,7 @@ export class ApiStack extends Stack {
   constructor(scope: Construct, id: string, props: ApiStackProps) {
     super(scope, id, props);
     const { database } = props;
+    const exports = s3.Bucket.fromBucketName(this, "Exports", Fn.importValue(EXPORT_BUCKET_EXPORT));
 
     const databaseEnv: Record<string, string> =
       database.kind === "rds-proxy"
@@ -78,6 +86,7 @@ export class ApiStack extends Stack {
         QUEUE_URL: props.queue.queueUrl,
         DLQ_URL: props.dlq.queueUrl,
         ...(ports.includes("keys") ? { KEYS_SECRET_ARN: props.signingKeys.secretArn } : {}),
+        ...(ports.includes("exports") ? { EXPORT_BUCKET: exports.bucketName } : {}),
         NODE_OPTIONS: "--enable-source-maps",
         POWERTOOLS_SERVICE_NAME: "edge-sync",
       };
@@ -166,7 +175,7 @@ export class ApiStack extends Stack {
     };
 
     for (const [name, f] of Object.entries(this.functions)) {
-      this.grantPorts(f, FUNCTION_PORTS[name as FunctionName], props);
+      this.grantPorts(f, FUNCTION_PORTS[name as FunctionName], props, exports);
     }
     consumeFn.addEventSource(
       new SqsEventSource(props.queue, {
@@ -198,7 +207,12 @@ export class ApiStack extends Stack {
   }
 
   /** Exactly the access a function's declared ports need (functions/deployment.ts). */
-  private grantPorts(f: nodejs.NodejsFunction, ports: readonly Port[], props: ApiStackProps): void {
+  private grantPorts(
+    f: nodejs.NodejsFunction,
+    ports: readonly Port[],
+    props: ApiStackProps,
+    exports: s3.IBucket,
+  ): void {
     const { database } = props;
     if (ports.includes("db") && database.kind === "rds-proxy")
       database.proxy.grantConnect(f, DB_APP_USER);
@@ -231,6 +245,20 @@ export class ApiStack extends Stack {
       // send the chosen changes back to the changes queue.
       props.dlq.grantConsumeMessages(f);
       props.queue.grantSendMessages(f);
+    }
+    if (ports.includes("exports")) {
+      // Write an export (in parts when large) and sign the link that reads it back.
+      f.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"],
+          resources: [exports.arnForObjects("*")],
+        }),
+      );
+      Validations.of(f).acknowledge({
+        id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${EXPORT_BUCKET_EXPORT}/*]`,
+        reason:
+          "Each export gets a new random name, so the function must write and read any object of the export bucket, and nothing else.",
+      });
     }
   }
 

@@ -1,4 +1,5 @@
 import {
+  CfnOutput,
   Duration,
   RemovalPolicy,
   SecretValue,
@@ -9,6 +10,7 @@ import {
 import * as ec2 from "aws-cdk-lib/aws-ec2";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as rds from "aws-cdk-lib/aws-rds";
+import * as s3 from "aws-cdk-lib/aws-s3";
 import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
@@ -24,6 +26,8 @@ import type { Settings } from "../settings.ts";
 export const CONSUMER_TIMEOUT = Duration.seconds(30);
 export const DB_NAME = "edge_sync";
 const VPC_CIDR = "10.40.0.0/16";
+/** The CloudFormation export that names the export bucket. */
+export const EXPORT_BUCKET_EXPORT = "EdgeSyncExportBucket";
 /** The role the functions connect as; the migrate function creates it. */
 export const DB_APP_USER = "edge_sync_app";
 
@@ -56,8 +60,9 @@ export interface StatefulStackProps extends StackProps {
 
 /**
  * What holds data and must outlive deployments of the code: the changes
- * queue with its DLQ, the JWT signing keys, and the database in a VPC of
- * isolated subnets (no NAT; SQS and Secrets Manager through endpoints).
+ * queue with its DLQ, the JWT signing keys, the export bucket, and the
+ * database in a VPC of isolated subnets (no NAT; SQS, Secrets Manager and
+ * S3 through endpoints).
  */
 export class StatefulStack extends Stack {
   readonly queue: sqs.Queue;
@@ -66,6 +71,8 @@ export class StatefulStack extends Stack {
   /** The first platform operator's client credentials (CONTRACT.md: shown nowhere else). */
   readonly operatorCredentials: secretsmanager.Secret;
   readonly database: DatabaseAccess;
+  /** Answers too large for a response, handed out by link (functions/adapters/exports.ts). */
+  readonly exports: s3.IBucket;
 
   constructor(scope: Construct, id: string, props: StatefulStackProps) {
     super(scope, id, props);
@@ -126,6 +133,30 @@ export class StatefulStack extends Stack {
         "Client credentials the API stores only as a scrypt hash; a rotation Lambda cannot change them. Replace the operator through the API and delete this value instead.",
     });
 
+    // An exported document is read within minutes through a link that
+    // works for 15; the object is gone the next day, so a value erased
+    // after its export does not stay here.
+    this.exports = new s3.Bucket(this, "Exports", {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      lifecycleRules: [
+        { expiration: Duration.days(1), abortIncompleteMultipartUploadAfter: Duration.days(1) },
+      ],
+    });
+    // Exported under a name of its own, so the API stack's grant names it
+    // the same way in every synth (functions get its name, not a token).
+    new CfnOutput(this, "ExportBucketName", {
+      value: this.exports.bucketName,
+      exportName: EXPORT_BUCKET_EXPORT,
+    });
+    Validations.of(this.exports).acknowledge({
+      id: "AwsSolutions::AwsSolutions-S1",
+      reason:
+        "Holds each export for a day; the audit function logs every export with its caller, and the object is only reachable through the link it hands out.",
+    });
+
     if (settings.target === "localstack") {
       // LocalStack's free tier has no RDS: PostgreSQL runs in a container.
       this.database = { kind: "url", url: settings.databaseUrl };
@@ -163,6 +194,8 @@ export class StatefulStack extends Stack {
         securityGroups: [securityGroup],
       });
     }
+    // The export bucket, through a gateway endpoint (no charge, no network interface).
+    vpc.addGatewayEndpoint("S3Endpoint", { service: ec2.GatewayVpcEndpointAwsService.S3 });
 
     const appSecret = new rds.DatabaseSecret(this, "AppSecret", {
       username: DB_APP_USER,
