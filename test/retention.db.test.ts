@@ -17,15 +17,18 @@ describe.each(dbTargets())("legal hold and retention (%s)", (target) => {
   });
   afterAll(() => t.stop());
 
-  async function site(name: string) {
+  /** A project with a tablet's agent, and `others` devices registered beside it. */
+  async function site(name: string, others: string[] = []) {
     const { project, devices } = await provision(t.cloud.url, t.cloud.credentials.operator, {
       project: name,
-      devices: ["tablet"],
+      devices: ["tablet", ...others],
     });
     const agent = EdgeAgent.open(join(t.dir, `${name.replace(/\W+/g, "-")}.db`));
     await agent.init(t.cloud.url, devices[0]!.clientId, devices[0]!.clientSecret);
     const admin = await t.tokenFor(project.admin.clientId, project.admin.clientSecret);
-    return { projectId: project.id, agent, admin };
+    const api = (path: string, method: string, body?: unknown) =>
+      t.api(path, { method, token: admin, body });
+    return { projectId: project.id, agent, admin, api, others: devices.slice(1) };
   }
   const retentionOf = (reportId: string) =>
     t.testDb.db.query<{ reason: string }>(
@@ -72,13 +75,11 @@ describe.each(dbTargets())("legal hold and retention (%s)", (target) => {
   });
 
   it("is not held off by an admin's erasure that names retention as its reason", async () => {
-    const { agent, admin } = await site("reasons");
+    const { agent, api } = await site("reasons");
     const report = agent.create({ title: "Old survey", contact: "Sam Field, 0700 900 123" });
     agent.delete(report.id);
     await syncUntilSettled(agent);
     agent.close();
-    const api = (path: string, method: string, body?: unknown) =>
-      t.api(path, { method, token: admin, body });
     await api("/v1/project", "PATCH", { retainDeletedDays: 30 });
     const early = await api("/v1/erasures", "POST", {
       reportId: report.id,
@@ -90,6 +91,52 @@ describe.each(dbTargets())("legal hold and retention (%s)", (target) => {
     expect(made).toMatchObject({ reportId: report.id, requestedBy: RETENTION_ACTOR });
     const history = (await api(`/v1/reports/${report.id}/history`, "GET")).body.items;
     expect(history[0].after).toEqual({ title: null, contact: null });
+  });
+
+  it("counts a device done with retention's erasure only once its agent purges (0.4.0 on)", async () => {
+    const { agent, api, others } = await site("mixed fleet", ["older tablet"]);
+    // An agent from before the purge: erases what it is asked to, and no more.
+    const older = await t.tokenFor(others[0]!.clientId, others[0]!.clientSecret);
+    let cursor = "";
+    const olderPulls = async () => {
+      for (let more = true; more; ) {
+        const page = await t.api(
+          `/v1/sync${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`,
+          {
+            token: older,
+            headers: { "user-agent": "edge-agent/0.3.0 (linux-arm64; node/20.19.0)" },
+          },
+        );
+        expect(page.status).toBe(200);
+        cursor = page.body.cursor;
+        more = page.body.hasMore;
+      }
+    };
+
+    const deleted = agent.create({ title: "Burst main", contact: "Sam Field, 0700 900 123" });
+    const kept = agent.create({ title: "Open job", contact: "Alex Ward, 0700 900 456" });
+    agent.delete(deleted.id);
+    await syncUntilSettled(agent);
+    await olderPulls();
+    await api("/v1/project", "PATCH", { retainDeletedDays: 30 });
+    const requested = await api("/v1/erasures", "POST", {
+      reportId: kept.id,
+      fields: ["contact"],
+      reason: "request 2026-31",
+    });
+    expect(requested.status).toBe(201);
+    const [retained] = await runRetention(t.testDb.db, () => Date.now() + 31 * DAY);
+    expect(retained).toMatchObject({ reportId: deleted.id, requestedBy: RETENTION_ACTOR });
+
+    // Each device pulls past both erasures, and once more from there.
+    for (let i = 0; i < 2; i++) {
+      await syncUntilSettled(agent);
+      await olderPulls();
+    }
+    agent.close();
+    const erasure = async (id: string) => (await api(`/v1/erasures/${id}`, "GET")).body;
+    expect(await erasure(requested.body.id)).toMatchObject({ devicesDone: 2, devicesPending: 0 });
+    expect(await erasure(retained!.id)).toMatchObject({ devicesDone: 1, devicesPending: 1 });
   });
 
   it("runs on the local cloud's schedule, as the stack's hourly rule does", async () => {

@@ -1,6 +1,7 @@
 import * as z from "zod";
 import { ValidationError } from "../../core/errors.ts";
 import type { Outcome } from "../../core/merge.ts";
+import { RETENTION_ACTOR } from "../../core/wire-custody.ts";
 import type { Ack, Conflict, Report } from "../../core/types.ts";
 import type { Db } from "../adapters/db/db.ts";
 import {
@@ -119,6 +120,11 @@ interface ErasureRow {
 
 /** The first agent version that erases what a pull asks it to. */
 const ERASING_AGENT = "0,2,0";
+/**
+ * The first that also purges a report retention erased: every value it
+ * holds of it, written before or after (edge-agent/local-removal.ts).
+ */
+const PURGING_AGENT = "0,4,0";
 
 interface AckRow {
   change_id: string;
@@ -213,8 +219,9 @@ export async function pull(
     const conflicts = [...won, ...lost].sort(byXidThenId).slice(0, limit + 1);
     // The device stored every page before this cursor, each with its cursor
     // in one transaction: an agent that knows erasures (0.2.0 on) has erased
-    // what the erasures in them asked (DESIGN.md, "Erasure"). An older one
-    // moves on without erasing, so it is never counted done.
+    // what the erasures in them asked (DESIGN.md, "Erasure"), and one from
+    // 0.4.0 has purged what retention erased. An older one moves on without
+    // doing so, so it is never counted done.
     if (from.e[0] !== "0") {
       await tx.query(
         `insert into erasure_acks (erasure_id, device_id)
@@ -222,9 +229,11 @@ export async function pull(
           where project_id = $1 and (xid, id) <= ($3::text::xid8, $4::uuid)
             and not exists (select 1 from erasure_acks a where a.erasure_id = erasures.id and a.device_id = $2)
             and exists (select 1 from devices d where d.id = $2
-                          and (regexp_match(d.agent_version, '^([0-9]+)[.]([0-9]+)[.]([0-9]+)'))::int[] >= '{${ERASING_AGENT}}')
+                          and (regexp_match(d.agent_version, '^([0-9]+)[.]([0-9]+)[.]([0-9]+)'))::int[]
+                              >= case when erasures.requested_by = $5::uuid then '{${PURGING_AGENT}}'::int[]
+                                      else '{${ERASING_AGENT}}'::int[] end)
          on conflict do nothing`,
-        [projectId, deviceId, from.e[0], from.e[1]],
+        [projectId, deviceId, from.e[0], from.e[1], RETENTION_ACTOR],
       );
     }
     // A device with scopes is told only of erasures in reports of its
