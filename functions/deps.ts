@@ -93,7 +93,10 @@ export async function openDb(config: Config): Promise<Db> {
       const { RDSDataClient } = await import("@aws-sdk/client-rds-data");
       const { createDataApiDb } = await import("./adapters/db/data-api.ts");
       return createDataApiDb({
-        client: new RDSDataClient({ region: config.region }),
+        // Each statement is one call with no options of its own: the
+        // middleware stack is resolved once per command type, as for SQS
+        // (adapters/queue.ts).
+        client: new RDSDataClient({ region: config.region, cacheMiddleware: true }),
         resourceArn: database.clusterArn,
         secretArn: database.secretArn,
         database: database.name,
