@@ -1,8 +1,8 @@
 import * as z from "zod";
 import { ValidationError } from "../../core/errors.ts";
 import type { Outcome } from "../../core/merge.ts";
-import { RETENTION_ACTOR } from "../../core/wire-custody.ts";
 import type { Ack, Conflict, Report } from "../../core/types.ts";
+import { RETENTION_ACTOR } from "../../core/wire-custody.ts";
 import type { Db } from "../adapters/db/db.ts";
 import {
   backfillOf,
