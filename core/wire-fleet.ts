@@ -77,6 +77,24 @@ export const DeviceSchema = z
 export const DeviceScopesSchema = z
   .object({ id: uuid, scopes: z.array(z.string()) })
   .meta({ id: "DeviceScopes" });
+export const ScopeSettingSchema = z
+  .object({
+    version: count.meta({ description: "1 for the first setting, then one more for each." }),
+    scopes: z.array(z.string()).meta({ description: "None: the whole project." }),
+    setBy: uuid.nullable().meta({ description: "The admin who set them." }),
+    setAt: stamp,
+  })
+  .meta({ id: "ScopeSetting" });
+export const ScopeHistorySchema = z
+  .object({
+    items: z.array(ScopeSettingSchema).meta({
+      description:
+        "Oldest first. Before the first, from the device's createdAt, it synced the whole project; a device registered with scopes has its first at createdAt.",
+    }),
+    nextCursor: z.string().nullable().meta({ description: "Null on the last page." }),
+  })
+  .meta({ id: "ScopeHistory" });
+export type ScopeSetting = z.output<typeof ScopeSettingSchema>;
 export const DeviceListSchema = z
   .object({ items: z.array(DeviceSchema) })
   .meta({ id: "DeviceList" });

@@ -7,7 +7,7 @@ import {
   NoQuerySchema,
   ReportQuerySchema,
 } from "../core/wire.ts";
-import { listDevices } from "./app/fleet.ts";
+import { deviceScopeHistory, listDevices } from "./app/fleet.ts";
 import {
   getReport,
   listAudit,
@@ -32,15 +32,16 @@ function query<T>(schema: z.ZodType<T>, event: ApiEvent): T {
 }
 
 /** A path id: anything but a UUID names no resource. */
-function idOf(event: ApiEvent): string {
+function idOf(event: ApiEvent, what = "report"): string {
   const id = event.pathParameters?.id ?? "";
-  if (!z.uuid().safeParse(id).success) throw new NotFoundError("No such report.");
+  if (!z.uuid().safeParse(id).success) throw new NotFoundError(`No such ${what}.`);
   return id;
 }
 
 /**
  * The read API for a project's analysts, auditors and admins: reports,
- * their history, conflicts, devices, sync status and the audit log. Every
+ * their history, conflicts, devices (and, for auditors and admins, the
+ * history of each one's scopes), sync status and the audit log. Every
  * query is scoped by the token's project.
  */
 export const create = (deps: DepsOf<"read">) =>
@@ -65,6 +66,16 @@ export const create = (deps: DepsOf<"read">) =>
       case "/v1/devices":
         query(NoQuerySchema, event);
         return json(200, await listDevices(deps.db, projectId, deps.now()));
+      case "/v1/devices/{id}/scopes":
+        return json(
+          200,
+          await deviceScopeHistory(
+            deps.db,
+            projectId,
+            idOf(event, "device"),
+            query(HistoryQuerySchema, event),
+          ),
+        );
       case "/v1/status": {
         query(NoQuerySchema, event);
         const [queue, counts] = await Promise.all([

@@ -53,6 +53,7 @@ export const routes: readonly Route[] = [
   { method: "GET", path: "/v1/reports/{id}/history", fn: "read", roles: READERS },
   { method: "GET", path: "/v1/conflicts", fn: "read", roles: READERS },
   { method: "GET", path: "/v1/devices", fn: "read", roles: READERS },
+  { method: "GET", path: "/v1/devices/{id}/scopes", fn: "read", roles: ["auditor", "admin"] },
   { method: "GET", path: "/v1/status", fn: "read", roles: READERS },
   { method: "GET", path: "/v1/audit", fn: "read", roles: ["auditor", "admin"] },
   { method: "GET", path: "/v1/audit/verify", fn: "audit", roles: ["auditor", "admin"] },

@@ -382,6 +382,22 @@ describe("the OpenAPI document and the API agree", () => {
         })
       ).status,
     ).toBe(403);
+    const settings = await call("GET", "/v1/devices/{id}/scopes", {
+      token: admin,
+      params: { id: spare.body.id },
+    });
+    expect(settings.body.items).toMatchObject([{ version: 1, scopes: ["site-1", "site-2"] }]);
+    expect(
+      (await call("GET", "/v1/devices/{id}/scopes", { token: admin, params: missing })).status,
+    ).toBe(404);
+    expect(
+      (
+        await call("GET", "/v1/devices/{id}/scopes", {
+          token: analyst,
+          params: { id: spare.body.id },
+        })
+      ).status,
+    ).toBe(403);
 
     // Revocation last: the spare device's token is not used after it.
     const revoke = { token: admin, params: { id: spare.body.id } };

@@ -2,6 +2,7 @@ import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatHlc } from "../core/hlc.ts";
 import type { EdgeAgent } from "../edge-agent/agent.ts";
+import { provision } from "../local/provision.ts";
 import { runCli } from "./support/cli.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
 import { dbTargets } from "./support/db.ts";
@@ -261,6 +262,69 @@ describe.each(dbTargets())("scopes (%s)", (target) => {
       project.body.items.map((r: { id: string }) => r.id).sort(),
     );
     expect(ids(hq.agent)).toContain(south.id);
+  });
+
+  it("keeps every setting of a device's scopes, with who made it, for auditors and admins", async () => {
+    const device = await t.createDevice("history tablet");
+    await setScopes(device.id, ["h-north"]);
+    await setScopes(device.id, ["h-north", "h-south"]);
+    await setScopes(device.id, ["h-north", "h-south"]); // the same again: no new setting
+    await setScopes(device.id, []);
+    const me = (await t.api("/v1/me", { token: admin })).body;
+    const historyOf = (id: string, token = admin, query = "") =>
+      t.api(`/v1/devices/${id}/scopes${query}`, { token });
+
+    const history = await historyOf(device.id);
+    expect(history.status).toBe(200);
+    expect(
+      history.body.items.map((i: { version: number; scopes: string[] }) => [i.version, i.scopes]),
+    ).toEqual([
+      [1, ["h-north"]],
+      [2, ["h-north", "h-south"]],
+      [3, []],
+    ]);
+    expect(history.body.nextCursor).toBeNull();
+    for (const item of history.body.items) expect(item.setBy).toBe(me.id);
+    const times = history.body.items.map((i: { setAt: string }) => Date.parse(i.setAt));
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+
+    const first = await historyOf(device.id, admin, "?limit=2");
+    expect(first.body.items.map((i: { version: number }) => i.version)).toEqual([1, 2]);
+    const rest = await historyOf(device.id, admin, `?limit=2&cursor=${first.body.nextCursor}`);
+    expect(rest.body).toMatchObject({ items: [{ version: 3 }], nextCursor: null });
+
+    // Registered with scopes: its first setting is its registration.
+    const scoped = await t.api("/v1/devices", {
+      token: admin,
+      body: { name: "history scoped tablet", scopes: ["h-east"] },
+    });
+    const [registered] = (await historyOf(scoped.body.id)).body.items;
+    expect(registered).toMatchObject({ version: 1, scopes: ["h-east"], setBy: me.id });
+    const listed = (await t.api("/v1/devices", { token: admin })).body.items.find(
+      (d: { id: string }) => d.id === scoped.body.id,
+    );
+    expect(registered.setAt).toBe(listed.createdAt);
+
+    // Auditors and admins only, and only their own project's devices.
+    const analyst = await t.api("/v1/members", {
+      token: admin,
+      body: { name: "h", role: "analyst" },
+    });
+    const auditor = await t.api("/v1/members", {
+      token: admin,
+      body: { name: "a", role: "auditor" },
+    });
+    const tokenOf = (m: { body: { clientId: string; clientSecret: string } }) =>
+      t.tokenFor(m.body.clientId, m.body.clientSecret);
+    expect((await historyOf(device.id, await tokenOf(analyst))).status).toBe(403);
+    expect((await historyOf(device.id, await tokenOf(auditor))).body.items).toHaveLength(3);
+    expect((await historyOf(crypto.randomUUID())).status).toBe(404);
+    const elsewhere = await provision(t.cloud.url, t.cloud.credentials.operator, {
+      project: "history elsewhere",
+      devices: ["their tablet"],
+    });
+    const theirs = await historyOf(elsewhere.devices[0]!.id);
+    expect(theirs).toMatchObject({ status: 404, body: { error: { code: "not_found" } } });
   });
 
   it("the CLI creates in the device's only scope by default, in another it names, and refuses one it lacks", async () => {

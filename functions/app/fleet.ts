@@ -1,5 +1,8 @@
-import type { Device, DeviceState } from "../../core/wire-fleet.ts";
+import * as z from "zod";
+import { NotFoundError } from "../../core/errors.ts";
+import type { Device, DeviceState, ScopeSetting } from "../../core/wire-fleet.ts";
 import type { Queryable } from "../adapters/db/db.ts";
+import { decode, keysetPage, type Page } from "./listing.ts";
 import { iso } from "./read.ts";
 import { type DeviceTally, deviceTallies } from "./tallies.ts";
 
@@ -82,6 +85,52 @@ export async function listDevices(
   return {
     items: rows.map((row) => toDeviceView({ ...row, ...(tallies.get(row.id) ?? none) }, nowMs)),
   };
+}
+
+/**
+ * Every setting of a device's scopes, oldest first, with who made it
+ * (`device_scope_log`): which devices could hold which sites' reports, and
+ * since when.
+ *
+ * @throws NotFoundError when the project has no such device.
+ */
+export async function deviceScopeHistory(
+  db: Queryable,
+  projectId: string,
+  deviceId: string,
+  query: { limit: number; cursor?: string },
+): Promise<Page<ScopeSetting>> {
+  const after = decode(query.cursor, z.tuple([z.number().int().positive()]));
+  const rows = await db.query<{
+    version: number;
+    scopes: string[];
+    set_by: string | null;
+    set_at: Date;
+  }>(
+    `select l.version, l.scopes, l.set_by, l.set_at
+       from device_scope_log l join devices d on d.id = l.device_id
+      where d.id = $1 and d.project_id = $2 and l.version > $3
+      order by l.version limit ${query.limit + 1}`,
+    [deviceId, projectId, after?.[0] ?? 0],
+  );
+  if (rows.length === 0 && !after) {
+    const [device] = await db.query("select 1 from devices where id = $1 and project_id = $2", [
+      deviceId,
+      projectId,
+    ]);
+    if (!device) throw new NotFoundError("No such device.");
+  }
+  return keysetPage(
+    rows,
+    query.limit,
+    (r) => ({
+      version: r.version,
+      scopes: r.scopes,
+      setBy: r.set_by,
+      setAt: r.set_at.toISOString(),
+    }),
+    (r) => [r.version],
+  );
 }
 
 function toDeviceView(r: DeviceRow, nowMs: number): Device {

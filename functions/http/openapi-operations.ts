@@ -257,6 +257,17 @@ export const operations: Record<string, Operation> = {
     tag: "Read",
     ok: { status: 200, description: "Every device of the project.", schema: f.DeviceListSchema },
   },
+  "GET /v1/devices/{id}/scopes": {
+    operationId: "getDeviceScopeHistory",
+    summary: "Every setting of a device's scopes, with who set them (auditor, admin)",
+    tag: "Read",
+    query: s.HistoryQuerySchema,
+    ok: {
+      status: 200,
+      description: page("a device's scope settings, oldest first"),
+      schema: f.ScopeHistorySchema,
+    },
+  },
   "GET /v1/status": {
     operationId: "getStatus",
     summary: "Queue depth and counts",
