@@ -1,4 +1,5 @@
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand } from "@aws-sdk/client-s3";
+import { createS3Client } from "../functions/adapters/exports.ts";
 
 /** The bucket the local cloud hands large answers out from (the stack's export bucket). */
 export const EXPORT_BUCKET = "edge-sync-exports";
@@ -8,12 +9,7 @@ export const EXPORT_BUCKET = "edge-sync-exports";
  * beside SQS on the same port). Idempotent: a bucket already there is kept.
  */
 export async function ensureExportBucket(endpoint: string, region = "us-east-1"): Promise<string> {
-  const client = new S3Client({
-    region,
-    endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-  });
+  const client = createS3Client(region, endpoint);
   try {
     await client.send(new CreateBucketCommand({ Bucket: EXPORT_BUCKET })).catch((error) => {
       const name = (error as Error).name;

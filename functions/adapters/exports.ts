@@ -46,10 +46,9 @@ export interface S3ExportsOptions {
   endpoint?: string;
 }
 
-export function createS3Exports({ region, bucket, endpoint }: S3ExportsOptions): Exports & {
-  close(): void;
-} {
-  const client = new S3Client({
+/** An S3 client; with an endpoint of its own (fauxqs, LocalStack), path-style and local credentials. */
+export function createS3Client(region: string, endpoint?: string): S3Client {
+  return new S3Client({
     region,
     ...(endpoint
       ? {
@@ -59,6 +58,12 @@ export function createS3Exports({ region, bucket, endpoint }: S3ExportsOptions):
         }
       : {}),
   });
+}
+
+export function createS3Exports({ region, bucket, endpoint }: S3ExportsOptions): Exports & {
+  close(): void;
+} {
+  const client = createS3Client(region, endpoint);
   const object = (key: string) => ({ Bucket: bucket, Key: key });
   const put = async (key: string, body: Buffer) => {
     const type = "application/json; charset=utf-8";

@@ -24,10 +24,19 @@ export function json(
   body: unknown,
   headers: Record<string, string> = {},
 ): APIGatewayProxyResult {
+  return jsonText(statusCode, JSON.stringify(body), headers);
+}
+
+/** A JSON answer already serialized. */
+function jsonText(
+  statusCode: number,
+  text: string,
+  headers: Record<string, string> = {},
+): APIGatewayProxyResult {
   return {
     statusCode,
     headers: { ...SECURITY_HEADERS, "content-type": "application/json; charset=utf-8", ...headers },
-    body: JSON.stringify(body),
+    body: text,
   };
 }
 
@@ -55,13 +64,7 @@ export async function jsonOrLink(
   const fits =
     Buffer.byteLength(text) <= MAX_INLINE_BYTES &&
     Buffer.byteLength(JSON.stringify(text)) <= MAX_INLINE_BYTES;
-  if (fits) {
-    return {
-      statusCode: 200,
-      headers: { ...SECURITY_HEADERS, "content-type": "application/json; charset=utf-8" },
-      body: text,
-    };
-  }
+  if (fits) return jsonText(200, text);
   const link = await exports.park(kind, text, now);
   return json(303, link, { location: link.url });
 }
