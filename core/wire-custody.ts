@@ -153,7 +153,10 @@ export const EvidenceBundleSchema = z
 export const ExportLinkSchema = z
   .object({
     url: z.url().meta({ description: "Download it with a plain GET, no Authorization header." }),
-    expiresAt: stamp.meta({ description: "When the link stops working (15 minutes)." }),
+    expiresAt: stamp.meta({
+      description:
+        "When the link stops working: 15 minutes, or sooner when the credentials that signed it expire.",
+    }),
     bytes: z.number().int().meta({ description: "The document's size." }),
   })
   .meta({ id: "ExportLink" });

@@ -6,12 +6,16 @@ import {
   GetObjectCommand,
   PutObjectCommand,
   S3Client,
+  type S3ClientConfig,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { EdgeSyncError } from "../../core/errors.ts";
 
-/** How long a download link works. The object itself lives a day (the bucket's lifecycle rule). */
+/**
+ * How long a download link works, at most. The object itself lives a day
+ * (the bucket's lifecycle rule).
+ */
 export const EXPORT_LINK_SECONDS = 15 * 60;
 
 /**
@@ -44,10 +48,16 @@ export interface S3ExportsOptions {
   bucket: string;
   /** An S3 endpoint of its own (fauxqs, LocalStack): path-style addresses, local credentials. */
   endpoint?: string;
+  /** Credentials other than the default chain's (or the local ones an endpoint gets). */
+  credentials?: S3ClientConfig["credentials"];
 }
 
 /** An S3 client; with an endpoint of its own (fauxqs, LocalStack), path-style and local credentials. */
-export function createS3Client(region: string, endpoint?: string): S3Client {
+export function createS3Client(
+  region: string,
+  endpoint?: string,
+  credentials?: S3ClientConfig["credentials"],
+): S3Client {
   return new S3Client({
     region,
     ...(endpoint
@@ -57,13 +67,19 @@ export function createS3Client(region: string, endpoint?: string): S3Client {
           credentials: { accessKeyId: "local", secretAccessKey: "local" },
         }
       : {}),
+    ...(credentials ? { credentials } : {}),
   });
 }
 
-export function createS3Exports({ region, bucket, endpoint }: S3ExportsOptions): Exports & {
+export function createS3Exports({
+  region,
+  bucket,
+  endpoint,
+  credentials,
+}: S3ExportsOptions): Exports & {
   close(): void;
 } {
-  const client = createS3Client(region, endpoint);
+  const client = createS3Client(region, endpoint, credentials);
   const object = (key: string) => ({ Bucket: bucket, Key: key });
   const put = async (key: string, body: Buffer) => {
     const type = "application/json; charset=utf-8";
@@ -108,10 +124,15 @@ export function createS3Exports({ region, bucket, endpoint }: S3ExportsOptions):
       const key = `${kind}/${randomUUID()}.json`;
       const body = Buffer.from(json);
       await put(key, body);
-      const url = await getSignedUrl(client, new GetObjectCommand(object(key)), {
-        expiresIn: EXPORT_LINK_SECONDS,
-      });
-      const expiresAt = new Date(now() + EXPORT_LINK_SECONDS * 1000).toISOString();
+      // A link signed with temporary credentials (a Lambda's role) stops
+      // working when they expire, whatever it says: it promises no longer
+      // than they last. The SDK renews credentials 5 minutes before they
+      // expire, so a link works for at least that long.
+      const { expiration } = await client.config.credentials();
+      const left = expiration ? Math.floor((expiration.getTime() - now()) / 1000) : Infinity;
+      const expiresIn = Math.max(1, Math.min(EXPORT_LINK_SECONDS, left));
+      const url = await getSignedUrl(client, new GetObjectCommand(object(key)), { expiresIn });
+      const expiresAt = new Date(now() + expiresIn * 1000).toISOString();
       return { url, expiresAt, bytes: body.byteLength };
     },
     close: () => client.destroy(),

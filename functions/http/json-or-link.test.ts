@@ -3,7 +3,12 @@ import { EdgeSyncError } from "../../core/errors.ts";
 import { ExportLinkSchema } from "../../core/wire-custody.ts";
 import { ensureExportBucket } from "../../local/s3.ts";
 import { type EmbeddedSqs, startEmbeddedSqs } from "../../local/sqs.ts";
-import { createS3Exports, type Exports, NO_EXPORTS } from "../adapters/exports.ts";
+import {
+  createS3Exports,
+  EXPORT_LINK_SECONDS,
+  type Exports,
+  NO_EXPORTS,
+} from "../adapters/exports.ts";
 import { jsonOrLink, MAX_INLINE_BYTES } from "./middleware.ts";
 
 describe("an answer that may be too large for a Lambda response", () => {
@@ -48,6 +53,43 @@ describe("an answer that may be too large for a Lambda response", () => {
       const text = await download.text();
       expect(text).toBe(JSON.stringify(body));
       expect(link.bytes).toBe(Buffer.byteLength(text));
+    }
+  });
+
+  it("promises a link no longer than the credentials that sign it last", async () => {
+    const expiration = new Date(Date.now() + 5 * 60 * 1000);
+    const shortLived = createS3Exports({
+      region: "us-east-1",
+      bucket: await ensureExportBucket(s3.endpoint),
+      endpoint: s3.endpoint,
+      credentials: async () => ({
+        accessKeyId: "local",
+        secretAccessKey: "local",
+        sessionToken: "session",
+        expiration,
+      }),
+    });
+    try {
+      const result = await jsonOrLink(
+        shortLived,
+        "evidence",
+        quotes(MAX_INLINE_BYTES * 2),
+        Date.now,
+      );
+      const link = ExportLinkSchema.parse(JSON.parse(result.body));
+      expect(Date.parse(link.expiresAt)).toBeLessThanOrEqual(expiration.getTime());
+      const signedFor = Number(new URL(link.url).searchParams.get("X-Amz-Expires"));
+      expect(signedFor).toBeGreaterThan(0);
+      expect(signedFor).toBeLessThanOrEqual(5 * 60);
+      // Without an expiry of their own, a link is signed for the full 15 minutes.
+      const long = await jsonOrLink(exports, "evidence", quotes(MAX_INLINE_BYTES * 2), Date.now);
+      expect(
+        new URL(ExportLinkSchema.parse(JSON.parse(long.body)).url).searchParams.get(
+          "X-Amz-Expires",
+        ),
+      ).toBe(String(EXPORT_LINK_SECONDS));
+    } finally {
+      shortLived.close();
     }
   });
 
