@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { ReportSchema } from "./wire.ts";
-import { count, jsonObject, outcome, stamp, uuid } from "./wire-blocks.ts";
+import { count, cursor, jsonObject, limit, outcome, stamp, uuid } from "./wire-blocks.ts";
 
 /*
  * The wire contract of chain of custody and data protection (DESIGN.md):
@@ -21,8 +21,23 @@ export const AuditVerifySchema = z
       .string()
       .optional()
       .meta({ description: "What is wrong with the entry `firstBadSeq` names." }),
+    complete: z.boolean().meta({
+      description:
+        "Whether every entry has been checked. A project too large to check within one call is checked in parts: then `ok` speaks of the entries checked so far, and `nextCursor` goes on.",
+    }),
+    nextCursor: cursor
+      .nullable()
+      .meta({ description: "Where the next part starts; null once every entry is checked." }),
   })
   .meta({ id: "AuditVerify" });
+
+export const AuditVerifyQuerySchema = z.strictObject({
+  limit: limit(1_000_000, 1_000_000).meta({
+    description:
+      "Entries to check at most in this call, 1 to 1,000,000. A call also stops after about 5 seconds, so it ends well within the function's time.",
+  }),
+  cursor: cursor.optional(),
+});
 
 export const PublicJwkSchema = z
   .object({ kty: z.enum(["OKP", "EC"]), crv: z.enum(["Ed25519", "P-256"]), x: z.string() })

@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { NotFoundError, ValidationError } from "../core/errors.ts";
+import { NotFoundError } from "../core/errors.ts";
 import {
   AuditQuerySchema,
   ConflictQuerySchema,
@@ -17,19 +17,8 @@ import {
   reportHistory,
 } from "./app/read.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
-import { apiRoute, callerProject } from "./http/api-route.ts";
+import { apiRoute, callerProject, queryOf as query } from "./http/api-route.ts";
 import { type ApiEvent, json } from "./http/middleware.ts";
-
-function query<T>(schema: z.ZodType<T>, event: ApiEvent): T {
-  const parsed = schema.safeParse(event.queryStringParameters ?? {});
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ValidationError(`${issue.path.join(".") || "query"}: ${issue.message}`, {
-      issues: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
-    });
-  }
-  return parsed.data;
-}
 
 /** A path id: anything but a UUID names no resource. */
 function idOf(event: ApiEvent, what = "report"): string {

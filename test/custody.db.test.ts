@@ -64,7 +64,40 @@ describe.each(dbTargets())("chain of custody: device-signed changes (%s)", (targ
     const history = await t.api(`/v1/reports/${report.id}/history`, { token: admin });
     expect(history.body.items).toHaveLength(3);
     for (const entry of history.body.items) expect(entry.sig).toMatch(/^[A-Za-z0-9_-]{86}$/);
-    expect(await verify(admin)).toEqual({ ok: true, checked: 3, signed: 3, unsigned: 0 });
+    expect(await verify(admin)).toEqual({
+      ok: true,
+      checked: 3,
+      signed: 3,
+      unsigned: 0,
+      complete: true,
+      nextCursor: null,
+    });
+  });
+
+  it("verifies a project too large for one call in parts, each going on where the last stopped", async () => {
+    const { agent, admin } = await signingSite("verified in parts");
+    for (let i = 0; i < 3; i++) agent.create({ title: `report ${i}` });
+    const report = agent.create({ title: "edited" });
+    agent.update(report.id, { severity: 1 });
+    await syncUntilSettled(agent);
+    agent.close();
+    const parts = [];
+    let cursor = "";
+    do {
+      const res = await t.api(`/v1/audit/verify?limit=2${cursor && `&cursor=${cursor}`}`, {
+        token: admin,
+      });
+      expect(res.status).toBe(200);
+      parts.push(res.body);
+      cursor = res.body.nextCursor ?? "";
+    } while (cursor);
+    expect(parts.map((p) => [p.ok, p.checked, p.signed, p.complete])).toEqual([
+      [true, 2, 2, false],
+      [true, 2, 2, false],
+      [true, 1, 1, true],
+    ]);
+    const refused = await t.api("/v1/audit/verify?cursor=forged", { token: admin });
+    expect(refused).toMatchObject({ status: 400, body: { error: { code: "validation_failed" } } });
   });
 
   it("refuses, from a device with a key, a change without its signature or with a wrong one", async () => {

@@ -14,7 +14,8 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
-const encode = (key: unknown[]) => Buffer.from(JSON.stringify(key)).toString("base64url");
+/** A cursor for a key, opaque to the client; `decode` reads it back. */
+export const encode = (key: unknown[]) => Buffer.from(JSON.stringify(key)).toString("base64url");
 
 /**
  * A page from `limit + 1` rows: the extra row only says there is more, and

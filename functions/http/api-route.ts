@@ -1,5 +1,7 @@
 import middy, { type MiddlewareObj } from "@middy/core";
 import type { APIGatewayProxyResult } from "aws-lambda";
+import type * as z from "zod";
+import { ValidationError } from "../../core/errors.ts";
 import type { Runtime } from "../deps.ts";
 import {
   type ApiEvent,
@@ -42,3 +44,15 @@ export function apiRoute(deps: Pick<Runtime, "logger">, options: ApiRouteOptions
 
 /** The caller's project, from the token (every project query is scoped by it). */
 export const callerProject = (event: ApiEvent): string => projectOf(principalOf(event));
+
+/** The query string, read with its schema; anything else is `validation_failed`, with each issue. */
+export function queryOf<T>(schema: z.ZodType<T>, event: ApiEvent): T {
+  const parsed = schema.safeParse(event.queryStringParameters ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ValidationError(`${issue.path.join(".") || "query"}: ${issue.message}`, {
+      issues: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+    });
+  }
+  return parsed.data;
+}

@@ -284,8 +284,15 @@ export const operations: Record<string, Operation> = {
   "GET /v1/audit/verify": {
     operationId: "verifyAudit",
     summary: "Recompute the audit hash chains",
+    description:
+      "Recomputes every hash chain of the project and checks every signature. A call checks entries for about 5 seconds (or `limit` entries): a larger project is checked in parts, each call going on from the last one's `nextCursor` until `complete` is true. Sum `checked`, `signed` and `unsigned` over the parts; the lowest `firstBadSeq` of any part is the first bad entry.",
     tag: "Read",
-    ok: { status: 200, description: "Whether every chain holds.", schema: c.AuditVerifySchema },
+    query: c.AuditVerifyQuerySchema,
+    ok: {
+      status: 200,
+      description: "Whether every chain holds, or every entry checked so far.",
+      schema: c.AuditVerifySchema,
+    },
   },
   "GET /v1/dlq": {
     operationId: "listDeadLetters",

@@ -193,6 +193,8 @@ describe("the Data API adapter over an emulated Data API", () => {
       checked: 3,
       signed: 0,
       unsigned: 3,
+      complete: true,
+      nextCursor: null,
     });
 
     expect(emulator.sent.length).toBeGreaterThan(10);

@@ -87,6 +87,8 @@ describe.each(dbTargets().filter((t) => t !== "data-api"))(
         checked: 120,
         signed: 0,
         unsigned: 120,
+        complete: true,
+        nextCursor: null,
       });
       const [heads] = await t.db.query<{ n: number }>(
         `select count(*)::int as n from reports r
