@@ -1,19 +1,23 @@
 // `npx edge-sync <command>`: tools for those who hold the cloud to account,
-// run from a checkout. Today one: `verify-evidence FILE`, which needs no
-// database and no network.
+// run from a checkout: `verify-evidence FILE`, which needs no database and
+// no network, and `verify-audit`, which has the cloud check its audit log.
 import { readFile } from "node:fs/promises";
 import { checkEvidence } from "../core/evidence.ts";
+import { VERIFY_AUDIT_USAGE, verifyAudit } from "./verify-audit.ts";
 
 const USAGE = `usage: edge-sync verify-evidence FILE
+       edge-sync verify-audit --api URL [--client-id ID --client-secret SECRET] [--limit N]
 
   verify-evidence FILE   check a report's evidence bundle (GET /v1/reports/{id}/evidence)
                          offline: every hash, the chain's order, every signature against
                          the bundled keys, and that the report is what its history produces.
-                         Exit 0 valid, 3 invalid (each problem printed), 1 unreadable or misused.`;
+                         Exit 0 valid, 3 invalid (each problem printed), 1 unreadable or misused.
+${VERIFY_AUDIT_USAGE}`;
 
 export interface Io {
   out: (text: string) => void;
   err: (text: string) => void;
+  env?: Record<string, string | undefined>;
 }
 
 export async function main(args: string[], io: Io): Promise<number> {
@@ -22,6 +26,7 @@ export async function main(args: string[], io: Io): Promise<number> {
     (command === undefined ? io.err : io.out)(USAGE);
     return command === undefined ? 1 : 0;
   }
+  if (command === "verify-audit") return verifyAudit(args.slice(1), io);
   if (command !== "verify-evidence" || !file || rest.length > 0) {
     io.err(USAGE);
     return 1;

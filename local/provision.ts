@@ -9,7 +9,17 @@ export interface Provisioned {
   devices: (ClientCredentials & { id: string; name: string })[];
 }
 
-/** An edge-sync API client for one-off setup scripts, under any base path (`…/prod/`). */
+/** An answer other than 2xx, with its status. */
+export class ApiCallError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** An edge-sync API client for one-off scripts and tools, under any base path (`…/prod/`). */
 export function apiClient(apiUrl: string) {
   const base = new URL(apiUrl);
   if (!base.pathname.endsWith("/")) base.pathname += "/";
@@ -31,7 +41,8 @@ export function apiClient(apiUrl: string) {
             : JSON.stringify(init.body),
     });
     const text = await response.text();
-    if (!response.ok) throw new Error(`${path}: ${response.status} ${text}`);
+    if (!response.ok)
+      throw new ApiCallError(response.status, `${path}: ${response.status} ${text}`);
     return JSON.parse(text) as T;
   };
   return {
@@ -45,6 +56,7 @@ export function apiClient(apiUrl: string) {
       });
       return body.access_token;
     },
+    get: <T>(path: string, token: string) => call<T>(path, { token }),
     post: <T>(path: string, token: string, body: unknown) => call<T>(path, { token, body }),
   };
 }
