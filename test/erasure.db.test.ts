@@ -156,7 +156,9 @@ describe.each(dbTargets())("erasure (%s)", (target) => {
       t.api("/v1/project", { method: "PATCH", token: admin, body: { retainDeletedDays: days } });
     expect((await keep(0)).status).toBe(200);
     try {
-      const [purged] = await runRetention(t.testDb.db, Date.now);
+      const {
+        made: [purged],
+      } = await runRetention(t.testDb.db, Date.now);
       expect(purged).toMatchObject({ reportId: report.id, reason: "retention" });
       // The van, offline since before the delete, writes to the report
       // after retention ran (its clock later than the erasure's).

@@ -3,9 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RETENTION_ACTOR } from "../core/wire-custody.ts";
 import { EdgeAgent } from "../edge-agent/agent.ts";
 import { runRetention } from "../functions/app/erasure.ts";
+import { create as retentionHandler } from "../functions/retention.ts";
+import { lambdaContext } from "../local/lambda-context.ts";
 import { provision } from "../local/provision.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
 import { dbTargets } from "./support/db.ts";
+import { handlerDeps } from "./support/deps.ts";
 
 const DAY = 86_400_000;
 
@@ -87,7 +90,9 @@ describe.each(dbTargets())("legal hold and retention (%s)", (target) => {
       reason: "retention",
     });
     expect(early.status).toBe(201);
-    const [made] = await runRetention(t.testDb.db, () => Date.now() + 31 * DAY);
+    const {
+      made: [made],
+    } = await runRetention(t.testDb.db, () => Date.now() + 31 * DAY);
     expect(made).toMatchObject({ reportId: report.id, requestedBy: RETENTION_ACTOR });
     const history = (await api(`/v1/reports/${report.id}/history`, "GET")).body.items;
     expect(history[0].after).toEqual({ title: null, contact: null });
@@ -125,7 +130,9 @@ describe.each(dbTargets())("legal hold and retention (%s)", (target) => {
       reason: "request 2026-31",
     });
     expect(requested.status).toBe(201);
-    const [retained] = await runRetention(t.testDb.db, () => Date.now() + 31 * DAY);
+    const {
+      made: [retained],
+    } = await runRetention(t.testDb.db, () => Date.now() + 31 * DAY);
     expect(retained).toMatchObject({ reportId: deleted.id, requestedBy: RETENTION_ACTOR });
 
     // Each device pulls past both erasures, and once more from there.
@@ -151,5 +158,51 @@ describe.each(dbTargets())("legal hold and retention (%s)", (target) => {
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(await retentionOf(report.id)).toEqual([{ reason: "retention" }]);
+  });
+
+  it("goes on past a report whose erasure fails, fails the run at its end, and leaves what its time does not allow to the next", async () => {
+    const { agent, api } = await site("a backlog");
+    const ids = ["Leak", "Crack", "Rust"].map((title) => agent.create({ title }).id);
+    for (const id of ids) agent.delete(id);
+    await syncUntilSettled(agent);
+    agent.close();
+    await api("/v1/project", "PATCH", { retainDeletedDays: 30 });
+    const later = () => Date.now() + 31 * DAY;
+
+    // Time already up: nothing erased, all three left to the next run.
+    expect(await runRetention(t.testDb.db, later, { deadline: 0 })).toMatchObject({
+      made: [],
+      failed: [],
+      left: 3,
+    });
+
+    // One report's erasure fails (a fault put in by a trigger): the others are erased all the same.
+    const [broken, ...fine] = ids as [string, ...string[]];
+    await t.testDb.db.exec(`
+      create function refuse_erasure() returns trigger language plpgsql as
+        $$ begin raise exception 'disk full'; end $$;
+      create trigger refuse_erasure before update on reports for each row
+        when (old.id = '${broken}') execute function refuse_erasure();`);
+    const { deps, stop } = await handlerDeps(t.testDb.db);
+    try {
+      const run = retentionHandler({ ...deps, now: later });
+      await expect(run({} as never, lambdaContext("retention", "test"))).rejects.toThrow(
+        /could not erase 1 report/,
+      );
+      for (const id of fine) expect(await retentionOf(id)).toEqual([{ reason: "retention" }]);
+      expect(await retentionOf(broken)).toEqual([]);
+
+      // Mended, the next run erases it.
+      await t.testDb.db.exec(
+        "drop trigger refuse_erasure on reports; drop function refuse_erasure();",
+      );
+      expect(await run({} as never, lambdaContext("retention", "test"))).toEqual({
+        erased: 1,
+        left: 0,
+      });
+      expect(await retentionOf(broken)).toEqual([{ reason: "retention" }]);
+    } finally {
+      await stop();
+    }
   });
 });

@@ -280,6 +280,15 @@ export async function setRetention(
   return { id: projectId, retainDeletedDays };
 }
 
+/** What one run of retention did, and what it left for the next. */
+export interface RetentionRun {
+  made: Erasure[];
+  /** Reports whose erasure failed; the run went on with the others, and the next tries them again. */
+  failed: { projectId: string; reportId: string; error: unknown }[];
+  /** Reports still due when the run's time was up. */
+  left: number;
+}
+
 /**
  * Retention, run by a schedule: every deleted report whose project keeps
  * deleted reports `retain_deleted_days` days, deleted longer ago than that
@@ -288,22 +297,35 @@ export async function setRetention(
  * its reason, does not count), has all its values erased, as an erasure
  * with reason `retention`.
  *
- * @returns the erasures made.
+ * Each report is erased in a transaction of its own, longest overdue
+ * first, until `deadline` (the function has minutes, and a project that
+ * turns retention on may have years of deleted reports): what is left, the
+ * next run does. A report whose erasure fails holds back no other: the run
+ * goes on and says which failed.
  */
-export async function runRetention(db: Db, now: () => number): Promise<Erasure[]> {
+export async function runRetention(
+  db: Db,
+  now: () => number,
+  { deadline = Number.POSITIVE_INFINITY }: { deadline?: number } = {},
+): Promise<RetentionRun> {
   const due = await db.query<{ project_id: string; id: string }>(
     `select r.project_id, r.id
        from projects p join reports r on r.project_id = p.id
       where p.retain_deleted_days is not null and r.deleted_hlc is not null and r.hold_reason is null
         and left(r.deleted_hlc, 15)::bigint + p.retain_deleted_days::bigint * 86400000 <= $1
         and not exists (select 1 from erasures e where e.project_id = r.project_id and e.report_id = r.id
-                          and e.requested_by = $2)`,
+                          and e.requested_by = $2)
+      order by left(r.deleted_hlc, 15)::bigint + p.retain_deleted_days::bigint * 86400000, r.id`,
     [now(), RETENTION_ACTOR],
   );
-  const made: Erasure[] = [];
-  for (const { project_id, id } of due) {
+  const run: RetentionRun = { made: [], failed: [], left: 0 };
+  for (const [i, { project_id, id }] of due.entries()) {
+    if (now() >= deadline) {
+      run.left = due.length - i;
+      break;
+    }
     try {
-      made.push(
+      run.made.push(
         await eraseReport(
           db,
           project_id,
@@ -314,8 +336,9 @@ export async function runRetention(db: Db, now: () => number): Promise<Erasure[]
       );
     } catch (error) {
       // Held meanwhile: the next run looks again.
-      if (!(error instanceof LegalHoldError)) throw error;
+      if (!(error instanceof LegalHoldError))
+        run.failed.push({ projectId: project_id, reportId: id, error });
     }
   }
-  return made;
+  return run;
 }

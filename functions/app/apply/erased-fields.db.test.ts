@@ -196,7 +196,7 @@ describe.each(dbTargets())(
       ]);
       await setRetention(t.db, other.project.id, 30);
       const purged = await runRetention(t.db, () => ERASED_AT + 31 * day);
-      expect(purged.map((e) => e.reportId)).toEqual([reportId]);
+      expect(purged.made.map((e) => e.reportId)).toEqual([reportId]);
       // A device offline since before the delete writes to the report weeks
       // after retention, a field retention erased and one it never saw. It
       // is signed: its row keeps the values signed (superseded, it applies none).
