@@ -73,7 +73,7 @@ export async function chainHeadOf(
 /** Where a part of a verification stopped: the last entry it checked. */
 type Position = [reportId: string, seq: number];
 const PositionSchema = z.tuple([z.uuid(), z.number().int().min(0)]);
-/** Before the first chain: the nil UUID is the lowest, and chains rejected changes without a report. */
+/** Before the first chain: the nil UUID sorts first (it is the chain of rejected changes without a report). */
 const START: Position = ["00000000-0000-0000-0000-000000000000", 0];
 
 export interface VerifyPartOptions {
@@ -93,7 +93,7 @@ export interface VerifyPartOptions {
  * digest (erased values excepted), and each device's entry its signature.
  * Names the first entry (lowest seq) that fails, and why.
  *
- * Checking a signature costs about 170 µs here and more in a small Lambda,
+ * Checking a signature costs about 145 µs here and more in a small Lambda,
  * so a large project cannot be checked within one call's time. This checks
  * one part: from `cursor` until `limit` entries or the `deadline`, and says
  * where the next part starts. It always checks at least one entry, and
@@ -148,12 +148,8 @@ export async function verifyAuditPart(
           continue;
         }
       }
-      if (
-        last &&
-        checked > 0 &&
-        (checked >= limit || (deadline !== undefined && now() >= deadline))
-      ) {
-        stoppedAt = [last.reportId ?? START[0], last.seq];
+      if (checked > 0 && (checked >= limit || (deadline !== undefined && now() >= deadline))) {
+        stoppedAt = [last!.reportId ?? START[0], last!.seq];
         break pages;
       }
       checked++;
