@@ -166,8 +166,10 @@ export class ApiStack extends Stack {
         // Audit's work is CPU (a signature check per entry verified) and
         // memory (an evidence bundle is built whole): 1,769 MB is one full
         // vCPU, so a part of a verification checks three times the entries
-        // it would at 512 MB, for about the same cost per entry.
-        fn(name, name === "audit" ? { memorySize: 1769 } : {}),
+        // it would at 512 MB, for about the same cost per entry. A report's
+        // whole history may take longer than 10 s to export: it gets up to
+        // API Gateway's 29 s.
+        fn(name, name === "audit" ? { memorySize: 1769, timeout: Duration.seconds(28) } : {}),
       ]),
     ) as Record<ApiFunction, nodejs.NodejsFunction>;
     const authorizerFn = fn("authorizer");
