@@ -2,7 +2,7 @@ import * as z from "zod";
 import { ScopeNameSchema } from "./change.ts";
 import { storableText } from "./json.ts";
 import { MAX_SCOPES_PER_DEVICE } from "./limits.ts";
-import { count, stamp, uuid } from "./wire-blocks.ts";
+import { count, cursor, limit, stamp, uuid } from "./wire-blocks.ts";
 
 /*
  * The wire contract of fleet operations and management: devices (their
@@ -96,8 +96,19 @@ export const ScopeHistorySchema = z
   .meta({ id: "ScopeHistory" });
 export type ScopeSetting = z.output<typeof ScopeSettingSchema>;
 export const DeviceListSchema = z
-  .object({ items: z.array(DeviceSchema) })
+  .object({
+    items: z.array(DeviceSchema).meta({ description: "Oldest first." }),
+    nextCursor: z.string().nullable().meta({
+      description:
+        "Null when every device is in the answer: a page ends at `limit` or where its devices reach the API's size bound (thousands of devices).",
+    }),
+  })
   .meta({ id: "DeviceList" });
+
+export const DeviceQuerySchema = z.strictObject({
+  limit: limit(10_000, 10_000),
+  cursor: cursor.optional(),
+});
 
 export const DeadLetterSchema = z
   .object({

@@ -7,6 +7,7 @@ import {
   NoQuerySchema,
   ReportQuerySchema,
 } from "../core/wire.ts";
+import { DeviceQuerySchema } from "../core/wire-fleet.ts";
 import { deviceScopeHistory, listDevices } from "./app/fleet.ts";
 import {
   getReport,
@@ -53,8 +54,10 @@ export const create = (deps: DepsOf<"read">) =>
           await listConflicts(deps.db, projectId, query(ConflictQuerySchema, event)),
         );
       case "/v1/devices":
-        query(NoQuerySchema, event);
-        return json(200, await listDevices(deps.db, projectId, deps.now()));
+        return json(
+          200,
+          await listDevices(deps.db, projectId, deps.now(), query(DeviceQuerySchema, event)),
+        );
       case "/v1/devices/{id}/scopes":
         return json(
           200,

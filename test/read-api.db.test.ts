@@ -219,6 +219,29 @@ describe.each(dbTargets())("read API (%s)", (target) => {
     expect(older.items[0].seq).toBeLessThan(audit.items[0].seq);
   });
 
+  it("lists the devices oldest first, in pages that together hold each device once", async () => {
+    for (const name of ["paged a", "paged b", "paged c"]) await t.createDevice(name);
+    const whole = (await get("/v1/devices")).body;
+    expect(whole.nextCursor).toBeNull();
+    expect(whole.items.length).toBeGreaterThanOrEqual(4);
+    const walked: string[] = [];
+    let cursor = "";
+    do {
+      const page = (await get(`/v1/devices?limit=2${cursor && `&cursor=${cursor}`}`)).body;
+      expect(page.items.length).toBeLessThanOrEqual(2);
+      walked.push(...page.items.map((d: { id: string }) => d.id));
+      cursor = page.nextCursor ?? "";
+    } while (cursor);
+    expect(walked).toEqual(whole.items.map((d: { id: string }) => d.id));
+    // Oldest first: the three just registered come last, in order.
+    expect(whole.items.slice(-3).map((d: { name: string }) => d.name)).toEqual([
+      "paged a",
+      "paged b",
+      "paged c",
+    ]);
+    expect((await get("/v1/devices?cursor=forged")).status).toBe(400);
+  });
+
   it("ends a page of history, reports or audit entries before it would pass Lambda's 6 MB answer", async () => {
     // Changes near the 256 KiB limit: each audit entry holds two of them
     // (before and after), each report one.

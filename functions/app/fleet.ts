@@ -60,31 +60,39 @@ interface DeviceRow {
 }
 
 /**
- * The project's devices with their sync counters and health; their changes
- * by outcome and their conflicts from tallies (`tallies.ts`), so no call
- * counts a device's whole history again.
+ * The project's devices with their sync counters and health, oldest first,
+ * in pages (a page also ends where its devices reach the API's size bound,
+ * so a fleet of any size is answered); their changes by outcome and their
+ * conflicts from tallies (`tallies.ts`), so no call counts a device's
+ * whole history again.
  */
 export async function listDevices(
   db: Queryable,
   projectId: string,
   nowMs: number,
-): Promise<{ items: Device[] }> {
-  const rows = await db.query<Omit<DeviceRow, keyof DeviceTally>>(
+  { limit = 10_000, cursor }: { limit?: number; cursor?: string | undefined } = {},
+): Promise<Page<Device>> {
+  const after = decode(cursor, z.tuple([z.string(), z.uuid()]));
+  const rows = await db.query<Omit<DeviceRow, keyof DeviceTally> & { page_key: string }>(
     `select d.id, d.name, d.client_id, d.created_at, d.revoked_at, d.last_seen_at, d.last_push_at, d.last_pull_at,
             d.accepted, d.last_request_refused, d.failed_pushes, d.last_error_at, d.last_error_code,
-            d.last_error_message, d.agent_version, d.platform, d.scopes
+            d.last_error_message, d.agent_version, d.platform, d.scopes, d.created_at::text as page_key
        from devices d
-      where d.project_id = $1
-      order by d.created_at, d.id`,
-    [projectId],
+      where d.project_id = $1 ${after ? "and (d.created_at, d.id) > ($3::timestamptz, $4::uuid)" : ""}
+      order by d.created_at, d.id
+      limit $2`,
+    [projectId, limit + 1, ...(after ?? [])],
   );
   // After the devices' rows: a change accepted before them and applied
   // since counts as applied, not as a device behind.
   const tallies = await deviceTallies(db, projectId);
   const none: DeviceTally = { applied: 0, partial: 0, superseded: 0, rejected: 0, conflicts: 0 };
-  return {
-    items: rows.map((row) => toDeviceView({ ...row, ...(tallies.get(row.id) ?? none) }, nowMs)),
-  };
+  return keysetPage(
+    rows,
+    limit,
+    ({ page_key: _, ...row }) => toDeviceView({ ...row, ...(tallies.get(row.id) ?? none) }, nowMs),
+    (row) => [row.page_key, row.id],
+  );
 }
 
 /**

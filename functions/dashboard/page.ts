@@ -127,11 +127,23 @@ function markStale(failed) {
   if (failed) el.textContent = "The API is not answering: this page shows data from " + (lastGoodAt ? lastGoodAt.toLocaleString() : "before sign-in") + " and may be out of date.";
 }
 
+/** Every item of a paged listing, page by page: a page ends where its items reach the API's size bound. */
+async function everyPage(path) {
+  const items = [];
+  let cursor = "";
+  do {
+    const page = await api(path + (cursor ? "?cursor=" + encodeURIComponent(cursor) : ""));
+    items.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return { items };
+}
+
 async function refresh() {
   let status, devices, conflicts, reports, dlq;
   try {
     [status, devices, conflicts, reports, dlq] = await Promise.all([
-      api("v1/status"), api("v1/devices"), api("v1/conflicts?limit=20"),
+      api("v1/status"), everyPage("v1/devices"), api("v1/conflicts?limit=20"),
       api("v1/reports?limit=50" + (query ? "&q=" + encodeURIComponent(query) : "")),
       role === "admin" ? api("v1/dlq") : Promise.resolve(null),
     ]);
@@ -187,14 +199,7 @@ async function refresh() {
 
 async function showHistory(id) {
   selected = id;
-  // Page by page: a page ends where its entries reach the API's size bound.
-  const items = [];
-  let cursor = "";
-  do {
-    const page = await api("v1/reports/" + encodeURIComponent(id) + "/history" + (cursor ? "?cursor=" + encodeURIComponent(cursor) : ""));
-    items.push(...page.items);
-    cursor = page.nextCursor;
-  } while (cursor);
+  const { items } = await everyPage("v1/reports/" + encodeURIComponent(id) + "/history");
   $("history-section").hidden = false;
   $("history-title").textContent = id.slice(0, 8);
   render("history", items.map((h) => h.op === "erase"

@@ -255,7 +255,12 @@ export const operations: Record<string, Operation> = {
     operationId: "listDevices",
     summary: "Devices with their sync counters and health",
     tag: "Read",
-    ok: { status: 200, description: "Every device of the project.", schema: f.DeviceListSchema },
+    query: f.DeviceQuerySchema,
+    ok: {
+      status: 200,
+      description: "The project's devices, oldest first, in pages.",
+      schema: f.DeviceListSchema,
+    },
   },
   "GET /v1/devices/{id}/scopes": {
     operationId: "getDeviceScopeHistory",
