@@ -35,7 +35,7 @@ function body<T>(schema: z.ZodType<T>, event: ApiEvent): T {
  * API Gateway's 29), so reading the last page and answering fit, and
  * short enough that a client sees progress.
  */
-export const VERIFY_SECONDS = 5;
+const VERIFY_SECONDS = 5;
 
 /** A path id: anything but a UUID names nothing. */
 function idOf(event: ApiEvent, what: string): string {

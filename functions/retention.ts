@@ -6,7 +6,7 @@ import { type DepsOf, type Handler, lambdaHandler } from "./deps.ts";
  * How long one run erases before it leaves the rest to the next: 4 of the
  * function's 5 minutes.
  */
-export const RETENTION_RUN_MS = 4 * 60 * 1000;
+const RETENTION_RUN_MS = 4 * 60 * 1000;
 
 /**
  * Retention, on a schedule (an EventBridge rule on AWS, a timer in the local
