@@ -110,6 +110,31 @@ export const DeviceQuerySchema = z.strictObject({
   cursor: cursor.optional(),
 });
 
+/** An analyst, auditor or admin of a project, as `GET /v1/members` lists them. */
+export const MemberSchema = z
+  .object({
+    id: uuid,
+    name: z.string(),
+    role: MemberRequestSchema.shape.role,
+    clientId: z.string(),
+    createdAt: stamp,
+    revokedAt: stamp.nullable().meta({
+      description: "When an admin revoked the member; null while their credentials work.",
+    }),
+  })
+  .meta({ id: "Member" });
+export const MemberListSchema = z
+  .object({
+    items: z.array(MemberSchema).meta({ description: "Oldest first, revoked ones too." }),
+    nextCursor: z.string().nullable().meta({ description: "Null on the last page." }),
+  })
+  .meta({ id: "MemberList" });
+export type Member = z.output<typeof MemberSchema>;
+export const MemberQuerySchema = z.strictObject({
+  limit: limit(1000, 1000),
+  cursor: cursor.optional(),
+});
+
 export const DeadLetterSchema = z
   .object({
     messageId: z.string(),

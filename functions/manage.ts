@@ -13,6 +13,7 @@ import {
   createMember,
   createProject,
   revokeDevice,
+  revokeMember,
   setDeviceScopes,
 } from "./app/identity.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
@@ -46,12 +47,13 @@ const registerDevice: Route = async (deps, event) => {
   return json(201, created);
 };
 
-/** The path's device id; another project's device, or none at all, is the same answer. */
-function deviceIdOf(event: ApiEvent): string {
+/** The path's id; another project's device or member, or none at all, is the same answer. */
+function idOf(event: ApiEvent, what: "device" | "member"): string {
   const id = event.pathParameters?.id ?? "";
-  if (!uuid.safeParse(id).success) throw new NotFoundError("No such device.");
+  if (!uuid.safeParse(id).success) throw new NotFoundError(`No such ${what}.`);
   return id;
 }
+const deviceIdOf = (event: ApiEvent) => idOf(event, "device");
 
 const revoke: Route = async (deps, event) => {
   if (!(await revokeDevice(deps.db, callerProject(event), deviceIdOf(event)))) {
@@ -85,6 +87,14 @@ const addMember: Route = async (deps, event) => {
   return json(201, await createMember(deps.db, callerProject(event), body.name, role));
 };
 
+const removeMember: Route = async (deps, event) => {
+  const id = idOf(event, "member");
+  const revoked = await deps.db.transaction((tx) => revokeMember(tx, callerProject(event), id));
+  if (!revoked) throw new NotFoundError("No such member.");
+  deps.logger.info("member revoked", { memberId: id, by: principalOf(event).sub });
+  return noContent();
+};
+
 const addProject: Route = async (deps, event) => {
   const body = parse(NameSchema, event.parsedBody, NAME);
   const created = await deps.db.transaction(async (tx) => {
@@ -100,11 +110,12 @@ const ROUTES: Record<string, Route> = {
   "DELETE /v1/devices/{id}": revoke,
   "PUT /v1/devices/{id}/scopes": putScopes,
   "POST /v1/members": addMember,
+  "DELETE /v1/members/{id}": removeMember,
   "POST /v1/projects": addProject,
 };
 
 /**
- * Management routes: devices (register, scopes, revoke) and members for a
+ * Management routes: devices (register, scopes, revoke) and members (add, revoke) for a
  * project's admin; projects for the platform operator. Secrets appear only in
  * the creation response.
  */

@@ -7,8 +7,9 @@ import {
   NoQuerySchema,
   ReportQuerySchema,
 } from "../core/wire.ts";
-import { DeviceQuerySchema } from "../core/wire-fleet.ts";
+import { DeviceQuerySchema, MemberQuerySchema } from "../core/wire-fleet.ts";
 import { deviceScopeHistory, listDevices } from "./app/fleet.ts";
+import { listMembers } from "./app/identity.ts";
 import {
   getReport,
   listAudit,
@@ -31,7 +32,7 @@ function idOf(event: ApiEvent, what = "report"): string {
 /**
  * The read API for a project's analysts, auditors and admins: reports,
  * their history, conflicts, devices (and, for auditors and admins, the
- * history of each one's scopes), sync status and the audit log. Every
+ * history of each one's scopes), members, sync status and the audit log. Every
  * query is scoped by the token's project.
  */
 export const create = (deps: DepsOf<"read">) =>
@@ -68,6 +69,8 @@ export const create = (deps: DepsOf<"read">) =>
             query(HistoryQuerySchema, event),
           ),
         );
+      case "/v1/members":
+        return json(200, await listMembers(deps.db, projectId, query(MemberQuerySchema, event)));
       case "/v1/status": {
         query(NoQuerySchema, event);
         const [queue, counts] = await Promise.all([

@@ -284,6 +284,12 @@ describe("the OpenAPI document and the API agree", () => {
     expect(conflicts.body.items).toHaveLength(1);
     const devices = await call("GET", "/v1/devices", { token: admin });
     expect(devices.body.items.length).toBeGreaterThanOrEqual(3);
+    const people = await call("GET", "/v1/members", { token: analyst });
+    expect(people.body.items.map((m: { role: string }) => m.role)).toEqual([
+      "admin",
+      "analyst",
+      "auditor",
+    ]);
     await call("GET", "/v1/status", { token: analyst });
     const audit = await call("GET", "/v1/audit", { token: auditor, query: { limit: "2" } });
     expect(audit.body.nextCursor).not.toBeNull();
@@ -404,6 +410,18 @@ describe("the OpenAPI document and the API agree", () => {
     expect((await call("DELETE", "/v1/devices/{id}", revoke)).status).toBe(204);
     expect(
       (await call("DELETE", "/v1/devices/{id}", { token: admin, params: missing })).status,
+    ).toBe(404);
+    const leaving = await call("POST", "/v1/members", {
+      token: admin,
+      body: { name: "leaving", role: "analyst" },
+    });
+    const leave = { token: admin, params: { id: leaving.body.id } };
+    expect((await call("DELETE", "/v1/members/{id}", leave)).status).toBe(204);
+    const self = { token: admin, params: { id: people.body.items[0].id } };
+    const last = await call("DELETE", "/v1/members/{id}", self);
+    expect([last.status, last.body.error.code]).toEqual([409, "last_admin"]);
+    expect(
+      (await call("DELETE", "/v1/members/{id}", { token: admin, params: missing })).status,
     ).toBe(404);
 
     expect(problems).toEqual([]);

@@ -234,6 +234,18 @@ describe.each(dbTargets())("security (%s)", (target) => {
         t.api(`/v1/devices/${cast.other.device.id}`, { method: "DELETE", token: a.token }),
       "POST /v1/members": (a) =>
         t.api("/v1/members", { token: a.token, body: { name: "m", role: "analyst" } }),
+      "DELETE /v1/members/{id} (own project)": async (a) => {
+        const target = (
+          await t.api("/v1/members", {
+            token: cast.own.admin.token,
+            body: { name: "target", role: "analyst" },
+          })
+        ).body;
+        return t.api(`/v1/members/${target.id}`, { method: "DELETE", token: a.token });
+      },
+      "DELETE /v1/members/{id} (other project)": (a) =>
+        t.api(`/v1/members/${cast.other.analyst.id}`, { method: "DELETE", token: a.token }),
+      "GET /v1/members": (a) => t.api("/v1/members", { token: a.token }),
       "POST /v1/projects": (a) => t.api("/v1/projects", { token: a.token, body: { name: "m" } }),
       "GET /v1/audit/verify": (a) => t.api("/v1/audit/verify", { token: a.token }),
       "GET /v1/reports": (a) => t.api("/v1/reports", { token: a.token }),
@@ -267,6 +279,21 @@ describe.each(dbTargets())("security (%s)", (target) => {
         operator: 403,
       },
       "POST /v1/members": { device: 403, analyst: 403, auditor: 403, admin: 201, operator: 403 },
+      "DELETE /v1/members/{id} (own project)": {
+        device: 403,
+        analyst: 403,
+        auditor: 403,
+        admin: 204,
+        operator: 403,
+      },
+      "DELETE /v1/members/{id} (other project)": {
+        device: 403,
+        analyst: 403,
+        auditor: 403,
+        admin: 404,
+        operator: 403,
+      },
+      "GET /v1/members": { device: 403, analyst: 200, auditor: 200, admin: 200, operator: 403 },
       "POST /v1/projects": { device: 403, analyst: 403, auditor: 403, admin: 403, operator: 201 },
       "GET /v1/audit/verify": {
         device: 403,
@@ -315,12 +342,12 @@ describe.each(dbTargets())("security (%s)", (target) => {
         cast.other.analyst.id,
       ];
       for (const body of bodies) for (const id of foreign) expect(body).not.toContain(id);
-      // The other project's device survived the attempts on it.
-      const [row] = await t.testDb.db.query<{ revoked_at: Date | null }>(
-        "select revoked_at from devices where id = $1",
-        [cast.other.device.id],
+      // The other project's device and member survived the attempts on them.
+      const survivors = await t.testDb.db.query<{ revoked_at: Date | null }>(
+        "select revoked_at from principals where id = any($1::uuid[])",
+        [[cast.other.device.id, cast.other.analyst.id]],
       );
-      expect(row!.revoked_at).toBeNull();
+      expect(survivors).toEqual([{ revoked_at: null }, { revoked_at: null }]);
       // And the other project's admin sees only its own project.
       const me = await t.api("/v1/me", { token: cast.other.admin.token });
       expect(me.body.project).toBe(cast.other.projectId);

@@ -1,7 +1,10 @@
+import * as z from "zod";
+import { EdgeSyncError } from "../../core/errors.ts";
 import type { Role } from "../../core/types.ts";
-import type { IssuedCredentials } from "../../core/wire-fleet.ts";
+import type { IssuedCredentials, Member } from "../../core/wire-fleet.ts";
 import { hashSecret, newCredentials } from "../adapters/auth/secrets.ts";
 import type { Queryable } from "../adapters/db/db.ts";
+import { decode, keysetPage, type Page } from "./listing.ts";
 
 export interface PrincipalRow {
   id: string;
@@ -125,4 +128,87 @@ export async function revokeDevice(
     [deviceId, projectId],
   );
   return rows.length === 1;
+}
+
+/** Revoking this admin would leave the project with no one to manage it. */
+export class LastAdminError extends EdgeSyncError {
+  override name = "LastAdminError";
+  constructor() {
+    super(
+      "last_admin",
+      "This is the project's only admin whose credentials work; add another admin before revoking this one.",
+      409,
+    );
+  }
+}
+
+/**
+ * Revokes a member of a project (analyst, auditor or admin): their
+ * credentials stop working at once, their tokens when the authorizer next
+ * checks (within the cache TTL). Revoking twice is fine. A project always
+ * keeps one admin whose credentials work: no one else can add members to
+ * it, and the operator reads and manages no project. Run it in a
+ * transaction: the project's working admins are locked first, so two admins
+ * revoking each other at the same moment cannot both succeed.
+ *
+ * @returns false when the project has no such member.
+ * @throws LastAdminError for the project's last working admin.
+ */
+export async function revokeMember(
+  db: Queryable,
+  projectId: string,
+  memberId: string,
+): Promise<boolean> {
+  const admins = await db.query<{ id: string }>(
+    `select id from members where project_id = $1 and role = 'admin' and revoked_at is null
+      order by id for update`,
+    [projectId],
+  );
+  if (admins.length === 1 && admins[0]!.id === memberId) throw new LastAdminError();
+  const rows = await db.query(
+    `update members set revoked_at = coalesce(revoked_at, now())
+      where id = $1 and project_id = $2 returning id`,
+    [memberId, projectId],
+  );
+  return rows.length === 1;
+}
+
+interface MemberRow {
+  id: string;
+  name: string;
+  role: Member["role"];
+  client_id: string;
+  created_at: Date;
+  revoked_at: Date | null;
+  page_key: string;
+}
+
+/** A project's members, revoked ones too, oldest first, in pages. */
+export async function listMembers(
+  db: Queryable,
+  projectId: string,
+  { limit, cursor }: { limit: number; cursor?: string | undefined },
+): Promise<Page<Member>> {
+  const after = decode(cursor, z.tuple([z.string().max(64), z.uuid()]));
+  const rows = await db.query<MemberRow>(
+    `select id, name, role, client_id, created_at, revoked_at, created_at::text as page_key
+       from members
+      where project_id = $1 ${after ? "and (created_at, id) > ($3::timestamptz, $4::uuid)" : ""}
+      order by created_at, id
+      limit $2`,
+    [projectId, limit + 1, ...(after ?? [])],
+  );
+  return keysetPage(
+    rows,
+    limit,
+    (r) => ({
+      id: r.id,
+      name: r.name,
+      role: r.role,
+      clientId: r.client_id,
+      createdAt: r.created_at.toISOString(),
+      revokedAt: r.revoked_at?.toISOString() ?? null,
+    }),
+    (r) => [r.page_key, r.id],
+  );
 }

@@ -154,6 +154,21 @@ export const operations: Record<string, Operation> = {
     body: f.MemberRequestSchema,
     ok: { status: 201, description: "Their credentials.", schema: f.CreatedMemberSchema },
   },
+  "DELETE /v1/members/{id}": {
+    operationId: "revokeMember",
+    summary: "Revoke an analyst, auditor or admin",
+    description:
+      "Their credentials stop at once, their tokens within 60 seconds. Their entries in the audit log stay as they are.",
+    tag: "Manage",
+    ok: { status: 204, description: "Revoked." },
+    responses: {
+      "409": {
+        description:
+          "`last_admin`: the project's only admin whose credentials work; add another admin first.",
+        content: jsonContent(s.ApiErrorSchema),
+      },
+    },
+  },
   "POST /v1/projects": {
     operationId: "createProject",
     summary: "Create a project with its first admin (operator)",
@@ -260,6 +275,18 @@ export const operations: Record<string, Operation> = {
       status: 200,
       description: "The project's devices, oldest first, in pages.",
       schema: f.DeviceListSchema,
+    },
+  },
+  "GET /v1/members": {
+    operationId: "listMembers",
+    summary: "The project's analysts, auditors and admins",
+    description: "Revoked members too, so that every actor the audit log names has a name.",
+    tag: "Read",
+    query: f.MemberQuerySchema,
+    ok: {
+      status: 200,
+      description: page("the project's members, oldest first"),
+      schema: f.MemberListSchema,
     },
   },
   "GET /v1/devices/{id}/scopes": {
