@@ -21,6 +21,8 @@ export interface ConflictSide {
   deviceId: string;
   hlc: string;
   value: JsonValue;
+  /** The value was there, and a data-protection erasure removed it (`value` is null). */
+  erased?: true;
 }
 
 /** Two concurrent writes to one field, and which one last-writer-wins kept. */

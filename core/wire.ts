@@ -184,6 +184,9 @@ const conflictSide = z.object({
   deviceId: uuid,
   hlc: HlcSchema,
   value: JsonValueSchema,
+  erased: z.literal(true).optional().meta({
+    description: "Present when a data-protection erasure removed this value (`value` is null).",
+  }),
 });
 export const ConflictSchema = z
   .object({
@@ -222,6 +225,10 @@ export const AuditEntrySchema = z
         "The device's signature of the change (base64url); null for a change of a device without a registered key: unsigned.",
     }),
     reason: z.string().optional().meta({ description: "Why, for an erasure (`op: erase`)." }),
+    erased: z.array(z.string()).optional().meta({
+      description:
+        'The values of this entry a data-protection erasure removed (null in `before`/`after`), as "before:<field>" or "after:<field>" (present when any).',
+    }),
   })
   .meta({ id: "AuditEntry" });
 

@@ -108,8 +108,18 @@ describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (targ
     expect(erased.status).toBe(201);
     await page.click("#reports tr.report");
     await page.waitForSelector("#history li.erasure");
+    // By name (a member, as devices are), and what it removed marked as such, not as null.
     expect(await page.textContent("#history li.erasure")).toMatch(
-      /erased severity by .* \(subject access request 9\)/,
+      /erased severity by demo admin \(subject access request 9\)/,
+    );
+    const history = await page.textContent("#history");
+    expect(history).toMatch(/severity: \S+ → erased/);
+    expect(history).not.toMatch(/severity: \S+ → null/);
+    await page.waitForFunction(
+      () =>
+        document.querySelector("#reports")?.textContent?.includes("severity: erased") &&
+        document.querySelector("#conflicts .winner")?.textContent?.startsWith("winner: erased") &&
+        document.querySelector("#conflicts .loser")?.textContent?.startsWith("loser: erased"),
     );
     await page.screenshot({ path: join(ARTIFACTS, "dashboard-1280.png"), fullPage: true });
 

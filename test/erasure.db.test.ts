@@ -101,6 +101,17 @@ describe.each(dbTargets())("erasure (%s)", (target) => {
       actor: { type: "member" },
       fieldsApplied: ["patient"],
     });
+    // What was erased says so, apart from values written as null.
+    expect(history[0]).toMatchObject({ before: { patient: null }, erased: ["after:patient"] });
+    expect(history[0].erased).toEqual(["after:patient"]);
+    const conflicts = await t.api(`/v1/conflicts?reportId=${report.id}`, { token: admin });
+    expect(conflicts.body.items).toMatchObject([
+      {
+        field: "patient",
+        winner: { value: null, erased: true },
+        loser: { value: null, erased: true },
+      },
+    ]);
     expect(await t.api("/v1/audit/verify", { token: admin })).toMatchObject({
       body: { ok: true },
     });

@@ -132,7 +132,9 @@ export function eraseReport(
     }
     await tx.query("select set_config('edge_sync.audit_erasure', 'off', true)");
     await tx.query(
-      `update conflicts set winner_value = null, loser_value = null, xid = pg_current_xact_id()
+      `update conflicts set winner_value = null, loser_value = null, xid = pg_current_xact_id(),
+              winner_erased = winner_erased or winner_value is not null,
+              loser_erased = loser_erased or loser_value is not null
         where project_id = $1 and report_id = $2 and field = any($3::text[])`,
       [projectId, request.reportId, fields],
     );

@@ -100,10 +100,13 @@ interface AuditRow {
   hash: string | null;
   sig: string | null;
   message: string | null;
+  erased: string[];
 }
 
 const AUDIT_COLUMNS =
-  "seq, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code, fields_applied, fields_superseded, before, after, received_at, applied_at, prev_hash, hash, sig, message";
+  "seq, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code, fields_applied, fields_superseded, before, after, received_at, applied_at, prev_hash, hash, sig, message, " +
+  // Which values were erased (their digests themselves stay in the evidence).
+  "array(select k from jsonb_object_keys(erased_digests) as k where k not like 'signed:%' order by k) as erased";
 
 function toAuditEntry(row: AuditRow): AuditEntry {
   return {
@@ -125,6 +128,7 @@ function toAuditEntry(row: AuditRow): AuditEntry {
     ...(row.code ? { code: row.code } : {}),
     sig: row.sig,
     ...(row.op === "erase" ? { reason: row.message ?? "" } : {}),
+    ...(row.erased.length ? { erased: row.erased } : {}),
   };
 }
 

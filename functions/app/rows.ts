@@ -66,10 +66,12 @@ export interface ConflictRow {
   loser_device_id: string;
   loser_hlc: string;
   loser_value: JsonValue;
+  winner_erased: boolean;
+  loser_erased: boolean;
 }
 
 export const CONFLICT_COLUMNS =
-  "id, report_id, field, detected_at, winner_change_id, winner_device_id, winner_hlc, winner_value, loser_change_id, loser_device_id, loser_hlc, loser_value";
+  "id, report_id, field, detected_at, winner_change_id, winner_device_id, winner_hlc, winner_value, loser_change_id, loser_device_id, loser_hlc, loser_value, winner_erased, loser_erased";
 
 export function toConflict(row: ConflictRow): Conflict {
   return {
@@ -82,12 +84,14 @@ export function toConflict(row: ConflictRow): Conflict {
       deviceId: row.winner_device_id,
       hlc: row.winner_hlc,
       value: row.winner_value ?? null,
+      ...(row.winner_erased ? { erased: true as const } : {}),
     },
     loser: {
       changeId: row.loser_change_id,
       deviceId: row.loser_device_id,
       hlc: row.loser_hlc,
       value: row.loser_value ?? null,
+      ...(row.loser_erased ? { erased: true as const } : {}),
     },
   };
 }

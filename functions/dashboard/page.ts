@@ -68,6 +68,7 @@ input { padding: .45rem; font: inherit; } button { padding: .45rem .9rem; font: 
 #search { width: 100%; box-sizing: border-box; margin-bottom: .5rem; }
 tr.report { cursor: pointer; } tr.report:hover { background: #f0f4f8; }
 #history li { margin-bottom: .5rem; font-size: .9rem; }
+.erased { color: #57606a; }
 @media (max-width: 600px) {
   main { padding: .5rem; }
   table, thead, tbody, tr, th, td { display: block; }
@@ -92,6 +93,8 @@ function esc(value) {
   return String(value ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
 const show = (v) => esc(typeof v === "string" ? v : JSON.stringify(v));
+/** A value, or that an erasure removed it (a null that was not one). */
+const value = (v, erased) => (erased ? '<i class="erased">erased</i>' : show(v));
 const when = (t) => (t ? new Date(t).toLocaleString() : "never");
 
 /** Replaces a section only when its content changed: refreshing never flickers. */
@@ -140,10 +143,10 @@ async function everyPage(path) {
 }
 
 async function refresh() {
-  let status, devices, conflicts, reports, dlq;
+  let status, devices, members, conflicts, reports, dlq;
   try {
-    [status, devices, conflicts, reports, dlq] = await Promise.all([
-      api("v1/status"), everyPage("v1/devices"), api("v1/conflicts?limit=20"),
+    [status, devices, members, conflicts, reports, dlq] = await Promise.all([
+      api("v1/status"), everyPage("v1/devices"), everyPage("v1/members"), api("v1/conflicts?limit=20"),
       api("v1/reports?limit=50" + (query ? "&q=" + encodeURIComponent(query) : "")),
       role === "admin" ? api("v1/dlq") : Promise.resolve(null),
     ]);
@@ -153,7 +156,8 @@ async function refresh() {
   }
   lastGoodAt = new Date();
   markStale(false);
-  names = Object.fromEntries(devices.items.map((d) => [d.id, d.name]));
+  // Who each device and member is: the audit log and conflicts name them by id.
+  names = Object.fromEntries([...devices.items, ...members.items].map((p) => [p.id, p.name]));
   const q = status.queue;
   render("status", '<div class="cards">' +
     '<div class="card">Queue<b>' + q.visible + '</b>waiting, ' + q.inFlight + ' in flight</div>' +
@@ -185,13 +189,13 @@ async function refresh() {
         '</td><td data-label="Sent">' + esc(when(m.sentAt)) + '</td><td data-label="Why">' + esc(m.reason) +
         '</td><td><button type="button" class="redrive" data-id="' + esc(m.messageId) + '">Redrive</button></td></tr>').join("") + '</tbody></table>');
   }
-  const side = (s, kind) => '<div class="side ' + kind + '"><b>' + kind + '</b>: ' + show(s.value) + '<br>' + esc(names[s.deviceId] ?? s.deviceId) + ' · ' + esc(when(Number(s.hlc.slice(0, 15)))) + '</div>';
+  const side = (s, kind) => '<div class="side ' + kind + '"><b>' + kind + '</b>: ' + value(s.value, s.erased) + '<br>' + esc(names[s.deviceId] ?? s.deviceId) + ' · ' + esc(when(Number(s.hlc.slice(0, 15)))) + '</div>';
   render("conflicts", conflicts.items.length === 0 ? "<p>No conflicts.</p>" : conflicts.items.map((c) =>
     '<div class="conflict"><h3>' + esc(c.field) + ' of report ' + esc(c.reportId.slice(0, 8)) + ' · ' + esc(when(c.detectedAt)) + '</h3>' +
     side(c.winner, "winner") + side(c.loser, "loser") + '</div>').join(""));
   render("reports", '<table><thead><tr><th>Report</th><th>Fields</th><th>Updated</th><th>By</th></tr></thead><tbody>' +
     reports.items.map((r) => '<tr class="report" data-id="' + esc(r.id) + '"><td>' + esc(r.id.slice(0, 8)) + (r.scope ? " · " + esc(r.scope) : "") + (r.deleted ? " (deleted)" : "") +
-      '</td><td>' + Object.entries(r.fields).map(([k, v]) => esc(k) + ": " + show(v)).join("<br>") + '</td><td>' + esc(when(r.updatedAt)) +
+      '</td><td>' + Object.entries(r.fields).map(([k, v]) => esc(k) + ": " + value(v, v === null && (r.erased ?? []).includes(k))).join("<br>") + '</td><td>' + esc(when(r.updatedAt)) +
       '</td><td>' + esc(names[r.updatedBy] ?? r.updatedBy ?? "") + '</td></tr>').join("") + '</tbody></table>' +
     (reports.items.length === 0 ? "<p>No reports match.</p>" : ""));
   if (selected) await showHistory(selected);
@@ -207,7 +211,8 @@ async function showHistory(id) {
       esc(names[h.actor.id] ?? h.actor.id) + ' (' + esc(h.reason ?? "") + ')</li>'
     : '<li><b>' + esc(when(h.appliedAt)) + '</b> ' + esc(names[h.actor.id] ?? h.actor.id) + ' · ' + esc(h.op) +
     ' · <span class="outcome">' + esc(h.outcome) + '</span>' + (h.code ? " (" + esc(h.code) + ")" : "") + '<br>' +
-    Object.keys(h.after).map((k) => esc(k) + ": " + show(h.before[k]) + " → " + show(h.after[k])).join("; ") + '</li>').join(""));
+    Object.keys(h.after).map((k) => esc(k) + ": " + value(h.before[k], (h.erased ?? []).includes("before:" + k)) + " → " +
+      value(h.after[k], (h.erased ?? []).includes("after:" + k))).join("; ") + '</li>').join(""));
 }
 
 function signOut() {

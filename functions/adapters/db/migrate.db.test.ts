@@ -68,6 +68,47 @@ describe.each(dbTargets().filter((target) => target !== "data-api"))("migrate on
     ).rejects.toThrow(/audit_chain_start/);
   });
 
+  it("marks the values of conflicts erased before it as erased, and no others (018)", async () => {
+    t = await createTestDb(target, { migrated: false });
+    const all = await readMigrations();
+    const before = all.findIndex((m) => m.name.startsWith("018_"));
+    await migrate(t.db, all.slice(0, before));
+    const { project, devices } = await seedProject(t.db, 2);
+    const [a, b] = devices.map((d) => d.id);
+    const [erased, kept] = [crypto.randomUUID(), crypto.randomUUID()];
+    await t.db.query(
+      `insert into reports (project_id, id, fields, erased)
+       values ($1, $2, '{"patient": null, "pain": null}', '{patient}'), ($1, $3, '{"patient": null}', '{}')`,
+      [project.id, erased, kept],
+    );
+    // An erasure left the first conflict's values null; the others hold nulls written as such.
+    for (const [report, field, loser] of [
+      [erased, "patient", null],
+      [erased, "pain", null],
+      [kept, "patient", null],
+      [erased, "patient", '"late, not erased"'],
+    ] as const) {
+      await t.db.query(
+        `insert into conflicts (project_id, report_id, field, winner_change_id, winner_device_id, winner_hlc,
+                                winner_value, loser_change_id, loser_device_id, loser_hlc, loser_value)
+         values ($1, $2, $3, $4, $5, '1', null, $6, $7, '0', $8::jsonb)`,
+        [project.id, report, field, crypto.randomUUID(), a, crypto.randomUUID(), b, loser],
+      );
+    }
+    await migrate(t.db, all);
+    const rows = await t.db.query(
+      `select report_id = $1 as erased_report, field, winner_erased, loser_erased from conflicts
+        order by erased_report desc, field, loser_erased desc`,
+      [erased],
+    );
+    expect(rows).toEqual([
+      { erased_report: true, field: "pain", winner_erased: false, loser_erased: false },
+      { erased_report: true, field: "patient", winner_erased: true, loser_erased: true },
+      { erased_report: true, field: "patient", winner_erased: true, loser_erased: false },
+      { erased_report: false, field: "patient", winner_erased: false, loser_erased: false },
+    ]);
+  });
+
   it("rolls back a failing migration whole, leaving nothing half-applied", async () => {
     t = await createTestDb(target, { migrated: false });
     const broken = [

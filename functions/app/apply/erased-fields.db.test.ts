@@ -130,6 +130,15 @@ describe.each(dbTargets())(
       );
       const [ack] = await applyChanges(t.db, [late]);
       expect(ack!.outcome).toBe("superseded");
+      // The late change's side says its value was erased; the winner's is its own.
+      expect(
+        await t.db.query(
+          "select winner_value, winner_erased, loser_value, loser_erased from conflicts where report_id = $1",
+          [reportId],
+        ),
+      ).toEqual([
+        { winner_value: "Room 12", winner_erased: false, loser_value: null, loser_erased: true },
+      ]);
       expect(await fieldsOf(reportId)).toEqual({ patient: "Room 12", ward: "B2" });
       expect(await storedText(reportId)).not.toContain("Jane");
       expect(await verifyAuditChains(t.db, projectId)).toMatchObject({ ok: true });

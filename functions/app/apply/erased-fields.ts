@@ -83,6 +83,8 @@ export function eraseInConflict<C extends ConflictDraft>(
 ): C {
   if (!fields.has(conflict.field)) return conflict;
   const erase = (side: C["winner"]) =>
-    side.changeId.toLowerCase() === changeId ? { ...side, value: null } : side;
+    side.changeId.toLowerCase() === changeId
+      ? { ...side, value: null, erased: true as const }
+      : side;
   return { ...conflict, winner: erase(conflict.winner), loser: erase(conflict.loser) };
 }

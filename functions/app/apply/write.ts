@@ -114,10 +114,10 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
   if (plan.conflicts.length > 0) {
     parts.push(`written_conflicts as (
        insert into conflicts (project_id, report_id, field, winner_change_id, winner_device_id, winner_hlc,
-              winner_value, loser_change_id, loser_device_id, loser_hlc, loser_value)
+              winner_value, winner_erased, loser_change_id, loser_device_id, loser_hlc, loser_value, loser_erased)
        select "projectId", "reportId", field, (winner->>'changeId')::uuid, winner->>'deviceId',
-              winner->>'hlc', nullif(winner->'value', 'null'), (loser->>'changeId')::uuid,
-              loser->>'deviceId', loser->>'hlc', nullif(loser->'value', 'null')
+              winner->>'hlc', nullif(winner->'value', 'null'), winner ? 'erased', (loser->>'changeId')::uuid,
+              loser->>'deviceId', loser->>'hlc', nullif(loser->'value', 'null'), loser ? 'erased'
          from jsonb_to_recordset(${param(plan.conflicts)}::jsonb) as c("projectId" uuid, "reportId" uuid,
               field text, winner jsonb, loser jsonb)
        -- The same pair of writes replayed is the same conflict.
