@@ -91,16 +91,18 @@ function rowsOf({ kind, changes }: Work, receivedAt: string) {
       received_at: receivedAt,
       prev_hash: starts ? null : "e".repeat(64),
       hash: "f".repeat(64),
+      // The seed of the row's value salts, as long as applyChanges' own.
+      seed: "s".repeat(22),
     };
   });
   return { reports: [...reports.values()], audit };
 }
 
 const AUDIT_COLUMNS = `project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome, fields_applied,
-  before, after, received_at, applied_at, prev_hash, hash`;
+  before, after, received_at, applied_at, prev_hash, hash, seed`;
 const AUDIT_RECORD = `project_id uuid, change_id uuid, report_id uuid, actor_type text, actor_id uuid, op text,
   hlc text, outcome text, fields_applied text[], before jsonb, after jsonb, received_at timestamptz,
-  prev_hash text, hash text`;
+  prev_hash text, hash text, seed text`;
 const REPORT_RECORD = `project_id uuid, id uuid, fields jsonb, clocks jsonb, writers jsonb, version integer,
   created_by uuid, updated_by uuid, head text`;
 
@@ -207,7 +209,7 @@ export const ANCHOR_TABLES = `
     seq bigint generated always as identity primary key, project_id uuid not null, change_id uuid not null,
     report_id uuid, actor_type text not null, actor_id uuid not null, op text, hlc text, outcome text not null,
     fields_applied text[] not null default '{}', before jsonb not null, after jsonb not null,
-    received_at timestamptz not null, applied_at timestamptz not null, prev_hash text, hash text);
+    received_at timestamptz not null, applied_at timestamptz not null, prev_hash text, hash text, seed text);
   create table naive_changes (
     change_id uuid primary key, project_id uuid not null, report_id uuid not null, device_id uuid not null,
     hlc text not null, fields jsonb not null, received_at timestamptz not null);`;

@@ -1,4 +1,4 @@
-import { hash } from "node:crypto";
+import { hash, randomBytes } from "node:crypto";
 import type { Op } from "./change.ts";
 import type { JsonObject, JsonValue } from "./json.ts";
 import type { Outcome } from "./merge.ts";
@@ -31,15 +31,58 @@ export const sha256 = (text: string): string => hash("sha256", text, "hex");
 
 const NULL_DIGEST = sha256("null");
 
-/** The digest a field value enters the chain as. */
-export const valueDigest = (value: JsonValue): string =>
-  // null is every new field's "before": computed once.
-  value === null ? NULL_DIGEST : sha256(canonicalJson(value));
+/**
+ * Where the salts of an audit row's values come from. A value enters the
+ * chain as the digest of its salt and itself, so the digest an erasure
+ * keeps says nothing of the value once the salt is gone: without salts, a
+ * value of a few likely ones (a diagnosis, a date of birth, a score) could
+ * be found again by hashing each guess. Each row has a secret `seed`; a
+ * value's salt is derived from it and the value's label, "before:<field>"
+ * or "after:<field>" (what the device signed shares its after value's
+ * salt). An erasure replaces the seed with the salts of the values it keeps
+ * (`salts`), so the erased ones can never be recomputed. A row written
+ * before salts has neither: its digests are of the values alone.
+ */
+export interface ValueSalts {
+  /** 16 random bytes, base64url; null once erased into `salts`, or before salts. */
+  seed?: string | null;
+  /** The salts of the values an erasure kept, by label. */
+  salts?: Record<string, string>;
+}
 
-/** Digests of every value of a before/after map. */
-export function digests(values: JsonObject): Record<string, string> {
+/** A new row's seed. */
+export const newSeed = (): string => randomBytes(16).toString("base64url");
+
+/** The label a value's salt is derived for: what a device signed is salted as the value it applied. */
+export const saltLabel = (side: "before" | "after" | "signed", field: string): string =>
+  `${side === "before" ? "before" : "after"}:${field}`;
+
+/** The salt of one value of a row, or undefined for a row from before salts. */
+export function saltOf(row: ValueSalts, label: string): string | undefined {
+  // The seed is 22 characters: seed and label are read apart unambiguously.
+  return (
+    row.salts?.[label] ?? (row.seed ? hash("sha256", row.seed + label, "base64url") : undefined)
+  );
+}
+
+/** The digest a field value enters the chain as: of its salt and its canonical JSON. */
+export const valueDigest = (value: JsonValue, salt?: string): string =>
+  salt !== undefined
+    ? // A salt is 43 characters: salt and value are read apart unambiguously.
+      sha256(salt + canonicalJson(value))
+    : // A row from before salts; null is every new field's "before": computed once.
+      value === null
+      ? NULL_DIGEST
+      : sha256(canonicalJson(value));
+
+/** Digests of every value of one side of a row (before, after, or what was signed). */
+export function digests(
+  values: JsonObject,
+  row: ValueSalts = {},
+  side: "before" | "after" | "signed" = "after",
+): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const key in values) out[key] = valueDigest(values[key]!);
+  for (const key in values) out[key] = valueDigest(values[key]!, saltOf(row, saltLabel(side, key)));
   return out;
 }
 
@@ -105,7 +148,7 @@ export function auditHash(input: AuditHashInput): string {
  * One audit row, in the one shape the writer, the verifier and the evidence
  * check share. Values are kept whole here; the hash covers their digests.
  */
-export interface AuditRecord {
+export interface AuditRecord extends ValueSalts {
   projectId: string;
   changeId: string;
   /** Null only for a change whose report could not be read. */
@@ -155,7 +198,10 @@ export interface RecordDigests {
  */
 export function hashAuditRecord(
   record: AuditRecord,
-  valueDigests: RecordDigests = { before: digests(record.before), after: digests(record.after) },
+  valueDigests: RecordDigests = {
+    before: digests(record.before, record, "before"),
+    after: digests(record.after, record, "after"),
+  },
 ): string {
   return auditHash({
     prevHash: record.prevHash,

@@ -1,5 +1,12 @@
 import type { KeyObject } from "node:crypto";
-import { type AuditRecord, hashAuditRecord, valueDigest } from "./audit.ts";
+import {
+  type AuditRecord,
+  hashAuditRecord,
+  saltLabel,
+  saltOf,
+  type ValueSalts,
+  valueDigest,
+} from "./audit.ts";
 import type { Change } from "./change.ts";
 import type { JsonObject } from "./json.ts";
 import { emptyReportState, mergeChange, type ReportState } from "./merge.ts";
@@ -26,20 +33,22 @@ export interface DeviceKeyRecord {
 }
 
 /**
- * The digests a row's hash covers: each value's own, or for an erased value
- * the digest recorded when it was erased. Undefined when a value was
- * replaced rather than erased (an erased digest beside a non-null value).
+ * The digests a row's hash covers: each value's own (with its salt), or for
+ * an erased value the digest recorded when it was erased. Undefined when a
+ * value was replaced rather than erased (an erased digest beside a non-null
+ * value).
  */
 export function digestsOf(
   side: "before" | "after" | "signed",
   values: JsonObject,
   erased: Record<string, string>,
+  row: ValueSalts,
 ): Record<string, string> | undefined {
   const out: Record<string, string> = {};
   for (const [field, value] of Object.entries(values)) {
     const recorded = erased[`${side}:${field}`];
     if (recorded !== undefined && value !== null) return undefined;
-    out[field] = recorded ?? valueDigest(value);
+    out[field] = recorded ?? valueDigest(value, saltOf(row, saltLabel(side, field)));
   }
   return out;
 }
@@ -60,8 +69,8 @@ export function checkEntry(
   expectedPrev: string | null,
   device: DeviceKeyRecord | undefined,
 ): EntryCheck {
-  const before = digestsOf("before", entry.before, entry.erasedDigests);
-  const after = digestsOf("after", entry.after, entry.erasedDigests);
+  const before = digestsOf("before", entry.before, entry.erasedDigests, entry);
+  const after = digestsOf("after", entry.after, entry.erasedDigests, entry);
   const signed = entry.sig !== null;
   if (before === undefined || after === undefined) {
     return { problem: "a value was replaced, not erased", signed };
@@ -107,7 +116,7 @@ function signatureProblem(
   ) {
     return "signed, but what was signed is missing";
   }
-  const signedDigests = digestsOf("signed", signed.fields ?? {}, entry.erasedDigests);
+  const signedDigests = digestsOf("signed", signed.fields ?? {}, entry.erasedDigests, entry);
   if (!signedDigests) return "a signed value was replaced, not erased";
   const erased = Object.keys(entry.erasedDigests).some((k) => k.startsWith("signed:"));
   const content = {

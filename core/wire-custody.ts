@@ -104,7 +104,12 @@ export const ProjectSchema = z
   .object({ id: uuid, retainDeletedDays: z.number().int().nullable() })
   .meta({ id: "Project" });
 
-export const EVIDENCE_FORMAT = "edge-sync.evidence.v1";
+/**
+ * v2: entries carry their values' salts (`seed`, `salts`). A v1 bundle,
+ * exported before salts, has none and still verifies.
+ */
+export const EVIDENCE_FORMAT = "edge-sync.evidence.v2";
+const EVIDENCE_FORMATS = ["edge-sync.evidence.v1", EVIDENCE_FORMAT] as const;
 
 /** One audit entry in an evidence bundle: everything its hash and signature cover. */
 export const EvidenceEntrySchema = z
@@ -127,6 +132,14 @@ export const EvidenceEntrySchema = z
       description:
         'Digests of erased values, by "before:<field>", "after:<field>" or "signed:<field>".',
     }),
+    seed: z.string().nullable().optional().meta({
+      description:
+        "The secret the salts of the entry's values derive from; null once an erasure replaced it with `salts`, or for an entry from before salts.",
+    }),
+    salts: z.record(z.string(), z.string()).optional().meta({
+      description:
+        'The salts of the values an erasure kept, by "before:<field>" or "after:<field>" (none of an erased value).',
+    }),
     receivedAt: stamp,
     appliedAt: stamp,
     prevHash: z.string().nullable(),
@@ -145,7 +158,7 @@ export const EvidenceEntrySchema = z
 
 export const EvidenceBundleSchema = z
   .object({
-    format: z.literal(EVIDENCE_FORMAT),
+    format: z.enum(EVIDENCE_FORMATS),
     exportedAt: stamp,
     projectId: uuid,
     report: ReportSchema,

@@ -165,7 +165,7 @@ describe.each(dbTargets())("chain of custody: device-signed changes (%s)", (targ
               json_build_object('type', actor_type, 'id', actor_id) as actor, op, hlc, outcome, code, message,
               fields_applied as "fieldsApplied", fields_superseded as "fieldsSuperseded", before, after,
               received_at as "receivedAt", applied_at as "appliedAt", prev_hash as "prevHash", sig,
-              signed_change as "signedChange"
+              signed_change as "signedChange", seed, salts
          from audit_log where report_id = $1`,
       [report.id],
     )) as [Row];

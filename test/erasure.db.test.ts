@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { saltOf, valueDigest } from "../core/audit.ts";
 import { checkEvidence } from "../core/evidence.ts";
 import { EdgeAgent } from "../edge-agent/agent.ts";
 import { runRetention } from "../functions/app/erasure.ts";
@@ -61,6 +62,18 @@ describe.each(dbTargets())("erasure (%s)", (target) => {
       );
     expect(await cloudText()).toContain("Jane Roe");
     expect(rawBytes(paths[1]!)).toContain("Jane Q. Roe");
+    type SaltedRow = {
+      seq: number;
+      seed: string | null;
+      salts: Record<string, string>;
+      erased_digests: Record<string, string>;
+    };
+    const saltedRows = () =>
+      db.query<SaltedRow>(
+        "select seq, seed, salts, erased_digests from audit_log where report_id = $1 and op <> 'erase' order by seq",
+        [report.id],
+      );
+    const seeds = new Map((await saltedRows()).map((r) => [r.seq, r.seed]));
 
     const requested = await t.api("/v1/erasures", {
       token: admin,
@@ -92,6 +105,28 @@ describe.each(dbTargets())("erasure (%s)", (target) => {
       expect(text).not.toContain(secret);
       for (const path of paths) expect(rawBytes(path), path).not.toContain(secret);
     }
+    // The digest an erasure keeps of a value confirms no guess of it: the
+    // salt it was made with is gone with the value (a value of a few likely
+    // ones could otherwise be found again by hashing each guess). With the
+    // row's old seed, one of the guesses does match: the digest is the value's.
+    const guesses = ["Jane Roe, born 1987-03-14", "Jane Q. Roe, room 12", "Jane Roe (transferred)"];
+    let kept = 0;
+    for (const row of await saltedRows()) {
+      expect(row.seed).toBeNull();
+      for (const [key, digest] of Object.entries(row.erased_digests)) {
+        kept++;
+        const label = key.replace(/^signed:/, "after:");
+        expect(row.salts[label]).toBeUndefined();
+        for (const guess of guesses) {
+          expect(digest).not.toBe(valueDigest(guess));
+          for (const salt of Object.values(row.salts))
+            expect(digest).not.toBe(valueDigest(guess, salt));
+        }
+        const oldSalt = saltOf({ seed: seeds.get(row.seq)! }, label);
+        expect(guesses.map((g) => valueDigest(g, oldSalt))).toContain(digest);
+      }
+    }
+    expect(kept).toBeGreaterThanOrEqual(3);
 
     const read = await t.api(`/v1/reports/${report.id}`, { token: admin });
     expect(read.body).toMatchObject({ fields: { patient: null, ward: "B2" }, erased: ["patient"] });

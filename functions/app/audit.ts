@@ -42,7 +42,7 @@ export const ENTRY_COLUMNS = `seq, project_id as "projectId", change_id as "chan
   json_build_object('type', actor_type, 'id', actor_id) as actor, op, hlc, outcome, code, message,
   fields_applied as "fieldsApplied", fields_superseded as "fieldsSuperseded", before, after,
   erased_digests as "erasedDigests", received_at as "receivedAt", applied_at as "appliedAt",
-  prev_hash as "prevHash", hash, sig, signed_change as "signedChange"`;
+  prev_hash as "prevHash", hash, sig, signed_change as "signedChange", seed, salts`;
 
 export function toStoredEntry(row: ChainRow): StoredEntry {
   return {

@@ -1,4 +1,10 @@
-import { type AuditRecord, hashAuditRecord, valueDigest } from "../../core/audit.ts";
+import {
+  type AuditRecord,
+  hashAuditRecord,
+  saltLabel,
+  saltOf,
+  valueDigest,
+} from "../../core/audit.ts";
 import { EdgeSyncError, NotFoundError } from "../../core/errors.ts";
 import type { JsonObject } from "../../core/json.ts";
 import { type Erasure, RETENTION_ACTOR } from "../../core/wire-custody.ts";
@@ -26,6 +32,8 @@ interface ErasableRow {
   after: JsonObject;
   signed_change: { fields: JsonObject | null } | null;
   erased_digests: Record<string, string>;
+  seed: string | null;
+  salts: Record<string, string>;
   fields_applied: string[];
   fields_superseded: string[];
 }
@@ -33,12 +41,19 @@ interface ErasableRow {
 /**
  * One audit row with `fields` erased: each value null, its digest kept in
  * `erased_digests` under "before:", "after:" or "signed:", so the hash and
- * the signature's check still hold. Undefined when the row holds none.
+ * the signature's check still hold; the row's seed replaced by the salts of
+ * the values it keeps, so no erased value's salt can be derived again and
+ * its digest says nothing of it (core/audit.ts, `ValueSalts`). Undefined
+ * when the row holds none.
  */
 export function erasedRow(
-  row: Pick<ErasableRow, "before" | "after" | "signed_change" | "erased_digests">,
+  row: Pick<
+    ErasableRow,
+    "before" | "after" | "signed_change" | "erased_digests" | "seed" | "salts"
+  >,
   fields: ReadonlySet<string>,
 ) {
+  const source = { seed: row.seed, salts: row.salts };
   const erased = { ...row.erased_digests };
   const sides = {
     before: { ...row.before },
@@ -49,13 +64,31 @@ export function erasedRow(
   for (const [side, values] of Object.entries(sides)) {
     for (const field of Object.keys(values)) {
       if (!fields.has(field) || values[field] === null) continue;
-      erased[`${side}:${field}`] ??= valueDigest(values[field]!);
+      erased[`${side}:${field}`] ??= valueDigest(
+        values[field]!,
+        saltOf(source, saltLabel(side as "before" | "after" | "signed", field)),
+      );
       values[field] = null;
       touched = true;
     }
   }
   if (!touched) return undefined;
+  // The salts of every value not erased; none of an erased one.
+  const salts: Record<string, string> = {};
+  for (const [side, values] of Object.entries(sides)) {
+    for (const field of Object.keys(values)) {
+      const label = saltLabel(side as "before" | "after" | "signed", field);
+      const gone =
+        label === `before:${field}`
+          ? erased[label] !== undefined
+          : erased[label] !== undefined || erased[`signed:${field}`] !== undefined;
+      const salt = gone ? undefined : saltOf(source, label);
+      if (salt !== undefined) salts[label] = salt;
+    }
+  }
   return {
+    seed: null,
+    salts,
     before: sides.before,
     after: sides.after,
     // A delete signed no fields (null): it stays so.
@@ -93,7 +126,7 @@ export function eraseReport(
     if (!report) throw new NotFoundError("No such report.");
     if (report.hold_reason !== null) throw new LegalHoldError(report.hold_reason);
     const rows = await tx.query<ErasableRow>(
-      `select seq, before, after, signed_change, erased_digests, fields_applied, fields_superseded
+      `select seq, before, after, signed_change, erased_digests, seed, salts, fields_applied, fields_superseded
          from audit_log where project_id = $1 and report_id = $2 order by seq`,
       [projectId, request.reportId],
     );
@@ -118,7 +151,7 @@ export function eraseReport(
       if (!erased) continue;
       await tx.query(
         `update audit_log set before = $2::jsonb, after = $3::jsonb, signed_change = $4::jsonb,
-                erased_digests = $5::jsonb
+                erased_digests = $5::jsonb, seed = null, salts = $7::jsonb
           where project_id = $6 and seq = $1`,
         [
           row.seq,
@@ -127,6 +160,7 @@ export function eraseReport(
           erased.signedChange === null ? null : JSON.stringify(erased.signedChange),
           JSON.stringify(erased.erasedDigests),
           projectId,
+          JSON.stringify(erased.salts),
         ],
       );
     }

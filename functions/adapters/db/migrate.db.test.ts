@@ -1,6 +1,10 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { hashAuditRecord, valueDigest } from "../../../core/audit.ts";
 import { createTestDb, dbTargets, type TestDb } from "../../../test/support/db.ts";
 import { seedProject } from "../../../test/support/fixtures.ts";
+import { verifyAuditChains } from "../../app/audit.ts";
+import { eraseReport } from "../../app/erasure.ts";
+import { createMember } from "../../app/identity.ts";
 import { migrate, readMigrations } from "./migrate.ts";
 
 // Migration scripts never run through the Data API (one statement per call):
@@ -107,6 +111,85 @@ describe.each(dbTargets().filter((target) => target !== "data-api"))("migrate on
       { erased_report: true, field: "patient", winner_erased: true, loser_erased: false },
       { erased_report: false, field: "patient", winner_erased: false, loser_erased: false },
     ]);
+  });
+
+  it("keeps rows written before salts verifying, before and after an erasure (019)", async () => {
+    t = await createTestDb(target, { migrated: false });
+    const all = await readMigrations();
+    await migrate(
+      t.db,
+      all.slice(
+        0,
+        all.findIndex((m) => m.name.startsWith("019_")),
+      ),
+    );
+    const { project, devices } = await seedProject(t.db, 1);
+    const reportId = crypto.randomUUID();
+    // A row as the apply path wrote it before salts: digests of the values alone.
+    const at = "2026-12-01T10:00:00.000Z";
+    const record = {
+      projectId: project.id,
+      changeId: crypto.randomUUID(),
+      reportId,
+      actor: { type: "device" as const, id: devices[0]!.id },
+      op: "upsert" as const,
+      hlc: `001796100000000:000000:${devices[0]!.id}`,
+      outcome: "applied" as const,
+      code: null,
+      message: null,
+      fieldsApplied: ["patient", "ward"],
+      fieldsSuperseded: [],
+      before: { patient: null, ward: null },
+      after: { patient: "Jane Roe", ward: "B2" },
+      receivedAt: at,
+      appliedAt: at,
+      prevHash: null,
+      sig: null,
+      signedChange: null,
+    };
+    const hash = hashAuditRecord(record);
+    await t.db.query(
+      `insert into reports (project_id, id, fields, chain_head) values ($1, $2, $3::jsonb, $4)`,
+      [project.id, reportId, JSON.stringify(record.after), hash],
+    );
+    await t.db.query(
+      `insert into audit_log (project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome,
+                              fields_applied, before, after, received_at, applied_at, prev_hash, hash)
+       values ($1, $2, $3, 'device', $4, 'upsert', $5, 'applied', $6, $7::jsonb, $8::jsonb, $9, $9, null, $10)`,
+      [
+        project.id,
+        record.changeId,
+        reportId,
+        record.actor.id,
+        record.hlc,
+        record.fieldsApplied,
+        JSON.stringify(record.before),
+        JSON.stringify(record.after),
+        at,
+        hash,
+      ],
+    );
+    await migrate(t.db, all);
+    expect(await verifyAuditChains(t.db, project.id)).toMatchObject({ ok: true, checked: 1 });
+
+    const admin = await createMember(t.db, project.id, "admin", "admin");
+    await eraseReport(
+      t.db,
+      project.id,
+      admin.id,
+      { reportId, fields: ["patient"], reason: "request" },
+      () => Date.parse("2026-12-02T10:00:00.000Z"),
+    );
+    expect(await verifyAuditChains(t.db, project.id)).toMatchObject({ ok: true, checked: 2 });
+    // Such a row has no salt to lose: its erased digest stays the value's own.
+    const [row] = await t.db.query<{ erased_digests: Record<string, string>; salts: object }>(
+      "select erased_digests, salts from audit_log where change_id = $1",
+      [record.changeId],
+    );
+    expect(row).toEqual({
+      erased_digests: { "after:patient": valueDigest("Jane Roe") },
+      salts: {},
+    });
   });
 
   it("rolls back a failing migration whole, leaving nothing half-applied", async () => {

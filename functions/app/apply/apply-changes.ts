@@ -1,9 +1,17 @@
-import { digests } from "../../../core/audit.ts";
 import type { Change } from "../../../core/change.ts";
 import type { Ack } from "../../../core/wire.ts";
 import type { Db, Queryable } from "../../adapters/db/db.ts";
 import { loadBatch } from "./load.ts";
-import { type ApplyItem, createsOnly, entryOf, keyOf, NOTHING_STORED, planBatch } from "./plan.ts";
+import {
+  type ApplyItem,
+  createsOnly,
+  entryOf,
+  keyOf,
+  NOTHING_STORED,
+  type PreparedChange,
+  planBatch,
+  prepareChange,
+} from "./plan.ts";
 import { writeBatch } from "./write.ts";
 
 export type { ApplyItem };
@@ -53,19 +61,18 @@ export async function applyChanges(
   ]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([, chain]) => chain);
-  // The digest of every value the changes carry, computed while the load runs.
-  const changeDigests = new Map<Change, Record<string, string>>();
+  // Each change's seed and the digests of its values, made while the load
+  // runs, and kept for every attempt: a row's salts never change.
+  const prepared = new Map<Change, PreparedChange>();
   const apply = async (q: Queryable, read: "nothing" | "unlocked" | "locked") => {
     const loading =
       read === "nothing"
         ? Promise.resolve(NOTHING_STORED)
         : loadBatch(q, { chains, changes: entries }, { lock: read === "locked" });
-    if (changeDigests.size === 0) {
-      for (const { change } of entries) {
-        if (change?.op === "upsert") changeDigests.set(change, digests(change.fields));
-      }
+    if (prepared.size === 0) {
+      for (const { change } of entries) if (change) prepared.set(change, prepareChange(change));
     }
-    const plan = planBatch(items, await loading, new Date(now()).toISOString(), changeDigests);
+    const plan = planBatch(items, await loading, new Date(now()).toISOString(), prepared);
     await writeBatch(q, plan);
     return plan.acks;
   };

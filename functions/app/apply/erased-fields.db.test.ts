@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { valueDigest } from "../../../core/audit.ts";
 import { formatHlc } from "../../../core/hlc.ts";
 import { contentOf, newDeviceKey, privateKeyOf, signChange } from "../../../core/signature.ts";
 import { createTestDb, dbTargets, type TestDb } from "../../../test/support/db.ts";
@@ -104,12 +105,27 @@ describe.each(dbTargets())(
       ]);
       expect(await fieldsOf(reportId)).toEqual({ patient: null, ward: "B3" });
       expect(await storedText(reportId)).not.toContain("Jane");
-      const [row] = await t.db.query<{ fields_applied: string[]; erased_digests: object }>(
-        "select fields_applied, erased_digests from audit_log where change_id = $1",
-        [(late as { change: { changeId: string } }).change.changeId],
-      );
+      const [row] = await t.db.query<{
+        fields_applied: string[];
+        erased_digests: Record<string, string>;
+        seed: string | null;
+        salts: Record<string, string>;
+      }>("select fields_applied, erased_digests, seed, salts from audit_log where change_id = $1", [
+        (late as { change: { changeId: string } }).change.changeId,
+      ]);
       expect([...row!.fields_applied].sort()).toEqual(["patient", "ward"]);
       expect(Object.keys(row!.erased_digests)).toEqual(["after:patient"]);
+      // Only the kept values' salts stay: the erased value's digest confirms no guess.
+      expect(row!.seed).toBeNull();
+      expect(Object.keys(row!.salts).sort()).toEqual([
+        "after:ward",
+        "before:patient",
+        "before:ward",
+      ]);
+      const digest = row!.erased_digests["after:patient"];
+      expect(digest).not.toBe(valueDigest("Jane Q. Roe"));
+      for (const salt of Object.values(row!.salts))
+        expect(digest).not.toBe(valueDigest("Jane Q. Roe", salt));
       expect(await verifyAuditChains(t.db, projectId)).toMatchObject({ ok: true });
     });
 

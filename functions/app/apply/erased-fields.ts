@@ -61,17 +61,21 @@ export function eraseInRecord<R extends AuditRecord>(
       after: record.after,
       signed_change: record.signedChange,
       erased_digests: {},
+      seed: record.seed ?? null,
+      salts: record.salts ?? {},
     },
     fields,
   );
   if (!erased) return record;
-  const { before, after, signedChange, erasedDigests } = erased;
+  const { before, after, signedChange, erasedDigests, seed, salts } = erased;
   return {
     ...record,
     before,
     after,
     signedChange: signedChange as R["signedChange"],
     erasedDigests,
+    seed,
+    salts,
   };
 }
 

@@ -1,7 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { hashAuditRecord } from "../../../core/audit.ts";
+import { hashAuditRecord, saltOf, valueDigest } from "../../../core/audit.ts";
+import type { Change } from "../../../core/change.ts";
 import { formatHlc } from "../../../core/hlc.ts";
-import { type ApplyItem, createsOnly, entryOf, type LoadedBatch, planBatch } from "./plan.ts";
+import {
+  type ApplyItem,
+  createsOnly,
+  entryOf,
+  type LoadedBatch,
+  planBatch,
+  prepareChange,
+} from "./plan.ts";
 
 const project = "8a9b0c1d-2e3f-4a5b-8c6d-7e8f9a0b1c2d";
 const device = "5d6e7f80-1a2b-4c3d-9e8f-0a1b2c3d4e5f";
@@ -23,6 +31,8 @@ const upsert = (fields: Record<string, unknown>, patch: Partial<ApplyItem> = {})
   },
   ...patch,
 });
+
+const changeOf = (item: ApplyItem) => (item as { change: Change }).change;
 
 // The plan is pure: these run without a database.
 describe("planBatch", () => {
@@ -102,9 +112,27 @@ describe("planBatch", () => {
     expect(plan.reports).toEqual([]);
   });
 
-  it("gives the same plan for the same inputs", () => {
+  it("gives the same plan for the same inputs, its seeds among them", () => {
     const items = [upsert({ a: 1 }), upsert({ b: [1, 2] }), upsert({ a: null })];
-    expect(planBatch(items, nothing, appliedAt)).toEqual(planBatch(items, nothing, appliedAt));
+    const prepared = new Map(items.map((i) => [changeOf(i), prepareChange(changeOf(i))]));
+    const plan = planBatch(items, nothing, appliedAt, prepared);
+    expect(planBatch(items, nothing, appliedAt, prepared)).toEqual(plan);
+    expect(plan.audit.map((a) => a.seed)).toEqual(
+      items.map((i) => prepared.get(changeOf(i))!.seed),
+    );
+  });
+
+  it("salts each row's values with a seed of its own: the same value, in two rows, gets two digests", () => {
+    const items = [upsert({ pain: 6 }), upsert({ pain: 6 }, { deviceId: device })];
+    const plan = planBatch(items, nothing, appliedAt);
+    const [first, second] = plan.audit;
+    expect(first!.seed).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(second!.seed).not.toBe(first!.seed);
+    const digestOf = (row: typeof first) => valueDigest(6, saltOf(row!, "after:pain"));
+    expect(digestOf(first)).not.toBe(digestOf(second));
+    expect(digestOf(first)).not.toBe(valueDigest(6));
+    // Each hash covers its own salted digests.
+    for (const row of plan.audit) expect(hashAuditRecord(row)).toBe(row.hash);
   });
 });
 

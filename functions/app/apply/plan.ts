@@ -1,4 +1,4 @@
-import { type AuditRecord, digests, hashAuditRecord } from "../../../core/audit.ts";
+import { type AuditRecord, digests, hashAuditRecord, newSeed } from "../../../core/audit.ts";
 import { type Change, scopeRejection } from "../../../core/change.ts";
 import { hlcNode } from "../../../core/hlc.ts";
 import {
@@ -174,9 +174,32 @@ function rejectionOf(entry: Entry): { code: string; message: string } | undefine
   return undefined;
 }
 
-/** An audit row with nothing applied yet: what every outcome starts from. */
-function recordOf(entry: Entry, receivedAt: string, appliedAt: string): AuditRecord {
+/** What a change's audit row is made with before the batch is planned. */
+export interface PreparedChange {
+  /** The seed of its values' salts (core/audit.ts, `ValueSalts`). */
+  seed: string;
+  /** The digests of an upsert's values as its row's `after` holds them. */
+  after: Record<string, string> | undefined;
+}
+
+export function prepareChange(change: Change): PreparedChange {
+  const seed = newSeed();
   return {
+    seed,
+    after: change.op === "upsert" ? digests(change.fields, { seed }, "after") : undefined,
+  };
+}
+
+/** An audit row with nothing applied yet: what every outcome starts from. */
+function recordOf(
+  entry: Entry,
+  receivedAt: string,
+  appliedAt: string,
+  prepared: PreparedChange | undefined,
+): AuditRecord {
+  return {
+    // A row without a change (unreadable) holds no value to salt.
+    seed: prepared?.seed ?? null,
     projectId: entry.projectId,
     changeId: entry.changeId,
     reportId: entry.reportId,
@@ -212,14 +235,15 @@ function recordOf(entry: Entry, receivedAt: string, appliedAt: string): AuditRec
  * in the log (or earlier in the batch) is answered with its outcome and
  * planned no further.
  *
- * @param changeDigests digests of each upsert's fields, by change, when
- *   computed ahead (while the database was busy); computed here otherwise.
+ * @param prepared each change's seed and digests (`prepareChange`), made
+ *   ahead (while the database was busy) and the same in every attempt at
+ *   the batch; made here otherwise.
  */
 export function planBatch(
   items: ApplyItem[],
   loaded: LoadedBatch,
   appliedAt: string,
-  changeDigests: ReadonlyMap<Change, Record<string, string>> = new Map(),
+  prepared: ReadonlyMap<Change, PreparedChange> = new Map(),
 ): BatchPlan {
   const acks = new Map(
     loaded.applied.map((a) => [keyOf(a.projectId, a.changeId), stripProject(a)]),
@@ -250,8 +274,8 @@ export function planBatch(
     const chain = keyOf(record.projectId, reportId);
     record.prevHash = heads.get(chain) ?? null;
     const hash = hashAuditRecord(record, {
-      before: digests(record.before),
-      after: afterDigests ?? digests(record.after),
+      before: digests(record.before, record, "before"),
+      after: afterDigests ?? digests(record.after, record, "after"),
     });
     heads.set(chain, hash);
     const head = appended.get(chain);
@@ -271,7 +295,8 @@ export function planBatch(
   for (const entry of entries) {
     const key = keyOf(entry.projectId, entry.changeId);
     if (acks.has(key)) continue; // applied before, or earlier in this batch
-    const record = recordOf(entry, receivedAt(entry.item.receivedAt), appliedAt);
+    const ready = entry.change && (prepared.get(entry.change) ?? prepareChange(entry.change));
+    const record = recordOf(entry, receivedAt(entry.item.receivedAt), appliedAt, ready);
     const reportKey = keyOf(entry.projectId, entry.reportId);
     // Refused or not, its audit row keeps no value erased after it was written.
     const late = entry.change && lateErasedFields(entry.change, erasedAt.get(reportKey));
@@ -309,7 +334,7 @@ export function planBatch(
         before: result.before,
         after: result.after,
       },
-      afterDigestsOf(result, changeDigests.get(entry.change)),
+      afterDigestsOf(result, ready?.after),
       late,
     );
     for (const conflict of result.conflicts)

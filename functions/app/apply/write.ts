@@ -88,15 +88,15 @@ export async function writeBatch(db: Queryable, plan: BatchPlan): Promise<void> 
   parts.push(`written_audit as (
        insert into audit_log (project_id, change_id, report_id, actor_type, actor_id, op, hlc, outcome, code,
               message, fields_applied, fields_superseded, before, after, received_at, applied_at, prev_hash, hash,
-              sig, signed_change, erased_digests)
+              sig, signed_change, erased_digests, seed, salts)
        select "projectId", "changeId", "reportId", actor->>'type', (actor->>'id')::uuid, op, hlc, outcome, code,
               message, "fieldsApplied", "fieldsSuperseded", before, after, "receivedAt", "appliedAt", "prevHash", hash,
-              sig, "signedChange", coalesce("erasedDigests", '{}')
+              sig, "signedChange", coalesce("erasedDigests", '{}'), seed, coalesce(salts, '{}')
          from rows from (jsonb_to_recordset(${param(plan.audit)}::jsonb) as ("projectId" uuid, "changeId" uuid,
               "reportId" uuid, actor jsonb, op text, hlc text, outcome text, code text, message text,
               "fieldsApplied" text[], "fieldsSuperseded" text[], before jsonb, after jsonb,
               "receivedAt" timestamptz, "appliedAt" timestamptz, "prevHash" text, hash text,
-              sig text, "signedChange" jsonb, "erasedDigests" jsonb))
+              sig text, "signedChange" jsonb, "erasedDigests" jsonb, seed text, salts jsonb))
               with ordinality as a
         -- seq follows the chain order.
         order by a.ordinality)`);
