@@ -2,16 +2,8 @@ import type { Change } from "../../../core/change.ts";
 import type { Ack } from "../../../core/wire.ts";
 import type { Db, Queryable } from "../../adapters/db/db.ts";
 import { loadBatch } from "./load.ts";
-import {
-  type ApplyItem,
-  createsOnly,
-  entryOf,
-  keyOf,
-  NOTHING_STORED,
-  type PreparedChange,
-  planBatch,
-  prepareChange,
-} from "./plan.ts";
+import { type ApplyItem, createsOnly, entryOf, keyOf, NOTHING_STORED, planBatch } from "./plan.ts";
+import { type PreparedChange, prepareChange } from "./prepare.ts";
 import { writeBatch } from "./write.ts";
 
 export type { ApplyItem };

@@ -1,4 +1,4 @@
-import { type AuditRecord, digests, hashAuditRecord, newSeed } from "../../../core/audit.ts";
+import { type AuditRecord, digests, hashAuditRecord } from "../../../core/audit.ts";
 import { type Change, scopeRejection } from "../../../core/change.ts";
 import { hlcNode } from "../../../core/hlc.ts";
 import {
@@ -14,6 +14,7 @@ import {
   eraseInRecord,
   lateErasedFields,
 } from "./erased-fields.ts";
+import { afterDigestsOf, type PreparedChange, prepareChange } from "./prepare.ts";
 
 interface ItemBase {
   projectId: string;
@@ -172,22 +173,6 @@ function rejectionOf(entry: Entry): { code: string; message: string } | undefine
     return { code: "hlc_node_mismatch", message: "the HLC node must be the sending device's id" };
   }
   return undefined;
-}
-
-/** What a change's audit row is made with before the batch is planned. */
-export interface PreparedChange {
-  /** The seed of its values' salts (core/audit.ts, `ValueSalts`). */
-  seed: string;
-  /** The digests of an upsert's values as its row's `after` holds them. */
-  after: Record<string, string> | undefined;
-}
-
-export function prepareChange(change: Change): PreparedChange {
-  const seed = newSeed();
-  return {
-    seed,
-    after: change.op === "upsert" ? digests(change.fields, { seed }, "after") : undefined,
-  };
 }
 
 /** An audit row with nothing applied yet: what every outcome starts from. */
@@ -394,19 +379,6 @@ function mergeInto(report: ReportRecord, change: Change, deviceId: string) {
   const changed = applied || result.state !== report.state;
   report.state = result.state;
   return { result, changed };
-}
-
-/**
- * The digests of what a change applied: all of its own when every field
- * applied (computed ahead), else those of the fields that did.
- */
-function afterDigestsOf(
-  result: { after: Record<string, unknown>; fieldsSuperseded: string[] },
-  ofChange: Record<string, string> | undefined,
-): Record<string, string> | undefined {
-  if (!ofChange) return undefined;
-  if (result.fieldsSuperseded.length === 0) return ofChange;
-  return Object.fromEntries(Object.keys(result.after).map((f) => [f, ofChange[f]!]));
 }
 
 function stripProject({ projectId: _, ...ack }: Ack & { projectId: string }): Ack {
