@@ -3,7 +3,7 @@ import { hashAuditRecord, saltOf, valueDigest } from "../../../core/audit.ts";
 import type { Change } from "../../../core/change.ts";
 import { formatHlc } from "../../../core/hlc.ts";
 import { type ApplyItem, createsOnly, entryOf, type LoadedBatch, planBatch } from "./plan.ts";
-import { type PreparedChange, prepareChange } from "./prepare.ts";
+import { prepareChange } from "./prepare.ts";
 
 const project = "8a9b0c1d-2e3f-4a5b-8c6d-7e8f9a0b1c2d";
 const device = "5d6e7f80-1a2b-4c3d-9e8f-0a1b2c3d4e5f";
