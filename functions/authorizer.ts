@@ -37,6 +37,7 @@ export const create =
         deps.keys,
         { issuer: deps.config.issuer, audience: deps.config.audience },
         match[1]!,
+        deps.now(),
       );
       const current = await findPrincipalById(deps.db, principal.sub);
       if (!current || current.revoked_at || current.project_id !== principal.project) {

@@ -148,7 +148,7 @@ export async function buildDeps<P extends Port>(
   const deps: Partial<Ports> & Runtime = {
     config,
     logger: createLogger(),
-    now: options.now ?? Date.now,
+    now: options.now ?? (() => Date.now()),
   };
   if (wants("db")) {
     deps.db = options.db ?? (await openDb(config));

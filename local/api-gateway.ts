@@ -45,6 +45,8 @@ export interface ApiGatewayOptions {
    * exact point of a round (the push before or after the cloud took it).
    */
   around?: RequestInterceptor;
+  /** The cloud's clock, which the authorizer cache's TTL runs on (default: the wall clock). */
+  now?: () => number;
 }
 
 export type RequestInterceptor = (
@@ -140,11 +142,12 @@ function policyAllows(result: APIGatewayAuthorizerResult, methodArn: string): bo
  */
 export async function startApiGateway(options: ApiGatewayOptions): Promise<ApiGateway> {
   const authCache = new Map<string, { result: APIGatewayAuthorizerResult; expiresAt: number }>();
+  const now = options.now ?? Date.now;
 
   async function authorize(token: string | undefined, methodArn: string, requestId: string) {
     if (!token) throw new GatewayError("UNAUTHORIZED");
     const cached = authCache.get(token);
-    let result = cached && cached.expiresAt > Date.now() ? cached.result : undefined;
+    let result = cached && cached.expiresAt > now() ? cached.result : undefined;
     if (!result) {
       try {
         result = await options.authorizer(
@@ -155,7 +158,7 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<ApiGa
         if ((error as Error).message === "Unauthorized") throw new GatewayError("UNAUTHORIZED");
         throw new GatewayError("DEFAULT_5XX");
       }
-      authCache.set(token, { result, expiresAt: Date.now() + AUTHORIZER_CACHE_TTL_SECONDS * 1000 });
+      authCache.set(token, { result, expiresAt: now() + AUTHORIZER_CACHE_TTL_SECONDS * 1000 });
     }
     if (!policyAllows(result, methodArn)) throw new GatewayError("ACCESS_DENIED");
     return result;

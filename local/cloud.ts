@@ -118,6 +118,7 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
       handlers,
       authorizer: allFactories.authorizer(deps),
       around: options.around,
+      now: deps.now,
     });
     stops.push(api.close);
 

@@ -31,8 +31,21 @@ describe.each(dbTargets())("edge-sync verify-audit (%s)", (target) => {
   let t: TestCloud;
   let admin: { clientId: string; clientSecret: string };
   let entries: { seq: number }[];
+  // The cloud's clock, and what the API is asked while `watching`.
+  let clockAhead = 0;
+  let watching: { tokens: number; parts: number } | undefined;
   beforeAll(async () => {
-    t = await startTestCloud(target);
+    t = await startTestCloud(target, {
+      now: () => Date.now() + clockAhead,
+      around: async (request, next) => {
+        if (watching && request.resource === "/v1/oauth/token") watching.tokens++;
+        const answer = await next();
+        // After the first part, 16 minutes pass: the token (15) runs out.
+        if (watching && request.resource === "/v1/audit/verify" && ++watching.parts === 1)
+          clockAhead += 16 * 60_000;
+        return answer;
+      },
+    });
     const { project, devices } = await provision(t.cloud.url, t.cloud.credentials.operator, {
       project: "audited",
       devices: ["tablet"],
@@ -60,6 +73,16 @@ describe.each(dbTargets())("edge-sync verify-audit (%s)", (target) => {
       "VALID audit log: 5 entries in 3 part(s), 5 signed by their devices, 0 unsigned",
     );
     expect(run.stderr).toContain("checked 4 entries so far");
+  });
+
+  it("gets a new token when its token runs out between two parts", async () => {
+    watching = { tokens: 0, parts: 0 };
+    const run = await verifyAudit(["--api", t.cloud.url, ...client(), "--limit", "2"]);
+    expect(run.stdout).toContain("VALID audit log: 5 entries in 3 part(s)");
+    expect(run.code).toBe(0);
+    // The second part was refused once (its token had expired), then asked again.
+    expect(watching).toEqual({ tokens: 2, parts: 3 });
+    watching = undefined;
   });
 
   it("takes the client from the environment", async () => {

@@ -42,16 +42,19 @@ const CLOCK_TOLERANCE_SECONDS = 5;
 
 /**
  * Verifies a bearer token: ES256 only, a known `kid`, issuer, audience,
- * expiry and not-before. Throws `UnauthorizedError` for any failure.
+ * expiry and not-before, against `now` (epoch ms), the clock tokens are
+ * issued with. Throws `UnauthorizedError` for any failure.
  */
 export async function verifyToken(
   keys: KeyRing,
   settings: Omit<TokenSettings, "ttlSeconds">,
   token: string,
+  now: number,
 ): Promise<Principal & { exp: number }> {
   try {
     const { payload, protectedHeader } = await jwtVerify(token, keys.resolveKey, {
       algorithms: ["ES256"],
+      currentDate: new Date(now),
       issuer: settings.issuer,
       audience: settings.audience,
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
