@@ -28,6 +28,18 @@ export const AuditVerifySchema = z
     nextCursor: cursor
       .nullable()
       .meta({ description: "Where the next part starts; null once every entry is checked." }),
+    activity: z
+      .object({
+        ok: z.boolean(),
+        checked: count,
+        firstBadSeq: count.optional(),
+        problem: z.string().optional(),
+      })
+      .optional()
+      .meta({
+        description:
+          "The project's activity log (`GET /v1/activity`), its whole chain checked in the first part (the call without a cursor); `ok` is false if it does not hold.",
+      }),
   })
   .meta({ id: "AuditVerify" });
 

@@ -135,6 +135,46 @@ export const MemberQuerySchema = z.strictObject({
   cursor: cursor.optional(),
 });
 
+export const ACTIVITY_ACTIONS = [
+  "project.create",
+  "device.register",
+  "device.scopes",
+  "device.revoke",
+  "member.add",
+  "member.revoke",
+  "hold.place",
+  "hold.lift",
+  "retention.set",
+  "evidence.export",
+] as const;
+export const ActivityEntrySchema = z
+  .object({
+    seq: count,
+    projectId: uuid,
+    at: stamp,
+    actor: z.object({ type: z.enum(["member", "operator"]), id: uuid }),
+    action: z.enum(ACTIVITY_ACTIONS),
+    targetId: uuid.nullable().meta({
+      description: "The device, member or report acted on; the project for its own settings.",
+    }),
+    details: z.record(z.string(), z.json()).meta({
+      description:
+        "What was set: a name and role or scopes, a hold's reason, days of retention; never a secret.",
+    }),
+    prevHash: z.string().nullable(),
+    hash: z.string(),
+  })
+  .meta({ id: "ActivityEntry" });
+export type ActivityEntry = z.output<typeof ActivityEntrySchema>;
+export type ActivityAction = ActivityEntry["action"];
+export const ActivityListSchema = z
+  .object({
+    items: z.array(ActivityEntrySchema).meta({ description: "Oldest first." }),
+    nextCursor: z.string().nullable().meta({ description: "Null on the last page." }),
+  })
+  .meta({ id: "ActivityList" });
+export const ActivityQuerySchema = MemberQuerySchema;
+
 export const DeadLetterSchema = z
   .object({
     messageId: z.string(),

@@ -6,6 +6,9 @@ import {
   HoldRequestSchema,
   ProjectSettingsSchema,
 } from "../core/wire-custody.ts";
+import { ActivityQuerySchema } from "../core/wire-fleet.ts";
+import type { Queryable } from "./adapters/db/db.ts";
+import { type Activity, listActivity, recordActivity, verifyActivity } from "./app/activity.ts";
 import { verifyAuditPart } from "./app/audit.ts";
 import {
   eraseReport,
@@ -17,7 +20,14 @@ import {
 import { reportEvidence } from "./app/evidence.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
 import { apiRoute, callerProject, queryOf as query } from "./http/api-route.ts";
-import { type ApiEvent, json, jsonOrLink, noContent, principalOf } from "./http/middleware.ts";
+import {
+  type ApiEvent,
+  actorOf,
+  json,
+  jsonOrLink,
+  noContent,
+  principalOf,
+} from "./http/middleware.ts";
 
 /** The body, read with its schema. */
 function body<T>(schema: z.ZodType<T>, event: ApiEvent): T {
@@ -58,10 +68,29 @@ function idOf(event: ApiEvent, what: string): string {
 export const create = (deps: DepsOf<"audit">) =>
   apiRoute(deps, { body: { maxBytes: 64 * 1024, maxDepth: 4 } }).handler(async (event) => {
     const projectId = callerProject(event);
+    /** Does `work` and records it in the project's activity log, in one transaction. */
+    const recorded = <T>(
+      activity: Omit<Activity, "actor">,
+      work: (tx: Queryable) => Promise<T>,
+    ): Promise<T> =>
+      deps.db.transaction(async (tx) => {
+        const result = await work(tx);
+        await recordActivity(tx, projectId, { actor: actorOf(event), ...activity }, deps.now());
+        return result;
+      });
     switch (`${event.httpMethod} ${event.resource}`) {
       case "GET /v1/reports/{id}/evidence": {
         const reportId = idOf(event, "report");
         const bundle = await reportEvidence(deps.db, projectId, reportId, deps.now);
+        // Who took a copy of a report's whole history out: recorded before it is handed over.
+        await recorded(
+          {
+            action: "evidence.export",
+            targetId: reportId,
+            details: { entries: bundle.history.length },
+          },
+          async () => undefined,
+        );
         const answer = await jsonOrLink(deps.exports, "evidence", bundle, deps.now);
         // Who took a copy of a report's whole history out, and how.
         deps.logger.info("evidence exported", {
@@ -90,24 +119,43 @@ export const create = (deps: DepsOf<"audit">) =>
       case "PUT /v1/reports/{id}/hold": {
         const { reason } = body(HoldRequestSchema, event);
         const id = idOf(event, "report");
-        return json(200, await holdReport(deps.db, projectId, id, principalOf(event).sub, reason));
+        const held = await recorded(
+          { action: "hold.place", targetId: id, details: { reason } },
+          (tx) => holdReport(tx, projectId, id, principalOf(event).sub, reason),
+        );
+        return json(200, held);
       }
-      case "DELETE /v1/reports/{id}/hold":
-        await releaseReport(deps.db, projectId, idOf(event, "report"));
+      case "DELETE /v1/reports/{id}/hold": {
+        const id = idOf(event, "report");
+        await recorded({ action: "hold.lift", targetId: id, details: {} }, (tx) =>
+          releaseReport(tx, projectId, id),
+        );
         return noContent();
+      }
       case "PATCH /v1/project": {
         const { retainDeletedDays } = body(ProjectSettingsSchema, event);
-        return json(200, await setRetention(deps.db, projectId, retainDeletedDays));
+        const settings = await recorded(
+          { action: "retention.set", targetId: projectId, details: { retainDeletedDays } },
+          (tx) => setRetention(tx, projectId, retainDeletedDays),
+        );
+        return json(200, settings);
       }
+      case "GET /v1/activity":
+        return json(200, await listActivity(deps.db, projectId, query(ActivityQuerySchema, event)));
       case "GET /v1/erasures/{id}":
         return json(200, await erasureById(deps.db, projectId, idOf(event, "erasure")));
       default: {
         const { limit, cursor } = query(AuditVerifyQuerySchema, event);
         const deadline = deps.now() + VERIFY_SECONDS * 1000;
-        return json(
-          200,
-          await verifyAuditPart(deps.db, projectId, { cursor, limit, deadline, now: deps.now }),
-        );
+        const part = await verifyAuditPart(deps.db, projectId, {
+          cursor,
+          limit,
+          deadline,
+          now: deps.now,
+        });
+        if (cursor) return json(200, part);
+        const activity = await verifyActivity(deps.db, projectId);
+        return json(200, { ...part, ok: part.ok && activity.ok, activity });
       }
     }
   });

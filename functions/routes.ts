@@ -59,6 +59,7 @@ export const routes: readonly Route[] = [
   { method: "GET", path: "/v1/status", fn: "read", roles: READERS },
   { method: "GET", path: "/v1/audit", fn: "read", roles: ["auditor", "admin"] },
   { method: "GET", path: "/v1/audit/verify", fn: "audit", roles: ["auditor", "admin"] },
+  { method: "GET", path: "/v1/activity", fn: "audit", roles: ["auditor", "admin"] },
   { method: "GET", path: "/v1/reports/{id}/evidence", fn: "audit", roles: ["auditor", "admin"] },
   { method: "POST", path: "/v1/erasures", fn: "audit", roles: ["admin"] },
   { method: "PUT", path: "/v1/reports/{id}/hold", fn: "audit", roles: ["admin", "auditor"] },

@@ -15,6 +15,7 @@ export const VERIFY_AUDIT_USAGE = `  verify-audit --api URL [--client-id ID --cl
                          parts as it takes. The client may also come from $EDGE_SYNC_CLIENT_ID
                          and $EDGE_SYNC_CLIENT_SECRET. --limit: entries per part (default: as
                          many as the cloud checks in one call).
+                         The project's activity log (GET /v1/activity) is checked too.
                          Exit 0 every chain holds, 3 one does not (the first bad entry printed),
                          1 misused, refused or unreachable.`;
 
@@ -70,6 +71,7 @@ export async function verifyAudit(args: string[], io: Io): Promise<number> {
   const get = authorized(values.api, { clientId, clientSecret });
   const total = { checked: 0, signed: 0, unsigned: 0, parts: 0 };
   let bad: Required<Pick<AuditVerify, "firstBadSeq" | "problem">> | undefined;
+  let activity: AuditVerify["activity"];
   let cursor: string | null = null;
   try {
     do {
@@ -82,6 +84,7 @@ export async function verifyAudit(args: string[], io: Io): Promise<number> {
       total.signed += part.signed;
       total.unsigned += part.unsigned;
       total.parts++;
+      activity ??= part.activity;
       if (part.firstBadSeq !== undefined && (!bad || part.firstBadSeq < bad.firstBadSeq))
         bad = { firstBadSeq: part.firstBadSeq, problem: part.problem ?? "" };
       cursor = part.nextCursor;
@@ -92,12 +95,20 @@ export async function verifyAudit(args: string[], io: Io): Promise<number> {
     return 1;
   }
   const counts = `${total.checked} entries in ${total.parts} part(s), ${total.signed} signed by their devices, ${total.unsigned} unsigned`;
-  if (!bad) {
-    io.out(`VALID audit log: ${counts}; every hash, link and signature checks.`);
+  const activityCounts = activity ? `; activity log: ${activity.checked} entries` : "";
+  if (!bad && activity?.ok !== false) {
+    io.out(`VALID audit log: ${counts}${activityCounts}; every hash, link and signature checks.`);
     return 0;
   }
-  io.out(
-    `INVALID audit log: ${counts}; the first bad entry is seq ${bad.firstBadSeq}: ${bad.problem}`,
-  );
+  if (bad) {
+    io.out(
+      `INVALID audit log: ${counts}; the first bad entry is seq ${bad.firstBadSeq}: ${bad.problem}`,
+    );
+  }
+  if (activity && !activity.ok) {
+    io.out(
+      `INVALID activity log: ${activity.checked} entries; the first bad entry is seq ${activity.firstBadSeq}: ${activity.problem}`,
+    );
+  }
   return 3;
 }

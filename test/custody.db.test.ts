@@ -71,6 +71,8 @@ describe.each(dbTargets())("chain of custody: device-signed changes (%s)", (targ
       unsigned: 0,
       complete: true,
       nextCursor: null,
+      // The project's creation and its device's registration.
+      activity: { ok: true, checked: 2 },
     });
   });
 

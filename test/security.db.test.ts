@@ -248,6 +248,7 @@ describe.each(dbTargets())("security (%s)", (target) => {
       "GET /v1/members": (a) => t.api("/v1/members", { token: a.token }),
       "POST /v1/projects": (a) => t.api("/v1/projects", { token: a.token, body: { name: "m" } }),
       "GET /v1/audit/verify": (a) => t.api("/v1/audit/verify", { token: a.token }),
+      "GET /v1/activity": (a) => t.api("/v1/activity", { token: a.token }),
       "GET /v1/reports": (a) => t.api("/v1/reports", { token: a.token }),
       "GET /v1/reports/{id} (other project)": (a) =>
         t.api(`/v1/reports/${cast.other.reportId}`, { token: a.token }),
@@ -295,6 +296,7 @@ describe.each(dbTargets())("security (%s)", (target) => {
       },
       "GET /v1/members": { device: 403, analyst: 200, auditor: 200, admin: 200, operator: 403 },
       "POST /v1/projects": { device: 403, analyst: 403, auditor: 403, admin: 403, operator: 201 },
+      "GET /v1/activity": { device: 403, analyst: 403, auditor: 200, admin: 200, operator: 403 },
       "GET /v1/audit/verify": {
         device: 403,
         analyst: 403,

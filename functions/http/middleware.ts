@@ -198,6 +198,12 @@ export function principalOf(event: APIGatewayProxyEvent): Principal {
   return { sub, project, role: role as Role };
 }
 
+/** The caller as the activity log names them (functions/app/activity.ts). */
+export function actorOf(event: APIGatewayProxyEvent): { type: "member" | "operator"; id: string } {
+  const { sub, role } = principalOf(event);
+  return { type: role === "operator" ? "operator" : "member", id: sub };
+}
+
 /** The caller's project; every query of project data is scoped by it. */
 export function projectOf(principal: Principal): string {
   if (!principal.project) throw new ForbiddenError("This token belongs to no project.");

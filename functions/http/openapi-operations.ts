@@ -326,6 +326,19 @@ export const operations: Record<string, Operation> = {
       schema: c.AuditVerifySchema,
     },
   },
+  "GET /v1/activity": {
+    operationId: "listActivity",
+    summary: "Who changed who may do what, and who took data out (auditor, admin)",
+    description:
+      "The project's activity log: devices and members added and revoked, scopes set, legal holds placed and lifted, retention set, evidence exported, each with who, when and what was set. Append-only and hash-chained like the audit log; `GET /v1/audit/verify` checks its chain.",
+    tag: "Read",
+    query: f.ActivityQuerySchema,
+    ok: {
+      status: 200,
+      description: page("the project's activity, oldest first"),
+      schema: f.ActivityListSchema,
+    },
+  },
   "GET /v1/dlq": {
     operationId: "listDeadLetters",
     summary: "Changes the consumer gave up on",
