@@ -121,6 +121,12 @@ describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (targ
         document.querySelector("#conflicts .winner")?.textContent?.startsWith("winner: erased") &&
         document.querySelector("#conflicts .loser")?.textContent?.startsWith("loser: erased"),
     );
+    // The activity log: who registered the devices, by name.
+    await page.click("#activity-details summary");
+    await page.waitForSelector("#activity li.activity");
+    const activity = await page.textContent("#activity");
+    expect(activity).toContain("demo admin registered device Ambulance 12");
+    expect(activity).toContain("demo admin registered device Field Lab 3 · scopes: all");
     await page.screenshot({ path: join(ARTIFACTS, "dashboard-1280.png"), fullPage: true });
 
     await page.setViewportSize({ width: 390, height: 844 });

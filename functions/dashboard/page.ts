@@ -35,6 +35,9 @@ export const html = `<!doctype html>
       <div id="reports"></div>
     </section>
     <section id="history-section" hidden><h2>History of <span id="history-title"></span></h2><ol id="history"></ol></section>
+    <section id="activity-section" hidden>
+      <details id="activity-details"><summary><h2>Activity</h2> who changed who may do what, and who took data out</summary><ol id="activity" reversed></ol></details>
+    </section>
   </div>
 </main>
 </body>
@@ -50,6 +53,8 @@ header h1 { font-size: 1.1rem; margin: 0; flex: 1; }
 main { padding: 1rem 1.25rem; max-width: 1200px; margin: 0 auto; }
 section { background: #fff; border-radius: 8px; padding: .75rem 1rem; margin-bottom: 1rem; box-shadow: 0 1px 2px #0002; }
 h2 { font-size: 1rem; margin: .25rem 0 .75rem; }
+summary { cursor: pointer; color: #555; }
+summary h2 { display: inline; margin-right: .5rem; color: #1b1f24; }
 table { width: 100%; border-collapse: collapse; font-size: .9rem; }
 th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #e3e6ea; vertical-align: top; }
 .state { font-weight: 600; white-space: nowrap; }
@@ -199,6 +204,25 @@ async function refresh() {
       '</td><td>' + esc(names[r.updatedBy] ?? r.updatedBy ?? "") + '</td></tr>').join("") + '</tbody></table>' +
     (reports.items.length === 0 ? "<p>No reports match.</p>" : ""));
   if (selected) await showHistory(selected);
+  $("activity-section").hidden = !(role === "admin" || role === "auditor");
+  if (!$("activity-section").hidden && $("activity-details").open) await showActivity();
+}
+
+const ACTIONS = {
+  "project.create": "created the project", "device.register": "registered device", "device.scopes": "set the scopes of",
+  "device.revoke": "revoked device", "member.add": "added member", "member.revoke": "revoked member",
+  "hold.place": "placed a legal hold on report", "hold.lift": "lifted the legal hold on report",
+  "retention.set": "set retention", "evidence.export": "exported the evidence of report",
+};
+
+/** The project's activity log, newest first: its last 100 entries. */
+async function showActivity() {
+  const { items } = await everyPage("v1/activity");
+  const nameOf = (id) => names[id] ?? id.slice(0, 8);
+  render("activity", items.slice(-100).reverse().map((e) => '<li class="activity"><b>' + esc(when(e.at)) + '</b> ' +
+    esc(e.actor.type === "operator" ? "the operator" : nameOf(e.actor.id)) + ' ' + esc(ACTIONS[e.action] ?? e.action) +
+    (e.targetId && e.targetId !== e.projectId ? " " + esc(e.details.name ?? nameOf(e.targetId)) : "") +
+    Object.entries(e.details).filter(([k]) => k !== "name" && k !== "admin").map(([k, v]) => " · " + esc(k) + ": " + (k === "scopes" ? esc(v.length ? v.join(", ") : "all") : show(v))).join("") + '</li>').join(""));
 }
 
 async function showHistory(id) {
@@ -255,6 +279,9 @@ let typing;
 $("search").addEventListener("input", (event) => {
   clearTimeout(typing);
   typing = setTimeout(() => { query = event.target.value.trim(); refresh().catch(() => {}); }, 250);
+});
+$("activity-details").addEventListener("toggle", () => {
+  if ($("activity-details").open) showActivity().catch(() => {});
 });
 $("reports").addEventListener("click", (event) => {
   const row = event.target.closest("tr.report");
