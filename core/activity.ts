@@ -1,4 +1,5 @@
 import { canonicalJson, sha256 } from "./audit.ts";
+import type { AuditVerify } from "./wire-custody.ts";
 import type { ActivityEntry } from "./wire-fleet.ts";
 
 /*
@@ -15,12 +16,8 @@ export function activityHash(entry: Omit<ActivityEntry, "seq" | "hash">): string
   return sha256(canonicalJson({ projectId, at, actor, action, targetId, details, prevHash }));
 }
 
-export interface ActivityCheck {
-  ok: boolean;
-  checked: number;
-  firstBadSeq?: number;
-  problem?: string;
-}
+/** What `GET /v1/audit/verify` says of the activity chain. */
+export type ActivityCheck = NonNullable<AuditVerify["activity"]>;
 
 /** Checks a project's whole activity chain, oldest first: each hash, and each link to the one before. */
 export function checkActivity(entries: readonly ActivityEntry[]): ActivityCheck {

@@ -8,7 +8,7 @@ import {
 } from "../core/wire-custody.ts";
 import { ActivityQuerySchema } from "../core/wire-fleet.ts";
 import type { Queryable } from "./adapters/db/db.ts";
-import { type Activity, listActivity, recordActivity, verifyActivity } from "./app/activity.ts";
+import { type Activity, listActivity, verifyActivity, withActivity } from "./app/activity.ts";
 import { verifyAuditPart } from "./app/audit.ts";
 import {
   eraseReport,
@@ -69,15 +69,13 @@ export const create = (deps: DepsOf<"audit">) =>
   apiRoute(deps, { body: { maxBytes: 64 * 1024, maxDepth: 4 } }).handler(async (event) => {
     const projectId = callerProject(event);
     /** Does `work` and records it in the project's activity log, in one transaction. */
-    const recorded = <T>(
-      activity: Omit<Activity, "actor">,
-      work: (tx: Queryable) => Promise<T>,
-    ): Promise<T> =>
-      deps.db.transaction(async (tx) => {
-        const result = await work(tx);
-        await recordActivity(tx, projectId, { actor: actorOf(event), ...activity }, deps.now());
-        return result;
-      });
+    const recorded = <T>(activity: Omit<Activity, "actor">, work: (tx: Queryable) => Promise<T>) =>
+      withActivity(
+        deps.db,
+        { projectId, actor: actorOf(event), now: deps.now },
+        work,
+        () => activity,
+      );
     switch (`${event.httpMethod} ${event.resource}`) {
       case "GET /v1/reports/{id}/evidence": {
         const reportId = idOf(event, "report");

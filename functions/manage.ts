@@ -8,8 +8,7 @@ import {
   MemberRequestSchema,
   NameSchema,
 } from "../core/wire-fleet.ts";
-import type { Queryable } from "./adapters/db/db.ts";
-import { type Activity, recordActivity } from "./app/activity.ts";
+import { recordActivity, withActivity } from "./app/activity.ts";
 import {
   createDevice,
   createMember,
@@ -32,14 +31,12 @@ function parse<T>(schema: z.ZodType<T>, body: unknown, shape: string): T {
 
 type Route = (deps: DepsOf<"manage">, event: ApiEvent) => Promise<APIGatewayProxyResult>;
 
-/** Records the caller's action in the project's activity log, in the action's transaction. */
-const record = (
-  deps: DepsOf<"manage">,
-  tx: Queryable,
-  event: ApiEvent,
-  projectId: string,
-  activity: Omit<Activity, "actor">,
-) => recordActivity(tx, projectId, { actor: actorOf(event), ...activity }, deps.now());
+/** The caller, acting in a project: what the activity log records of them. */
+const by = (deps: DepsOf<"manage">, event: ApiEvent) => ({
+  projectId: callerProject(event),
+  actor: actorOf(event),
+  now: deps.now,
+});
 
 const NAME = '{"name": "…"} (1 to 200 characters)';
 
@@ -52,22 +49,16 @@ const registerDevice: Route = async (deps, event) => {
     event.parsedBody,
     `${NAME.slice(0, -1)}, "scopes"?: […]}`,
   );
-  const projectId = callerProject(event);
-  const created = await deps.db.transaction(async (tx) => {
-    const device = await createDevice(
-      tx,
-      projectId,
-      body.name,
-      body.scopes,
-      principalOf(event).sub,
-    );
-    await record(deps, tx, event, projectId, {
+  const created = await withActivity(
+    deps.db,
+    by(deps, event),
+    (tx) => createDevice(tx, callerProject(event), body.name, body.scopes, principalOf(event).sub),
+    (device) => ({
       action: "device.register",
       targetId: device.id,
       details: { name: device.name, scopes: device.scopes },
-    });
-    return device;
-  });
+    }),
+  );
   return json(201, created);
 };
 
@@ -80,32 +71,38 @@ function idOf(event: ApiEvent, what: "device" | "member"): string {
 const deviceIdOf = (event: ApiEvent) => idOf(event, "device");
 
 const revoke: Route = async (deps, event) => {
-  const [projectId, id] = [callerProject(event), deviceIdOf(event)];
-  await deps.db.transaction(async (tx) => {
-    if (!(await revokeDevice(tx, projectId, id))) throw new NotFoundError("No such device.");
-    await record(deps, tx, event, projectId, {
-      action: "device.revoke",
-      targetId: id,
-      details: {},
-    });
-  });
+  const id = deviceIdOf(event);
+  await withActivity(
+    deps.db,
+    by(deps, event),
+    async (tx) => {
+      if (!(await revokeDevice(tx, callerProject(event), id)))
+        throw new NotFoundError("No such device.");
+    },
+    () => ({ action: "device.revoke", targetId: id, details: {} }),
+  );
   return noContent();
 };
 
 const putScopes: Route = async (deps, event) => {
   const id = deviceIdOf(event);
   const body = parse(DeviceScopesRequestSchema, event.parsedBody, SCOPES);
-  const projectId = callerProject(event);
-  const scopes = await deps.db.transaction(async (tx) => {
-    const set = await setDeviceScopes(tx, projectId, id, body.scopes, principalOf(event).sub);
-    if (!set) throw new NotFoundError("No such device.");
-    await record(deps, tx, event, projectId, {
-      action: "device.scopes",
-      targetId: id,
-      details: { scopes: set },
-    });
-    return set;
-  });
+  const scopes = await withActivity(
+    deps.db,
+    by(deps, event),
+    async (tx) => {
+      const set = await setDeviceScopes(
+        tx,
+        callerProject(event),
+        id,
+        body.scopes,
+        principalOf(event).sub,
+      );
+      if (!set) throw new NotFoundError("No such device.");
+      return set;
+    },
+    (set) => ({ action: "device.scopes", targetId: id, details: { scopes: set } }),
+  );
   deps.logger.info("device scopes set", { deviceId: id, scopes: scopes.length });
   return json(200, { id, scopes });
 };
@@ -117,30 +114,30 @@ const addMember: Route = async (deps, event) => {
     '{"name": "…", "role": "analyst" | "auditor" | "admin"}',
   );
   const role = body.role as Exclude<Role, "device">;
-  const projectId = callerProject(event);
-  const created = await deps.db.transaction(async (tx) => {
-    const member = await createMember(tx, projectId, body.name, role);
-    await record(deps, tx, event, projectId, {
+  const created = await withActivity(
+    deps.db,
+    by(deps, event),
+    (tx) => createMember(tx, callerProject(event), body.name, role),
+    (member) => ({
       action: "member.add",
       targetId: member.id,
       details: { name: member.name, role },
-    });
-    return member;
-  });
+    }),
+  );
   return json(201, created);
 };
 
 const removeMember: Route = async (deps, event) => {
   const id = idOf(event, "member");
-  const projectId = callerProject(event);
-  await deps.db.transaction(async (tx) => {
-    if (!(await revokeMember(tx, projectId, id))) throw new NotFoundError("No such member.");
-    await record(deps, tx, event, projectId, {
-      action: "member.revoke",
-      targetId: id,
-      details: {},
-    });
-  });
+  await withActivity(
+    deps.db,
+    by(deps, event),
+    async (tx) => {
+      if (!(await revokeMember(tx, callerProject(event), id)))
+        throw new NotFoundError("No such member.");
+    },
+    () => ({ action: "member.revoke", targetId: id, details: {} }),
+  );
   deps.logger.info("member revoked", { memberId: id, by: principalOf(event).sub });
   return noContent();
 };
@@ -150,11 +147,18 @@ const addProject: Route = async (deps, event) => {
   const created = await deps.db.transaction(async (tx) => {
     const project = await createProject(tx, body.name);
     const admin = await createMember(tx, project.id, `${body.name} admin`, "admin");
-    await record(deps, tx, event, project.id, {
-      action: "project.create",
-      targetId: project.id,
-      details: { name: project.name, admin: admin.id },
-    });
+    // The project is born in this transaction: its first entry is written here.
+    await recordActivity(
+      tx,
+      project.id,
+      {
+        actor: actorOf(event),
+        action: "project.create",
+        targetId: project.id,
+        details: { name: project.name, admin: admin.id },
+      },
+      deps.now(),
+    );
     return { ...project, admin: { clientId: admin.clientId, clientSecret: admin.clientSecret } };
   });
   return json(201, created);

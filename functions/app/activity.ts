@@ -2,7 +2,7 @@ import * as z from "zod";
 import { type ActivityCheck, activityHash, checkActivity } from "../../core/activity.ts";
 import type { JsonObject } from "../../core/json.ts";
 import type { ActivityAction, ActivityEntry } from "../../core/wire-fleet.ts";
-import type { Queryable } from "../adapters/db/db.ts";
+import type { Db, Queryable } from "../adapters/db/db.ts";
 import { decode, keysetPage, type Page } from "./listing.ts";
 
 export interface Activity {
@@ -56,6 +56,24 @@ export async function recordActivity(
       activityHash(entry),
     ],
   );
+}
+
+/**
+ * Runs `work` in one transaction and records it in the project's activity
+ * log as `describe` tells of its result: an action and its entry commit
+ * together or not at all.
+ */
+export function withActivity<T>(
+  db: Db,
+  by: { projectId: string; actor: Activity["actor"]; now: () => number },
+  work: (tx: Queryable) => Promise<T>,
+  describe: (result: T) => Omit<Activity, "actor">,
+): Promise<T> {
+  return db.transaction(async (tx) => {
+    const result = await work(tx);
+    await recordActivity(tx, by.projectId, { actor: by.actor, ...describe(result) }, by.now());
+    return result;
+  });
 }
 
 interface ActivityRow {
