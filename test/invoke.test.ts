@@ -29,5 +29,5 @@ describe("npm run invoke (a handler replayed on a saved event)", () => {
     expect(scratch.startsWith(dataDir)).toBe(false);
     expect(await readdir(dataDir)).toEqual([]);
     await expect(readdir(scratch)).rejects.toMatchObject({ code: "ENOENT" });
-  }, 60_000);
+  }, 180_000);
 });

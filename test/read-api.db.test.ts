@@ -87,6 +87,7 @@ describe.each(dbTargets())("read API (%s)", (target) => {
   it("filters by update time and by deletion, and returns one report or 404", async () => {
     const kept = crypto.randomUUID();
     const gone = crypto.randomUUID();
+    const since = new Date(Date.now() - 1_000).toISOString();
     await applyChanges(t.testDb.db, [
       upsert(kept, { title: "kept" }),
       upsert(gone, { title: "gone" }),
@@ -104,7 +105,6 @@ describe.each(dbTargets())("read API (%s)", (target) => {
         },
       },
     ]);
-    const since = new Date(Date.now() - 5_000).toISOString();
     const all = (
       await get(`/v1/reports?updatedAfter=${since}&deleted=any&limit=200`)
     ).body.items.map((r: { id: string }) => r.id);
