@@ -15,8 +15,10 @@ export default defineConfig({
       ...(process.env.EDGE_SYNC_PACKAGE_TEST ? [] : ["**/*.package.test.ts"]),
     ],
     globalSetup: ["test/support/build-agent.ts"],
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
+    // Bounds on a hang, not on speed: CI may share the machine with other
+    // work, and a test that takes three times as long there is still right.
+    testTimeout: 120_000,
+    hookTimeout: 180_000,
     pool: "forks",
     // Every core: by default vitest keeps one free, which on a 2-core machine
     // runs the files one at a time (351 s here; 236 s on both). The tests

@@ -46,7 +46,7 @@ describe("default: RDS PostgreSQL behind RDS Proxy", () => {
   let s: Synth;
   beforeAll(() => {
     s = synth({}, { bundle: true });
-  }, 120_000);
+  });
 
   it("puts changes on a high-throughput FIFO queue deduplicated per report, with a DLQ after 5 receives", () => {
     const [dlqId] = resources(s.stateful, "AWS::SQS::Queue").find(
@@ -335,7 +335,7 @@ describe("default: RDS PostgreSQL behind RDS Proxy", () => {
       }),
     );
     for (const [id, result] of loads) expect(result, id).toBe("function");
-  }, 60_000);
+  });
 
   it("alarms on the DLQ, the oldest change's age, and each function's errors and throttles", () => {
     const alarms = resources(s.api, "AWS::CloudWatch::Alarm").map(([, a]) => a.Properties);

@@ -22,7 +22,7 @@ describe("-c database=aurora-data-api", () => {
   let s: Synth;
   beforeAll(() => {
     s = synth({ database: "aurora-data-api" });
-  }, 60_000);
+  });
 
   it("runs Aurora Serverless v2 PostgreSQL 16 with the Data API, encrypted", () => {
     s.stateful.resourceCountIs("AWS::RDS::DBInstance", 1);
@@ -68,7 +68,7 @@ describe("-c target=localstack", () => {
   let s: Synth;
   beforeAll(() => {
     s = synth({ target: "localstack", databaseUrl: "postgres://u:p@db:5432/x" });
-  }, 60_000);
+  });
 
   it("has no VPC or RDS and points every function with the database at the compose file's PostgreSQL", () => {
     for (const type of ["AWS::EC2::VPC", "AWS::RDS::DBInstance", "AWS::RDS::DBCluster"]) {
@@ -98,7 +98,7 @@ describe("context and cdk-nag", () => {
       MultiAZ: true,
       DeletionProtection: false,
     });
-  }, 60_000);
+  });
 
   it("rejects an unknown database or target instead of guessing", () => {
     expect(() => synth({ database: "mysql" })).toThrow(/database must be rds or aurora-data-api/);
@@ -118,5 +118,5 @@ describe("context and cdk-nag", () => {
     expect(() => app.synth()).toThrow(
       /AwsSolutions-SQS2[\s\S]*AwsSolutions-SQS3[\s\S]*AwsSolutions-SQS4/,
     );
-  }, 60_000);
+  });
 });

@@ -73,7 +73,7 @@ describe("bundled functions, configured as on Lambda", () => {
       AWS_SECRET_ACCESS_KEY: "test",
       MIGRATIONS_DIR: join(dirname(bundles.migrate!), "migrations"),
     });
-  }, 120_000);
+  });
   afterAll(async () => {
     process.env = saved;
     await stopSqs?.();
@@ -205,5 +205,5 @@ describe("bundled functions, configured as on Lambda", () => {
       expect.objectContaining({ id: reportId, fields: { title: "Pump 3 leaking", severity: 3 } }),
     ]);
     expect(page.acks).toEqual([expect.objectContaining({ changeId, outcome: "applied" })]);
-  }, 60_000);
+  });
 });

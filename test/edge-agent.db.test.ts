@@ -149,10 +149,15 @@ describe.each(dbTargets())("edge agent against the local cloud (%s)", (target) =
     const exited = new Promise<number | null>((resolve) =>
       child.once("exit", (code) => resolve(code)),
     );
-    await new Promise((r) => setTimeout(r, 1_500)); // started, first round done
+    // Started, and its first round done: the next is 30 s away.
+    const before = agent.status().lastSyncAt;
+    await vi.waitFor(() => expect(agent.status().lastSyncAt).not.toBe(before), {
+      timeout: 60_000,
+      interval: 100,
+    });
     const report = agent.create({ title: "picked up by the loop" });
-    // Well before the 30 s interval: the loop noticed the write.
-    const deadline = Date.now() + 10_000;
+    // Before the 30 s interval: the loop noticed the write.
+    const deadline = Date.now() + 25_000;
     let applied = false;
     while (!applied && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 200));

@@ -43,7 +43,7 @@ describe.each(dbTargets())("an evidence bundle too large for a response (%s)", (
     await syncUntilSettled(agent);
     const { clientId, clientSecret } = t.cloud.credentials.projects.demo!.admin;
     auditor = await t.tokenFor(clientId, clientSecret);
-  }, 120_000);
+  });
   afterAll(() => t.stop());
 
   it("answers 303 See Other with a download link, and the link needs no credentials", async () => {

@@ -39,5 +39,5 @@ describe("edge-sync/agent, the agent as a library", () => {
     expect(agent.status()).toMatchObject({ pending: 0, sent: 0, applied: 1 });
     expect(agent.get(report.id)?.fields).toEqual({ title: "Pump 3 leaking", severity: 3 });
     agent.close();
-  }, 60_000);
+  });
 });

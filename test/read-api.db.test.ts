@@ -308,7 +308,7 @@ describe.each(dbTargets().filter((target) => target === "postgres"))(
          from generate_series(1, 100000) as g`,
         [projectId],
       );
-    }, 120_000);
+    });
     afterAll(() => db.drop());
 
     /**

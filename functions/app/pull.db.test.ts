@@ -310,7 +310,7 @@ describe.each(dbTargets().filter((target) => target === "postgres"))(
            from generate_series(1, 20000) g`,
         [projectId, device, other],
       );
-    }, 120_000);
+    });
     afterAll(() => t.drop());
 
     /** The plans of the exact statements a pull sends, from the start and from mid-way. */

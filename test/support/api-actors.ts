@@ -78,9 +78,11 @@ export async function actors(t: TestCloud) {
     },
   });
   if (pushed.body.accepted?.length !== 1) throw new Error(`push: ${JSON.stringify(pushed.body)}`);
-  for (let i = 0; i < 100; i++) {
+  // Applied before any test looks: the consumer runs on its own time.
+  for (const deadline = Date.now() + 60_000; ; ) {
     const rows = await t.testDb.db.query("select 1 from reports where id = $1", [otherReportId]);
     if (rows.length === 1) break;
+    if (Date.now() > deadline) throw new Error("the other project's report was never applied");
     await new Promise((r) => setTimeout(r, 50));
   }
   return {

@@ -146,7 +146,7 @@ export async function startTestCloud(
  * applies asynchronously, so a change pushed in one round is acknowledged in
  * a later one.
  */
-export async function syncUntilSettled(agent: EdgeAgent, timeoutMs = 20_000): Promise<void> {
+export async function syncUntilSettled(agent: EdgeAgent, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     await agent.syncOnce();
