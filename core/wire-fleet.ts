@@ -169,11 +169,18 @@ export type ActivityEntry = z.output<typeof ActivityEntrySchema>;
 export type ActivityAction = ActivityEntry["action"];
 export const ActivityListSchema = z
   .object({
-    items: z.array(ActivityEntrySchema).meta({ description: "Oldest first." }),
+    items: z
+      .array(ActivityEntrySchema)
+      .meta({ description: "In the order asked for: oldest first by default." }),
     nextCursor: z.string().nullable().meta({ description: "Null on the last page." }),
   })
   .meta({ id: "ActivityList" });
-export const ActivityQuerySchema = MemberQuerySchema;
+export const ActivityQuerySchema = MemberQuerySchema.extend({
+  order: z.enum(["oldest", "newest"]).default("oldest").meta({
+    description:
+      "oldest first (the default, the chain's order) or newest first; a cursor keeps its order.",
+  }),
+});
 
 export const DeadLetterSchema = z
   .object({

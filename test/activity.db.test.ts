@@ -31,13 +31,14 @@ describe.each(dbTargets())("activity log (%s)", (target) => {
   let auditorId: string;
   let reportId: string;
 
-  const every = async (token: string, limit = 200) => {
+  const every = async (token: string, limit = 200, order = "oldest") => {
     const items: Entry[] = [];
     let cursor = "";
     do {
-      const page = await t.api(`/v1/activity?limit=${limit}${cursor ? `&cursor=${cursor}` : ""}`, {
-        token,
-      });
+      const page = await t.api(
+        `/v1/activity?limit=${limit}&order=${order}${cursor ? `&cursor=${cursor}` : ""}`,
+        { token },
+      );
       expect(page.status).toBe(200);
       items.push(...page.body.items);
       cursor = page.body.nextCursor ?? "";
@@ -171,6 +172,13 @@ describe.each(dbTargets())("activity log (%s)", (target) => {
     expect(JSON.stringify(entries)).not.toMatch(/secret/i);
     // Page by page, the same entries.
     expect(await every(admin, 2)).toEqual(entries);
+    expect(await every(admin, 2, "newest")).toEqual([...entries].reverse());
+    // A cursor keeps its order: given with the other, it is refused.
+    const { nextCursor } = (await t.api("/v1/activity?limit=1&order=newest", { token: admin }))
+      .body;
+    expect(
+      (await t.api(`/v1/activity?limit=1&cursor=${nextCursor}`, { token: admin })).body.error.code,
+    ).toBe("validation_failed");
   });
 
   it("records nothing for an action that did not happen", async () => {

@@ -108,16 +108,26 @@ const COLUMNS = "seq, at, actor_type, actor_id, action, target_id, details, prev
 export async function listActivity(
   db: Queryable,
   projectId: string,
-  { limit, cursor }: { limit: number; cursor?: string | undefined },
+  {
+    limit,
+    cursor,
+    order,
+  }: { limit: number; cursor?: string | undefined; order: "oldest" | "newest" },
 ): Promise<Page<ActivityEntry>> {
-  const after = decode(cursor, z.tuple([z.number().int().nonnegative()]));
+  // A newest-first cursor says so, so that neither order's cursor is read as the other's.
+  const newest = order === "newest";
+  const from = newest
+    ? decode(cursor, z.tuple([z.number().int().nonnegative(), z.literal("newest")]))?.[0]
+    : decode(cursor, z.tuple([z.number().int().nonnegative()]))?.[0];
   const rows = await db.query<ActivityRow>(
     `select ${COLUMNS} from activity_log
-      where project_id = $1 ${after ? "and seq > $3" : ""}
-      order by seq limit $2`,
-    [projectId, limit + 1, ...(after ?? [])],
+      where project_id = $1 ${from === undefined ? "" : newest ? "and seq < $3" : "and seq > $3"}
+      order by seq ${newest ? "desc" : ""} limit $2`,
+    [projectId, limit + 1, ...(from === undefined ? [] : [from])],
   );
-  return keysetPage(rows, limit, entryOf(projectId), (r) => [Number(r.seq)]);
+  return keysetPage(rows, limit, entryOf(projectId), (r) =>
+    newest ? [Number(r.seq), "newest"] : [Number(r.seq)],
+  );
 }
 
 /**

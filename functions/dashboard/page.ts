@@ -217,9 +217,9 @@ const ACTIONS = {
 
 /** The project's activity log, newest first: its last 100 entries. */
 async function showActivity() {
-  const { items } = await everyPage("v1/activity");
+  const { items } = await api("v1/activity?order=newest&limit=100");
   const nameOf = (id) => names[id] ?? id.slice(0, 8);
-  render("activity", items.slice(-100).reverse().map((e) => '<li class="activity"><b>' + esc(when(e.at)) + '</b> ' +
+  render("activity", items.map((e) => '<li class="activity"><b>' + esc(when(e.at)) + '</b> ' +
     esc(e.actor.type === "operator" ? "the operator" : nameOf(e.actor.id)) + ' ' + esc(ACTIONS[e.action] ?? e.action) +
     (e.targetId && e.targetId !== e.projectId ? " " + esc(e.details.name ?? nameOf(e.targetId)) : "") +
     Object.entries(e.details).filter(([k]) => k !== "name" && k !== "admin").map(([k, v]) => " · " + esc(k) + ": " + (k === "scopes" ? esc(v.length ? v.join(", ") : "all") : show(v))).join("") + '</li>').join(""));
