@@ -7,7 +7,8 @@ import type { ActivityEntry } from "./wire-fleet.ts";
  * its data out (DESIGN.md "Custody"). Reports' changes have their own chains
  * in the audit log; these are the actions around them: devices and members
  * added and revoked, scopes set, legal holds placed and lifted, retention
- * set, evidence exported. One hash chain per project, append-only.
+ * set, evidence exported, dead letters redriven. One hash chain per
+ * project, append-only.
  */
 
 /** What an entry's hash covers: every field but `seq` (given by the database) and the hash. */

@@ -146,6 +146,7 @@ export const ACTIVITY_ACTIONS = [
   "hold.lift",
   "retention.set",
   "evidence.export",
+  "dlq.redrive",
 ] as const;
 export const ActivityEntrySchema = z
   .object({

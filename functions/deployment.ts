@@ -55,7 +55,7 @@ export const FUNCTION_PORTS = {
   read: ["db", "queueDepth"],
   dashboard: [],
   audit: ["db", "exports"],
-  dlq: ["deadLetters"],
+  dlq: ["db", "deadLetters"],
   openapi: [],
   authorizer: ["db", "keys"],
   consume: ["db"],

@@ -1,9 +1,10 @@
 import { NotFoundError, ValidationError } from "../core/errors.ts";
 import { NoQuerySchema } from "../core/wire.ts";
 import { RedriveRequestSchema } from "../core/wire-fleet.ts";
+import { recordActivity } from "./app/activity.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
 import { apiRoute, callerProject } from "./http/api-route.ts";
-import { json } from "./http/middleware.ts";
+import { actorOf, json } from "./http/middleware.ts";
 
 /**
  * Fleet operations for a project's admin: the changes the consumer gave up
@@ -22,9 +23,27 @@ export const create = (deps: DepsOf<"dlq">) =>
         const body = RedriveRequestSchema.safeParse(event.parsedBody ?? {});
         if (!body.success)
           throw new ValidationError('The body must be {} or {"messageIds": ["…", …]}.');
-        const moved = await deps.deadLetters.redrive(projectId, body.data.messageIds);
+        const moved = (await deps.deadLetters.redrive(projectId, body.data.messageIds)).map(
+          ({ messageId, changeId, reportId }) => ({ messageId, changeId, reportId }),
+        );
         deps.logger.info("dead letters redriven", { projectId, moved });
-        return json(200, { moved });
+        // Recorded once they moved (the queue has no transaction to share):
+        // who put which changes back. Should the record fail, the answer is
+        // a 500 and the line above names them.
+        await deps.db.transaction((tx) =>
+          recordActivity(
+            tx,
+            projectId,
+            {
+              actor: actorOf(event),
+              action: "dlq.redrive",
+              targetId: projectId,
+              details: { moved: moved.length, changes: moved },
+            },
+            deps.now(),
+          ),
+        );
+        return json(200, { moved: moved.length });
       }
       default:
         throw new NotFoundError("No such route.");

@@ -199,6 +199,23 @@ describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (targ
     await page.waitForFunction(() =>
       document.querySelector("#dlq-result")?.textContent?.startsWith("1 change"),
     );
+    // Who put which change back is in the activity log, and on the page.
+    const [redriven] = (await t.api("/v1/activity?order=newest&limit=1", { token: admin })).body
+      .items;
+    expect(redriven).toMatchObject({
+      action: "dlq.redrive",
+      details: {
+        moved: 1,
+        changes: [{ messageId: dead.messageId, changeId: dead.changeId, reportId: poisonedId }],
+      },
+    });
+    await page.click("#activity-details summary");
+    await page.waitForSelector("#activity li.activity");
+    expect(await page.textContent("#activity li.activity")).toMatch(
+      new RegExp(
+        `put dead-lettered changes back on the queue · moved: 1 · changes: ${dead.changeId.slice(0, 8)}$`,
+      ),
+    );
     await syncUntilSettled(agent);
     expect(agent.status()).toMatchObject({ pending: 0, sent: 0, applied: 2 });
     expect((await t.api(`/v1/reports/${poisonedId}`, { token: admin })).body.fields).toEqual({

@@ -16,9 +16,9 @@ export interface DeadLetters {
   /**
    * Moves the project's dead letters (those named, or all) back to the
    * changes queue, where they apply or are recorded `rejected` like any other.
-   * Returns how many moved.
+   * Returns those moved.
    */
-  redrive(projectId: string, messageIds?: readonly string[]): Promise<number>;
+  redrive(projectId: string, messageIds?: readonly string[]): Promise<DeadLetter[]>;
 }
 
 export interface DeadLettersOptions {
@@ -165,7 +165,7 @@ export function createDeadLetters({ client, dlqUrl, queueUrl }: DeadLettersOptio
       } finally {
         await handBack(received.filter((m) => !moved.has(m)));
       }
-      return moved.size;
+      return [...moved].map((m) => toDeadLetter(m, envelopeOf(m)));
     },
   };
 }
@@ -173,5 +173,5 @@ export function createDeadLetters({ client, dlqUrl, queueUrl }: DeadLettersOptio
 /** Where no DLQ is configured (a replay with `npm run invoke` and no cloud running). */
 export const NO_DEAD_LETTER_QUEUE: DeadLetters = {
   list: async () => [],
-  redrive: async () => 0,
+  redrive: async () => [],
 };

@@ -213,7 +213,15 @@ const ACTIONS = {
   "device.revoke": "revoked device", "member.add": "added member", "member.revoke": "revoked member",
   "hold.place": "placed a legal hold on report", "hold.lift": "lifted the legal hold on report",
   "retention.set": "set retention", "evidence.export": "exported the evidence of report",
+  "dlq.redrive": "put dead-lettered changes back on the queue",
 };
+
+/** An activity entry's detail as a reader wants it: scopes by name, redriven changes by their short ids. */
+function detail(key, value) {
+  if (key === "scopes") return esc(value.length ? value.join(", ") : "all");
+  if (key === "changes") return esc(value.map((c) => (c.changeId ?? c.messageId).slice(0, 8)).join(", "));
+  return show(value);
+}
 
 /** The project's activity log, newest first: its last 100 entries. */
 async function showActivity() {
@@ -222,7 +230,7 @@ async function showActivity() {
   render("activity", items.map((e) => '<li class="activity"><b>' + esc(when(e.at)) + '</b> ' +
     esc(e.actor.type === "operator" ? "the operator" : nameOf(e.actor.id)) + ' ' + esc(ACTIONS[e.action] ?? e.action) +
     (e.targetId && e.targetId !== e.projectId ? " " + esc(e.details.name ?? nameOf(e.targetId)) : "") +
-    Object.entries(e.details).filter(([k]) => k !== "name" && k !== "admin").map(([k, v]) => " · " + esc(k) + ": " + (k === "scopes" ? esc(v.length ? v.join(", ") : "all") : show(v))).join("") + '</li>').join(""));
+    Object.entries(e.details).filter(([k]) => k !== "name" && k !== "admin").map(([k, v]) => " · " + esc(k) + ": " + detail(k, v)).join("") + '</li>').join(""));
 }
 
 async function showHistory(id) {

@@ -330,7 +330,7 @@ export const operations: Record<string, Operation> = {
     operationId: "listActivity",
     summary: "Who changed who may do what, and who took data out (auditor, admin)",
     description:
-      "The project's activity log: devices and members added and revoked, scopes set, legal holds placed and lifted, retention set, evidence exported, each with who, when and what was set. Append-only and hash-chained like the audit log; `GET /v1/audit/verify` checks its chain.",
+      "The project's activity log: devices and members added and revoked, scopes set, legal holds placed and lifted, retention set, evidence exported, dead-lettered changes redriven, each with who, when and what was set. Append-only and hash-chained like the audit log; `GET /v1/audit/verify` checks its chain.",
     tag: "Read",
     query: f.ActivityQuerySchema,
     ok: {
