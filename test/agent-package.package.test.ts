@@ -80,7 +80,7 @@ describe("the agent package, installed from its tarball", () => {
     const id = created.stdout.trim();
 
     // The consumer applies asynchronously: sync until the change is acknowledged.
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 60_000;
     let status: { applied: number; pending: number };
     do {
       expect((await agent("sync", "--json")).code).toBe(0);

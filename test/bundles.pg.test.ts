@@ -183,7 +183,7 @@ describe("bundled functions, configured as on Lambda", () => {
         return response;
       },
     });
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 60_000;
     while (outcomes.length === 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 100));
     await poller.stop();

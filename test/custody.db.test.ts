@@ -141,7 +141,7 @@ describe.each(dbTargets())("chain of custody: device-signed changes (%s)", (targ
       (await t.api("/v1/changes", { token, body: { changes: [unsigned] } })).body,
     ).toMatchObject({ accepted: [unsigned.changeId] });
     const admin = await t.adminToken();
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 60_000;
     let items: { sig: string | null }[] = [];
     while (items.length === 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 100));
@@ -299,7 +299,7 @@ describe.each(dbTargets())("chain of custody: device-signed changes (%s)", (targ
       }),
     );
     sqs.destroy();
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 60_000;
     let rows: { outcome: string; code: string | null }[] = [];
     while (rows.length === 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 100));

@@ -2,7 +2,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { launchBrowser } from "./support/browser.ts";
+import { launchBrowser, openPage } from "./support/browser.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
 import { dbTargets } from "./support/db.ts";
 
@@ -65,7 +65,7 @@ describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (targ
     a.agent.create({ title: "Generator fuel low" });
     await syncUntilSettled(a.agent);
 
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const page = await openPage(browser, { width: 1280, height: 900 });
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
     // Browsers ask for /favicon.ico on their own; the page asks for nothing that fails.
@@ -179,7 +179,7 @@ describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (targ
     });
     expect(scoped.status).toBe(200);
 
-    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    const page = await openPage(browser, { width: 1280, height: 1000 });
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
     await signIn(page);
@@ -229,11 +229,11 @@ describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (targ
   });
 
   it("says when the API stops answering, and since when its data is", async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const page = await openPage(browser, { width: 1280, height: 800 });
     await signIn(page);
     expect(await page.isVisible("#stale")).toBe(false);
     await t.down();
-    await page.waitForSelector("#stale", { state: "visible", timeout: 30_000 });
+    await page.waitForSelector("#stale", { state: "visible" });
     expect(await page.textContent("#stale")).toMatch(/not answering.*shows data from/);
     // What it showed is still there, marked as old.
     expect(await page.textContent("#devices")).toContain("Clinic 9");

@@ -81,7 +81,7 @@ describe.each(dbTargets())("edge agents → local cloud → PostgreSQL (%s)", (t
     expect(first.body.accepted).toEqual(changes.map((c) => c.changeId));
 
     const ids = changes.map((c) => c.changeId);
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + 60_000;
     let count = 0;
     while (Date.now() < deadline) {
       count = (

@@ -334,7 +334,7 @@ describe.each(dbTargets())("edge agent against the local cloud (%s)", (target) =
       // Two pages written (the third asked for and held), then kill -9.
       const stored = () =>
         (raw.prepare("select count(*) as n from reports").get() as { n: number }).n;
-      const deadline = Date.now() + 20_000;
+      const deadline = Date.now() + 60_000;
       while (stored() < 2_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       expect(stored()).toBe(2_000);
       child.kill("SIGKILL");

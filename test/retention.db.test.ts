@@ -153,7 +153,7 @@ describe.each(dbTargets())("legal hold and retention (%s)", (target) => {
     await syncUntilSettled(agent);
     agent.close();
     await t.api("/v1/project", { method: "PATCH", token: admin, body: { retainDeletedDays: 0 } });
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 60_000;
     while ((await retentionOf(report.id)).length === 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -156,11 +156,11 @@ describe.each(dbTargets())("scopes (%s)", (target) => {
     };
     const pushed = await t.api("/v1/changes", { token: writer.token, body: { changes: [edit] } });
     expect(pushed.body.accepted).toEqual([edit.changeId]);
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 60_000;
     for (;;) {
       const { body } = await t.api("/v1/sync", { token: writer.token });
       if (body.acks.some((a: { changeId: string }) => a.changeId === edit.changeId)) break;
-      if (Date.now() > deadline) throw new Error("the writer's edit was not applied in 20 s");
+      if (Date.now() > deadline) throw new Error("the writer's edit was not applied in 60 s");
       await new Promise((r) => setTimeout(r, 100));
     }
     await setScopes(writer.id, [N]);

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, chromium, type Page } from "playwright-core";
 
 /** Flags for headless Chromium on a machine with no network but loopback. */
 const ARGS = [
@@ -29,4 +29,17 @@ export async function chromiumPath(env = process.env): Promise<string> {
 
 export async function launchBrowser(): Promise<Browser> {
   return chromium.launch({ executablePath: await chromiumPath(), args: ARGS });
+}
+
+/**
+ * A page whose waits give up after 90 s rather than Playwright's 30: a bound
+ * on a hang, which a loaded machine's slow refresh must not reach.
+ */
+export async function openPage(
+  browser: Browser,
+  viewport: { width: number; height: number },
+): Promise<Page> {
+  const page = await browser.newPage({ viewport });
+  page.setDefaultTimeout(90_000);
+  return page;
 }
