@@ -181,6 +181,11 @@ export const ActivityQuerySchema = MemberQuerySchema.extend({
     description:
       "oldest first (the default, the chain's order) or newest first; a cursor keeps its order.",
   }),
+  action: z.enum(ACTIVITY_ACTIONS).optional().meta({ description: "Only this action's entries." }),
+  actorId: uuid.optional().meta({ description: "Only what this member or operator did." }),
+  targetId: uuid
+    .optional()
+    .meta({ description: "Only what was done to this device, member or report." }),
 });
 
 export const DeadLetterSchema = z

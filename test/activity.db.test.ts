@@ -31,12 +31,13 @@ describe.each(dbTargets())("activity log (%s)", (target) => {
   let auditorId: string;
   let reportId: string;
 
-  const every = async (token: string, limit = 200, order = "oldest") => {
+  /** Every entry, page after page; `query` adds an order or a filter. */
+  const every = async (token: string, limit = 200, query = "") => {
     const items: Entry[] = [];
     let cursor = "";
     do {
       const page = await t.api(
-        `/v1/activity?limit=${limit}&order=${order}${cursor ? `&cursor=${cursor}` : ""}`,
+        `/v1/activity?limit=${limit}${query}${cursor ? `&cursor=${cursor}` : ""}`,
         { token },
       );
       expect(page.status).toBe(200);
@@ -172,7 +173,26 @@ describe.each(dbTargets())("activity log (%s)", (target) => {
     expect(JSON.stringify(entries)).not.toMatch(/secret/i);
     // Page by page, the same entries.
     expect(await every(admin, 2)).toEqual(entries);
-    expect(await every(admin, 2, "newest")).toEqual([...entries].reverse());
+    expect(await every(admin, 2, "&order=newest")).toEqual([...entries].reverse());
+    // One target's, one actor's, one action's entries.
+    const tabletOnly = await every(admin, 2, `&targetId=${tablet}`);
+    expect(tabletOnly.map((e) => e.action)).toEqual([
+      "device.register",
+      "device.scopes",
+      "device.revoke",
+    ]);
+    expect(tabletOnly).toEqual(entries.filter((e) => e.targetId === tablet));
+    expect(await every(admin, 1, `&actorId=${auditorId}&order=newest`)).toEqual(
+      entries.filter((e) => e.actor.id === auditorId).reverse(),
+    );
+    expect(await every(admin, 200, "&action=hold.place")).toEqual(
+      entries.filter((e) => e.action === "hold.place"),
+    );
+    expect(await every(admin, 200, `&targetId=${crypto.randomUUID()}`)).toEqual([]);
+    for (const bad of ["action=member.delete", "targetId=tablet", "actorId="])
+      expect((await t.api(`/v1/activity?${bad}`, { token: admin })).body.error?.code, bad).toBe(
+        "validation_failed",
+      );
     // A cursor keeps its order: given with the other, it is refused.
     const { nextCursor } = (await t.api("/v1/activity?limit=1&order=newest", { token: admin }))
       .body;

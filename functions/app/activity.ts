@@ -104,26 +104,45 @@ const entryOf =
 
 const COLUMNS = "seq, at, actor_type, actor_id, action, target_id, details, prev_hash, hash";
 
-/** A project's activity, oldest first, in pages (`GET /v1/activity`). */
+/** What `GET /v1/activity` takes: a page, its order, and which entries. */
+export interface ActivityQuery {
+  limit: number;
+  cursor?: string | undefined;
+  order: "oldest" | "newest";
+  action?: ActivityAction | undefined;
+  actorId?: string | undefined;
+  targetId?: string | undefined;
+}
+
+/**
+ * A project's activity in pages (`GET /v1/activity`), oldest or newest
+ * first, all of it or one action's, one actor's or one target's. A project's
+ * log is admins' actions, thousands at most: a filter reads it along
+ * `(project_id, seq)` and needs no index of its own.
+ */
 export async function listActivity(
   db: Queryable,
   projectId: string,
-  {
-    limit,
-    cursor,
-    order,
-  }: { limit: number; cursor?: string | undefined; order: "oldest" | "newest" },
+  { limit, cursor, order, action, actorId, targetId }: ActivityQuery,
 ): Promise<Page<ActivityEntry>> {
   // A newest-first cursor says so, so that neither order's cursor is read as the other's.
   const newest = order === "newest";
   const from = newest
     ? decode(cursor, z.tuple([z.number().int().nonnegative(), z.literal("newest")]))?.[0]
     : decode(cursor, z.tuple([z.number().int().nonnegative()]))?.[0];
+  const params: unknown[] = [projectId, limit + 1];
+  const where = ["project_id = $1"];
+  const and = (condition: (placeholder: string) => string, value: unknown) => {
+    if (value !== undefined) where.push(condition(`$${params.push(value)}`));
+  };
+  and((p) => (newest ? `seq < ${p}` : `seq > ${p}`), from);
+  and((p) => `action = ${p}`, action);
+  and((p) => `actor_id = ${p}::uuid`, actorId);
+  and((p) => `target_id = ${p}::uuid`, targetId);
   const rows = await db.query<ActivityRow>(
-    `select ${COLUMNS} from activity_log
-      where project_id = $1 ${from === undefined ? "" : newest ? "and seq < $3" : "and seq > $3"}
+    `select ${COLUMNS} from activity_log where ${where.join(" and ")}
       order by seq ${newest ? "desc" : ""} limit $2`,
-    [projectId, limit + 1, ...(from === undefined ? [] : [from])],
+    params,
   );
   return keysetPage(rows, limit, entryOf(projectId), (r) =>
     newest ? [Number(r.seq), "newest"] : [Number(r.seq)],
