@@ -275,7 +275,11 @@ export async function startApiGateway(options: ApiGatewayOptions): Promise<ApiGa
         });
       });
   });
-  server.keepAliveTimeout = 5_000;
+  // A client closes an idle connection before the server does (fetch at
+  // this hint less a margin), so it never sends on one the server is
+  // closing. With 5 s, a loaded machine reset a request: the client reused
+  // a connection in the same turn as the server's idle timer fired.
+  server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, resolve);
