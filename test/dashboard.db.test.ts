@@ -209,6 +209,9 @@ describe.each(dbTargets().slice(0, 1))("dashboard in a real browser (%s)", (targ
         changes: [{ messageId: dead.messageId, changeId: dead.changeId, reportId: poisonedId }],
       },
     });
+    expect((await t.api("/v1/audit/verify", { token: admin })).body.activity).toMatchObject({
+      ok: true,
+    });
     await page.click("#activity-details summary");
     await page.waitForSelector("#activity li.activity");
     expect(await page.textContent("#activity li.activity")).toMatch(
