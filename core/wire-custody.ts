@@ -99,7 +99,12 @@ export const ErasureSchema = z
   .meta({ id: "Erasure" });
 export type Erasure = z.output<typeof ErasureSchema>;
 export const HoldRequestSchema = z
-  .strictObject({ reason: z.string().min(1).max(1000) })
+  .strictObject({
+    reason: z.string().min(1).max(1000).meta({
+      description:
+        "Why the report is held. Kept in the activity log, which nothing erases: name the case, not a person.",
+    }),
+  })
   .meta({ id: "HoldRequest" });
 export const HoldSchema = z
   .object({ reportId: uuid, reason: z.string(), heldBy: uuid, heldAt: stamp })
