@@ -19,15 +19,8 @@ import {
 } from "./app/erasure.ts";
 import { reportEvidence } from "./app/evidence.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
-import { apiRoute, callerProject, queryOf as query } from "./http/api-route.ts";
-import {
-  type ApiEvent,
-  actorOf,
-  json,
-  jsonOrLink,
-  noContent,
-  principalOf,
-} from "./http/middleware.ts";
+import { apiRoute, callerActing, callerProject, queryOf as query } from "./http/api-route.ts";
+import { type ApiEvent, json, jsonOrLink, noContent, principalOf } from "./http/middleware.ts";
 
 /** The body, read with its schema. */
 function body<T>(schema: z.ZodType<T>, event: ApiEvent): T {
@@ -70,12 +63,7 @@ export const create = (deps: DepsOf<"audit">) =>
     const projectId = callerProject(event);
     /** Does `work` and records it in the project's activity log, in one transaction. */
     const recorded = <T>(activity: Omit<Activity, "actor">, work: (tx: Queryable) => Promise<T>) =>
-      withActivity(
-        deps.db,
-        { projectId, actor: actorOf(event), now: deps.now },
-        work,
-        () => activity,
-      );
+      withActivity(deps.db, callerActing(deps, event), work, () => activity);
     switch (`${event.httpMethod} ${event.resource}`) {
       case "GET /v1/reports/{id}/evidence": {
         const reportId = idOf(event, "report");

@@ -1,10 +1,10 @@
 import { NotFoundError, ValidationError } from "../core/errors.ts";
 import { NoQuerySchema } from "../core/wire.ts";
 import { RedriveRequestSchema } from "../core/wire-fleet.ts";
-import { recordActivity } from "./app/activity.ts";
+import { withActivity } from "./app/activity.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
-import { apiRoute, callerProject } from "./http/api-route.ts";
-import { actorOf, json } from "./http/middleware.ts";
+import { apiRoute, callerActing, callerProject } from "./http/api-route.ts";
+import { json } from "./http/middleware.ts";
 
 /**
  * Fleet operations for a project's admin: the changes the consumer gave up
@@ -30,18 +30,15 @@ export const create = (deps: DepsOf<"dlq">) =>
         // Recorded once they moved (the queue has no transaction to share):
         // who put which changes back. Should the record fail, the answer is
         // a 500 and the line above names them.
-        await deps.db.transaction((tx) =>
-          recordActivity(
-            tx,
-            projectId,
-            {
-              actor: actorOf(event),
-              action: "dlq.redrive",
-              targetId: projectId,
-              details: { moved: moved.length, changes: moved },
-            },
-            deps.now(),
-          ),
+        await withActivity(
+          deps.db,
+          callerActing(deps, event),
+          async () => {},
+          () => ({
+            action: "dlq.redrive",
+            targetId: projectId,
+            details: { moved: moved.length, changes: moved },
+          }),
         );
         return json(200, { moved: moved.length });
       }

@@ -18,7 +18,7 @@ import {
   setDeviceScopes,
 } from "./app/identity.ts";
 import { type DepsOf, lambdaHandler } from "./deps.ts";
-import { type ApiEvent, apiRoute, callerProject } from "./http/api-route.ts";
+import { type ApiEvent, apiRoute, callerActing, callerProject } from "./http/api-route.ts";
 import { actorOf, json, noContent, principalOf } from "./http/middleware.ts";
 
 const uuid = z.uuid();
@@ -30,13 +30,6 @@ function parse<T>(schema: z.ZodType<T>, body: unknown, shape: string): T {
 }
 
 type Route = (deps: DepsOf<"manage">, event: ApiEvent) => Promise<APIGatewayProxyResult>;
-
-/** The caller, acting in a project: what the activity log records of them. */
-const by = (deps: DepsOf<"manage">, event: ApiEvent) => ({
-  projectId: callerProject(event),
-  actor: actorOf(event),
-  now: deps.now,
-});
 
 const NAME = '{"name": "…"} (1 to 200 characters)';
 
@@ -51,7 +44,7 @@ const registerDevice: Route = async (deps, event) => {
   );
   const created = await withActivity(
     deps.db,
-    by(deps, event),
+    callerActing(deps, event),
     (tx) => createDevice(tx, callerProject(event), body.name, body.scopes, principalOf(event).sub),
     (device) => ({
       action: "device.register",
@@ -74,7 +67,7 @@ const revoke: Route = async (deps, event) => {
   const id = deviceIdOf(event);
   await withActivity(
     deps.db,
-    by(deps, event),
+    callerActing(deps, event),
     async (tx) => {
       if (!(await revokeDevice(tx, callerProject(event), id)))
         throw new NotFoundError("No such device.");
@@ -89,7 +82,7 @@ const putScopes: Route = async (deps, event) => {
   const body = parse(DeviceScopesRequestSchema, event.parsedBody, SCOPES);
   const scopes = await withActivity(
     deps.db,
-    by(deps, event),
+    callerActing(deps, event),
     async (tx) => {
       const set = await setDeviceScopes(
         tx,
@@ -116,7 +109,7 @@ const addMember: Route = async (deps, event) => {
   const role = body.role as Exclude<Role, "device">;
   const created = await withActivity(
     deps.db,
-    by(deps, event),
+    callerActing(deps, event),
     (tx) => createMember(tx, callerProject(event), body.name, role),
     (member) => ({
       action: "member.add",
@@ -131,7 +124,7 @@ const removeMember: Route = async (deps, event) => {
   const id = idOf(event, "member");
   await withActivity(
     deps.db,
-    by(deps, event),
+    callerActing(deps, event),
     async (tx) => {
       if (!(await revokeMember(tx, callerProject(event), id)))
         throw new NotFoundError("No such member.");

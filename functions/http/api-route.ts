@@ -5,6 +5,7 @@ import { ValidationError } from "../../core/errors.ts";
 import type { Runtime } from "../deps.ts";
 import {
   type ApiEvent,
+  actorOf,
   authorize,
   type BodyLimits,
   httpErrors,
@@ -44,6 +45,13 @@ export function apiRoute(deps: Pick<Runtime, "logger">, options: ApiRouteOptions
 
 /** The caller's project, from the token (every project query is scoped by it). */
 export const callerProject = (event: ApiEvent): string => projectOf(principalOf(event));
+
+/** The caller acting in their project: who, where and when the activity log records (`withActivity`). */
+export const callerActing = (deps: Pick<Runtime, "now">, event: ApiEvent) => ({
+  projectId: callerProject(event),
+  actor: actorOf(event),
+  now: deps.now,
+});
 
 /** The query string, read with its schema; anything else is `validation_failed`, with each issue. */
 export function queryOf<T>(schema: z.ZodType<T>, event: ApiEvent): T {
