@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { auditHash, canonicalJson, digests, valueDigest } from "./audit.ts";
+import { auditHash, canonicalJson, digests, newSeed, valueDigest } from "./audit.ts";
 
 describe("canonicalJson", () => {
   it("sorts keys at every depth and drops undefined", () => {
@@ -52,5 +52,16 @@ describe("auditHash", () => {
   it("covers values only through their digests", () => {
     expect(row.afterDigests.title).toBe(valueDigest("secret name"));
     expect(JSON.stringify(row)).not.toContain("secret name");
+  });
+});
+
+describe("newSeed", () => {
+  it("gives 16 random bytes each time, never one given before, across refills of its pool", () => {
+    // 1,000 seeds take four refills of the 4 kB pool.
+    const seeds = Array.from({ length: 1000 }, newSeed);
+    expect(new Set(seeds).size).toBe(1000);
+    for (const seed of seeds) expect(Buffer.from(seed, "base64url")).toHaveLength(16);
+    // Bytes zeroed once used would show as a run of A's, were a seed cut from them.
+    expect(seeds.filter((s) => s.startsWith("AAAAAAAA"))).toEqual([]);
   });
 });
