@@ -149,6 +149,18 @@ describe("objects with a __proto__ key", () => {
     expect(({} as { admin?: boolean }).admin).toBeUndefined();
   });
 
+  it("names a bad field name and the rule it breaks, in fields and base alike", () => {
+    const result = checkChange(
+      { ...valid, fields: { "bad name": 1 }, base: { "bad name": null } },
+      changeId,
+      context,
+    );
+    expect("rejection" in result && result.rejection.message).toBe(
+      "fields.bad name: is not a valid field name (a letter, then up to 63 letters, digits or _); " +
+        "base.bad name: is not a valid field name (a letter, then up to 63 letters, digits or _)",
+    );
+  });
+
   it("refuses __proto__ as a field name", () => {
     const raw = JSON.parse(
       `{"changeId":"${changeId}","reportId":"${valid.reportId}","op":"upsert","hlc":"${valid.hlc}",

@@ -36,16 +36,21 @@ export const HlcSchema = z
     example: "001763800000000:000000:0190f1d2-7c3a-7b8e-9a6b-2f4c1e8d9a01",
   });
 const hlc = HlcSchema;
-const fieldName = z.string().regex(FIELD_NAME, { message: "is not a valid field name" });
+const FIELD_NAME_RULE = "is not a valid field name (a letter, then up to 63 letters, digits or _)";
+const fieldName = z.string().regex(FIELD_NAME, { message: FIELD_NAME_RULE });
+/** A record's bad key is reported by its rule, not as zod's "Invalid key in record". */
+const keyedByFieldName = {
+  error: (issue: { code?: string }) => (issue.code === "invalid_key" ? FIELD_NAME_RULE : undefined),
+};
 
 // Sizes, depth and text are checked before this schema (`breachedLimit`).
 const fields = z
-  .record(fieldName, jsonValue)
+  .record(fieldName, jsonValue, keyedByFieldName)
   .refine((f) => Object.keys(f).length >= 1 && Object.keys(f).length <= MAX_FIELDS_PER_CHANGE, {
     message: `must name 1 to ${MAX_FIELDS_PER_CHANGE} fields`,
   });
 
-const base = z.record(fieldName, hlc.nullable());
+const base = z.record(fieldName, hlc.nullable(), keyedByFieldName);
 export const ScopeNameSchema = z
   .string()
   .max(MAX_SCOPE_LENGTH, { message: "must be 1 to 128 characters" })

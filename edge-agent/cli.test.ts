@@ -22,6 +22,18 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
   return { code, stdout: out.join("\n"), stderr: err.join("\n") };
 }
 
+/** An agent as init leaves it, pointing at a cloud that is not there. */
+function initialized(path: string): void {
+  EdgeAgent.open(path).close();
+  const raw = new Database(path);
+  const set = raw.prepare("insert into meta (key, value) values (?, ?)");
+  set.run("apiUrl", "http://127.0.0.1:1");
+  set.run("deviceId", crypto.randomUUID());
+  set.run("clientId", "dev_x");
+  set.run("clientSecret", "s");
+  raw.close();
+}
+
 describe("edge-agent CLI conventions", () => {
   it("runs from a checkout, the TypeScript compiled as it loads (npx edge-agent)", () => {
     const bin = join(import.meta.dirname, "bin.js");
@@ -85,15 +97,7 @@ describe("edge-agent CLI conventions", () => {
   });
 
   it("prints one error document for --json when the cloud cannot be reached, and keeps the change", async () => {
-    // An agent as init leaves it, pointing at a cloud that is not there.
-    EdgeAgent.open(path).close();
-    const raw = new Database(path);
-    const set = raw.prepare("insert into meta (key, value) values (?, ?)");
-    set.run("apiUrl", "http://127.0.0.1:1");
-    set.run("deviceId", crypto.randomUUID());
-    set.run("clientId", "dev_x");
-    set.run("clientSecret", "s");
-    raw.close();
+    initialized(path);
     expect((await cli(["create", "--set", "title=x"], { EDGE_AGENT_DB: path })).code).toBe(0);
 
     const sync = await cli(["sync", "--json"], { EDGE_AGENT_DB: path });
@@ -104,6 +108,19 @@ describe("edge-agent CLI conventions", () => {
     expect(existsSync(path)).toBe(true);
     const status = JSON.parse((await cli(["status", "--json"], { EDGE_AGENT_DB: path })).stdout);
     expect(status).toMatchObject({ pending: 1 });
+  });
+
+  it("asks for a field when create or update names none, and stores nothing", async () => {
+    initialized(path);
+    const env = { EDGE_AGENT_DB: path };
+    const create = await cli(["create"], env);
+    expect(create.code).toBe(1);
+    expect(create.stderr).toMatch(/^edge-agent: create needs --set k=v\n/);
+    const id = (await cli(["create", "--set", "title=x"], env)).stdout;
+    const update = await cli(["update", id], env);
+    expect(update.code).toBe(1);
+    expect(update.stderr).toMatch(/^edge-agent: update needs --set or --unset\n/);
+    expect(JSON.parse((await cli(["status", "--json"], env)).stdout)).toMatchObject({ pending: 1 });
   });
 
   it("refuses a log format it does not know before syncing anything", async () => {

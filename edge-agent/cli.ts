@@ -174,7 +174,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
         return EXIT.ok;
       }
       case "create": {
-        const report = agent.create(fieldsFrom(values.set), {
+        const fields = fieldsFrom(values.set);
+        if (Object.keys(fields).length === 0) throw new UsageError("create needs --set k=v");
+        const report = agent.create(fields, {
           ...(values.id ? { id: values.id } : {}),
           ...(values.scope ? { scope: values.scope } : {}),
         });
@@ -285,7 +287,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         const s = agent.status();
         print(
           { file, ...s },
-          `backed up to ${file}: ${s.pending + s.sent} changes not yet applied`,
+          `backed up to ${file}: ${s.pending + s.sent} change(s) not yet applied`,
         );
         return EXIT.ok;
       }
