@@ -1,6 +1,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Db } from "../functions/adapters/db/db.ts";
+import { recordActivity } from "../functions/app/activity.ts";
 import { createMember, createProject } from "../functions/app/identity.ts";
 
 export interface Credentials {
@@ -15,7 +16,9 @@ export const credentialsPath = (dataDir: string) => join(dataDir, "credentials.j
  * First start: creates the `demo` project with an admin client and a platform
  * operator client, and writes their secrets to `DATA_DIR/credentials.json`
  * (mode 0600): the only place they are ever shown. Later starts only update
- * `apiUrl` in that file.
+ * `apiUrl` in that file. The project's activity log begins as any project's
+ * does: the operator created it (here on the operator's behalf, as
+ * `POST /v1/projects` would have).
  */
 export async function seed(db: Db, dataDir: string, apiUrl: string): Promise<Credentials> {
   const path = credentialsPath(dataDir);
@@ -25,9 +28,20 @@ export async function seed(db: Db, dataDir: string, apiUrl: string): Promise<Cre
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
     credentials = await db.transaction(async (tx) => {
+      const operator = await createMember(tx, null, "platform operator", "operator");
       const project = await createProject(tx, "demo");
       const admin = await createMember(tx, project.id, "demo admin", "admin");
-      const operator = await createMember(tx, null, "platform operator", "operator");
+      await recordActivity(
+        tx,
+        project.id,
+        {
+          actor: { type: "operator", id: operator.id },
+          action: "project.create",
+          targetId: project.id,
+          details: { name: project.name, admin: admin.id },
+        },
+        Date.now(),
+      );
       return {
         apiUrl,
         operator: { clientId: operator.clientId, clientSecret: operator.clientSecret },

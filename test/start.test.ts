@@ -54,6 +54,33 @@ describe("npm start (the local cloud as a process)", () => {
     expect((await stat(path)).mode & 0o777).toBe(0o600);
     expect((await stat(join(dir, "keys.json"))).mode & 0o777).toBe(0o600);
 
+    // The demo project's activity log begins with its creation, as any project's does.
+    const { clientId, clientSecret } = credentials.projects.demo.admin;
+    const token = await fetch(`${url}/v1/oauth/token`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        grant_type: "client_credentials",
+        client_id: clientId,
+        client_secret: clientSecret,
+      }),
+    });
+    const { access_token } = await token.json();
+    const read = (route: string) =>
+      fetch(`${url}${route}`, { headers: { authorization: `Bearer ${access_token}` } }).then((r) =>
+        r.json(),
+      );
+    const { items } = await read("/v1/activity");
+    expect(items).toMatchObject([
+      {
+        action: "project.create",
+        actor: { type: "operator" },
+        targetId: credentials.projects.demo.id,
+        details: { name: "demo" },
+      },
+    ]);
+    expect((await read("/v1/audit/verify")).activity).toEqual({ ok: true, checked: 1 });
+
     const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
     child.kill("SIGINT");
     expect(await exited).toBe(0);
