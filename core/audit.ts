@@ -54,7 +54,9 @@ export interface ValueSalts {
  * Random bytes drawn 4 kB at a time, as `crypto.randomUUID` draws them: one
  * call to the generator costs about as much as 20 seeds cut from its
  * output, and every change's audit row takes a seed. Bytes are zeroed once
- * used, so the pool never holds a seed already given out.
+ * used, so the pool never holds a seed already given out. The first draw is
+ * at first use, not at load: a snapshot of an initialised function holds
+ * none of its bytes.
  */
 const seeds = { pool: Buffer.alloc(0), at: 0 };
 
