@@ -67,6 +67,9 @@ export const EXIT = { ok: 0, error: 1, unreachable: 2 } as const;
 
 class UsageError extends Error {}
 
+/** "1 report", "2 reports". */
+const counted = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
+
 export interface Io {
   out: (text: string) => void;
   err: (text: string) => void;
@@ -240,7 +243,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         );
         print(
           { ...summary, status: agent.status() },
-          `pushed ${summary.pushed}, rejected ${summary.rejected}, failed ${summary.failed}; pulled ${summary.pulledReports} reports, ${summary.acks} acks, ${summary.conflicts} conflicts`,
+          `pushed ${summary.pushed}, rejected ${summary.rejected}, failed ${summary.failed}; pulled ${counted(summary.pulledReports, "report")}, ${counted(summary.acks, "ack")}, ${counted(summary.conflicts, "conflict")}`,
         );
         return EXIT.ok;
       }
@@ -287,7 +290,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         const s = agent.status();
         print(
           { file, ...s },
-          `backed up to ${file}: ${s.pending + s.sent} change(s) not yet applied`,
+          `backed up to ${file}: ${counted(s.pending + s.sent, "change")} not yet applied`,
         );
         return EXIT.ok;
       }
