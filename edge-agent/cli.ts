@@ -108,8 +108,11 @@ function formatReport(r: Report): string {
   return lines.join("\n");
 }
 
-function formatConflict(c: Conflict): string {
-  return `${c.reportId} ${c.field}: kept ${JSON.stringify(c.winner.value)} (${c.winner.deviceId}) over ${JSON.stringify(c.loser.value)} (${c.loser.deviceId}) at ${c.detectedAt}`;
+/** One conflict on a line; this device's side is named as such, the other by its device id. */
+function formatConflict(c: Conflict, self: string | null): string {
+  const side = (s: Conflict["winner"]) =>
+    `${JSON.stringify(s.value)} (${s.deviceId === self ? "this device" : s.deviceId})`;
+  return `${c.reportId} ${c.field}: kept ${side(c.winner)} over ${side(c.loser)} at ${c.detectedAt}`;
 }
 
 /** Runs one CLI invocation; returns the exit code. */
@@ -230,7 +233,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
       }
       case "conflicts": {
         const conflicts = agent.conflicts();
-        print(conflicts, conflicts.map(formatConflict).join("\n") || "no conflicts");
+        const self = agent.status().deviceId;
+        print(
+          conflicts,
+          conflicts.map((c) => formatConflict(c, self)).join("\n") || "no conflicts",
+        );
         return EXIT.ok;
       }
       case "sync": {

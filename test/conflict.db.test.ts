@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "./support/cli.ts";
 import { startTestCloud, syncUntilSettled, type TestCloud } from "./support/cloud.ts";
 import { dbTargets } from "./support/db.ts";
 
@@ -60,5 +61,15 @@ describe.each(dbTargets())("two devices edit one field offline (%s)", (target) =
     }
     expect(a.agent.status()).toMatchObject({ applied: 2, superseded: 0, conflicts: 1 });
     expect(b.agent.status()).toMatchObject({ applied: 0, superseded: 1, conflicts: 1 });
+
+    // Each device's CLI names its own side as "this device", the other by its id.
+    const lineOf = async (path: string) =>
+      (await runCli(["conflicts"], { EDGE_AGENT_DB: path })).stdout.trim();
+    expect(await lineOf(a.path)).toMatch(
+      new RegExp(`^${report.id} severity: kept 5 \\(this device\\) over 3 \\(${b.deviceId}\\) at `),
+    );
+    expect(await lineOf(b.path)).toMatch(
+      new RegExp(`^${report.id} severity: kept 5 \\(${a.deviceId}\\) over 3 \\(this device\\) at `),
+    );
   });
 });
