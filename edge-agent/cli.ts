@@ -1,8 +1,8 @@
 import { existsSync, rmSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { JsonObject, JsonValue } from "../core/json.ts";
-import type { Conflict, Report } from "../core/types.ts";
 import { EdgeAgent, EdgeAgentError, SyncBusyError } from "./agent.ts";
+import { counted, formatConflict, formatReport } from "./cli-text.ts";
 import { CloudRequestError, CloudUnreachableError } from "./client.ts";
 import { AGENT_VERSION } from "./version.ts";
 
@@ -67,9 +67,6 @@ export const EXIT = { ok: 0, error: 1, unreachable: 2 } as const;
 
 class UsageError extends Error {}
 
-/** "1 report", "2 reports". */
-const counted = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
-
 export interface Io {
   out: (text: string) => void;
   err: (text: string) => void;
@@ -98,21 +95,6 @@ function fieldsFrom(set: string[] = [], unset: string[] = []): JsonObject {
     ...set.map(parseAssignment),
     ...unset.map((k): [string, JsonValue] => [k, null]),
   ]);
-}
-
-function formatReport(r: Report): string {
-  const lines = [
-    `${r.id}${r.deleted ? " (deleted)" : ""}  version ${r.version}  updated ${r.updatedAt}`,
-  ];
-  for (const [k, v] of Object.entries(r.fields)) lines.push(`  ${k} = ${JSON.stringify(v)}`);
-  return lines.join("\n");
-}
-
-/** One conflict on a line; this device's side is named as such, the other by its device id. */
-function formatConflict(c: Conflict, self: string | null): string {
-  const side = (s: Conflict["winner"]) =>
-    `${JSON.stringify(s.value)} (${s.deviceId === self ? "this device" : s.deviceId})`;
-  return `${c.reportId} ${c.field}: kept ${side(c.winner)} over ${side(c.loser)} at ${c.detectedAt}`;
 }
 
 /** Runs one CLI invocation; returns the exit code. */

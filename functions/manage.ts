@@ -8,11 +8,11 @@ import {
   MemberRequestSchema,
   NameSchema,
 } from "../core/wire-fleet.ts";
-import { recordActivity, withActivity } from "./app/activity.ts";
+import { withActivity } from "./app/activity.ts";
 import {
   createDevice,
   createMember,
-  createProject,
+  createProjectWithAdmin,
   revokeDevice,
   revokeMember,
   setDeviceScopes,
@@ -138,20 +138,11 @@ const removeMember: Route = async (deps, event) => {
 const addProject: Route = async (deps, event) => {
   const body = parse(NameSchema, event.parsedBody, NAME);
   const created = await deps.db.transaction(async (tx) => {
-    const project = await createProject(tx, body.name);
-    const admin = await createMember(tx, project.id, `${body.name} admin`, "admin");
     // The project is born in this transaction: its first entry is written here.
-    await recordActivity(
-      tx,
-      project.id,
-      {
-        actor: actorOf(event),
-        action: "project.create",
-        targetId: project.id,
-        details: { name: project.name, admin: admin.id },
-      },
-      deps.now(),
-    );
+    const { project, admin } = await createProjectWithAdmin(tx, body.name, {
+      actor: actorOf(event),
+      now: deps.now(),
+    });
     return { ...project, admin: { clientId: admin.clientId, clientSecret: admin.clientSecret } };
   });
   return json(201, created);

@@ -1,8 +1,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Db } from "../functions/adapters/db/db.ts";
-import { recordActivity } from "../functions/app/activity.ts";
-import { createMember, createProject } from "../functions/app/identity.ts";
+import { createMember, createProjectWithAdmin } from "../functions/app/identity.ts";
 
 export interface Credentials {
   apiUrl: string;
@@ -29,19 +28,10 @@ export async function seed(db: Db, dataDir: string, apiUrl: string): Promise<Cre
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
     credentials = await db.transaction(async (tx) => {
       const operator = await createMember(tx, null, "platform operator", "operator");
-      const project = await createProject(tx, "demo");
-      const admin = await createMember(tx, project.id, "demo admin", "admin");
-      await recordActivity(
-        tx,
-        project.id,
-        {
-          actor: { type: "operator", id: operator.id },
-          action: "project.create",
-          targetId: project.id,
-          details: { name: project.name, admin: admin.id },
-        },
-        Date.now(),
-      );
+      const { project, admin } = await createProjectWithAdmin(tx, "demo", {
+        actor: { type: "operator", id: operator.id },
+        now: Date.now(),
+      });
       return {
         apiUrl,
         operator: { clientId: operator.clientId, clientSecret: operator.clientSecret },

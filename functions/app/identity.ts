@@ -4,6 +4,7 @@ import type { Role } from "../../core/types.ts";
 import type { IssuedCredentials, Member } from "../../core/wire-fleet.ts";
 import { hashSecret, newCredentials } from "../adapters/auth/secrets.ts";
 import type { Queryable } from "../adapters/db/db.ts";
+import { type Activity, recordActivity } from "./activity.ts";
 import { decode, keysetPage, type Page } from "./listing.ts";
 
 export interface PrincipalRow {
@@ -41,6 +42,32 @@ export async function createProject(
   const id = crypto.randomUUID();
   await db.query("insert into projects (id, name) values ($1, $2)", [id, name]);
   return { id, name };
+}
+
+/**
+ * A new project with its first admin, and its activity log's first entry
+ * (who created it), in the caller's transaction: `POST /v1/projects`, and the
+ * local cloud's demo project at first start, on the operator's behalf.
+ */
+export async function createProjectWithAdmin(
+  tx: Queryable,
+  name: string,
+  by: { actor: Activity["actor"]; now: number },
+) {
+  const project = await createProject(tx, name);
+  const admin = await createMember(tx, project.id, `${name} admin`, "admin");
+  await recordActivity(
+    tx,
+    project.id,
+    {
+      actor: by.actor,
+      action: "project.create",
+      targetId: project.id,
+      details: { name: project.name, admin: admin.id },
+    },
+    by.now,
+  );
+  return { project, admin };
 }
 
 /**
